@@ -1,0 +1,2 @@
+//! face-detection-service (being written)
+fn main() {}

@@ -1,0 +1,2 @@
+//! face-embedding-service (being written)
+fn main() {}

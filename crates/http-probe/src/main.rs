@@ -1,0 +1,2 @@
+//! http-probe (being written)
+fn main() {}

@@ -1,0 +1,1 @@
+//! ocipack-host (being written)

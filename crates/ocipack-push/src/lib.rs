@@ -1,0 +1,1 @@
+//! ocipack-push (being written)

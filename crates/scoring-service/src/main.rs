@@ -1,0 +1,2 @@
+//! scoring-service (being written)
+fn main() {}
