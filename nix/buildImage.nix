@@ -1,0 +1,97 @@
+# buildImage: a whole image from a closure, models and a few extra entries.
+#
+# Layer order, least volatile first: the closure's lower groups (system and
+# runtime libraries), one layer per model, the closure's top group (the
+# application), then the small `entries` layer (symlinks into the store,
+# writable directories, extra files). ocipack adds the base layer below all.
+{
+  mkImage,
+  mkLayer,
+  mkModelLayer,
+  closureLayers,
+}:
+{
+  name,
+  # Store paths (or derivations) whose closure is packed, split into layers.
+  contents ? [ ],
+  # Paths forming the top closure layer; ocipack's default if empty.
+  roots ? [ ],
+  # [ { name, model, file, target? } ]: one content-addressed layer each.
+  models ? [ ],
+  # Plan `files` entries for the top layer ({target, symlink} etc.).
+  entries ? [ ],
+  tags ? [ "latest" ],
+  config ? { },
+  annotations ? { },
+  planExtra ? { },
+  # Upper bound on closure layers; lowered so the image stays within 127.
+  maxLayers ? 100,
+  sourceDateEpoch ? 1,
+  # Any string: a salt that makes every derivation of this image distinct,
+  # for checks that must rebuild from scratch.
+  rebuildTag ? null,
+}:
+let
+  extraAttrs = if rebuildTag == null then { } else { inherit rebuildTag; };
+  modelLayers = map (m: mkModelLayer (m // { inherit extraAttrs; })) models;
+  entriesLayers =
+    if entries == [ ] then
+      [ ]
+    else
+      [
+        (mkLayer {
+          name = "${name}-entries";
+          inherit sourceDateEpoch extraAttrs;
+          layer = {
+            kind = "files";
+            comment = "${name}: links, directories and extra files";
+            inherit entries;
+          };
+        })
+      ];
+  # 127 layers at most, the generated base layer included.
+  budget = 126 - builtins.length modelLayers - builtins.length entriesLayers;
+  closureMax =
+    if budget < 1 then
+      throw "buildImage ${name}: ${toString (builtins.length models)} models leave no room for the closure within 127 layers; ship fewer models per image"
+    else if maxLayers < budget then
+      maxLayers
+    else
+      budget;
+  closure =
+    if contents == [ ] then
+      {
+        layers = [ ];
+        assignment = null;
+      }
+    else
+      closureLayers {
+        inherit
+          name
+          contents
+          roots
+          sourceDateEpoch
+          extraAttrs
+          ;
+        maxLayers = closureMax;
+      };
+  n = builtins.length closure.layers;
+  lower = if n == 0 then [ ] else builtins.genList (builtins.elemAt closure.layers) (n - 1);
+  top = if n == 0 then [ ] else [ (builtins.elemAt closure.layers (n - 1)) ];
+in
+mkImage {
+  inherit
+    name
+    tags
+    config
+    annotations
+    planExtra
+    extraAttrs
+    ;
+  layers = lower ++ modelLayers ++ top ++ entriesLayers;
+}
+// {
+  inherit modelLayers;
+  closureLayers = closure.layers;
+  closureAssignment = closure.assignment;
+}

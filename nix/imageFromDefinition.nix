@@ -1,0 +1,215 @@
+# imageFromDefinition: an images/<name>.toml definition -> buildImage.
+#
+# The definitions are data shared with the host builder (ocipack host), so
+# unknown fields are refused here too. Everything system-specific comes from
+# `resolve`, which keeps this file free of nixpkgs and testable offline.
+{ buildImage }:
+{
+  # The parsed TOML (builtins.fromTOML).
+  definition,
+  # Where it came from, for messages.
+  file ? "<definition>",
+  # {
+  #   crate = name: package with bin/<binary>;
+  #   nixpkgs = name: package;
+  #   model = name: { model; file; license; };
+  #   runtime = name: { package; env = { K = "V"; }; };
+  #   probe = package with bin/http-probe, or null;
+  #   cacert = package with etc/ssl/certs/ca-bundle.crt, or null;
+  #   root = repository root (a path), for [files];
+  # }
+  resolve,
+  rebuildTag ? null,
+}:
+let
+  d = definition;
+  allowed = {
+    top = [
+      "name"
+      "description"
+      "tags"
+      "source"
+      "config"
+      "healthcheck"
+      "models"
+      "runtimes"
+      "probe"
+      "files"
+      "directories"
+      "labels"
+      "layers"
+    ];
+    source = [
+      "crate"
+      "binary"
+      "nixpkgs"
+      "host_binaries"
+      "host_unsupported"
+    ];
+    config = [
+      "entrypoint"
+      "cmd"
+      "env"
+      "working_dir"
+      "exposed_ports"
+      "volumes"
+      "stop_signal"
+    ];
+    healthcheck = [
+      "test"
+      "interval_seconds"
+      "timeout_seconds"
+      "retries"
+      "start_period_seconds"
+    ];
+    directories = [ "paths" ];
+    layers = [ "max" ];
+  };
+  checkKeys =
+    where: keys: set:
+    let
+      bad = builtins.filter (k: !(builtins.elem k keys)) (builtins.attrNames set);
+    in
+    if bad == [ ] then
+      true
+    else
+      throw "${file}: unknown field ${where}${builtins.head bad}; allowed there: ${builtins.concatStringsSep ", " keys} (fix the definition, or extend nix/imageFromDefinition.nix and the host builder together)";
+  sub = key: d.${key} or { };
+  valid =
+    checkKeys "" allowed.top d
+    && checkKeys "source." allowed.source (sub "source")
+    && checkKeys "config." allowed.config (sub "config")
+    && checkKeys "healthcheck." allowed.healthcheck (sub "healthcheck")
+    && checkKeys "directories." allowed.directories (sub "directories")
+    && checkKeys "layers." allowed.layers (sub "layers");
+
+  name = d.name or (throw "${file}: missing field `name`; add name = \"<image name>\"");
+  src = d.source or (throw "${file}: missing table [source]; add crate/binary or nixpkgs/host_binaries");
+  cfg = sub "config";
+  hc = d.healthcheck or null;
+
+  app =
+    if src ? crate then
+      let
+        pkg = resolve.crate src.crate;
+        binary = src.binary or (throw "${file}: [source] names crate ${src.crate} but no `binary`; add binary = \"<name>\"");
+      in
+      {
+        package = pkg;
+        entries = [
+          {
+            target = "/app/bin/${binary}";
+            symlink = "${pkg}/bin/${binary}";
+          }
+        ];
+      }
+    else if src ? nixpkgs then
+      let
+        pkg = resolve.nixpkgs src.nixpkgs;
+      in
+      {
+        package = pkg;
+        # Same paths as in host mode, pointing into the package.
+        entries = map (p: {
+          target = p;
+          symlink = "${pkg}/bin/${baseNameOf p}";
+        }) (src.host_binaries or [ ]);
+      }
+    else
+      throw "${file}: [source] has neither `crate` nor `nixpkgs`; name the cargo package or the nixpkgs attribute";
+
+  runtimes = map resolve.runtime (d.runtimes or [ ]);
+  probe = if d.probe or false then resolve.probe else null;
+  cacert = resolve.cacert or null;
+
+  models = map (
+    m:
+    let
+      r = resolve.model m;
+    in
+    {
+      name = m;
+      inherit (r) model file;
+    }
+  ) (d.models or [ ]);
+
+  runtimeEnv = builtins.foldl' (acc: r: acc // (r.env or { })) { } runtimes;
+  env = (cfg.env or { }) // runtimeEnv;
+
+  entries =
+    app.entries
+    ++ (
+      if probe == null then
+        [ ]
+      else
+        [
+          {
+            target = "/usr/local/bin/http-probe";
+            symlink = "${probe}/bin/http-probe";
+          }
+        ]
+    )
+    ++ (
+      if cacert == null then
+        [ ]
+      else
+        [
+          {
+            target = "/etc/ssl/certs/ca-certificates.crt";
+            symlink = "${cacert}/etc/ssl/certs/ca-bundle.crt";
+          }
+        ]
+    )
+    ++ map (target: {
+      source = "${resolve.root + "/${d.files.${target}}"}";
+      inherit target;
+    }) (builtins.attrNames (d.files or { }))
+    ++ map (p: {
+      target = p;
+      directory = true;
+      uid = 65532;
+      gid = 65532;
+    }) ((sub "directories").paths or [ ]);
+
+  optional = key: value: if value == null then { } else { ${key} = value; };
+  config =
+    optional "entrypoint" (cfg.entrypoint or null)
+    // optional "cmd" (cfg.cmd or null)
+    // optional "workingDir" (cfg.working_dir or null)
+    // optional "exposedPorts" (cfg.exposed_ports or null)
+    // optional "volumes" (cfg.volumes or null)
+    // optional "stopSignal" (cfg.stop_signal or null)
+    // optional "labels" (d.labels or null)
+    // {
+      env = map (k: "${k}=${env.${k}}") (builtins.attrNames env);
+    }
+    // optional "healthcheck" (
+      if hc == null then
+        null
+      else
+        { inherit (hc) test; }
+        // optional "intervalSeconds" (hc.interval_seconds or null)
+        // optional "timeoutSeconds" (hc.timeout_seconds or null)
+        // optional "retries" (hc.retries or null)
+        // optional "startPeriodSeconds" (hc.start_period_seconds or null)
+    );
+in
+assert valid;
+buildImage {
+  inherit
+    name
+    models
+    entries
+    config
+    rebuildTag
+    ;
+  tags = d.tags or [ "latest" ];
+  annotations = d.labels or { };
+  contents =
+    [ app.package ]
+    ++ map (r: r.package) runtimes
+    ++ (if probe == null then [ ] else [ probe ])
+    ++ (if cacert == null then [ ] else [ cacert ]);
+  roots = [ app.package ];
+  maxLayers = (sub "layers").max or 100;
+}
