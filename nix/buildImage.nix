@@ -1,9 +1,10 @@
 # buildImage: a whole image from a closure, models and a few extra entries.
 #
 # Layer order, least volatile first: the closure's lower groups (system and
-# runtime libraries), one layer per model, the closure's top group (the
-# application), then the small `entries` layer (symlinks into the store,
-# writable directories, extra files). ocipack adds the base layer below all.
+# runtime libraries), one layer per model, then the closure's top group (the
+# application) together with `entries` (symlinks into the store, writable
+# directories, extra files), so a new application build changes exactly one
+# layer. ocipack adds the base layer below all.
 {
   mkImage,
   mkLayer,
@@ -18,7 +19,8 @@
   roots ? [ ],
   # [ { name, model, file, target? } ]: one content-addressed layer each.
   models ? [ ],
-  # Plan `files` entries for the top layer ({target, symlink} etc.).
+  # Plan `files` entries ({target, symlink} etc.), packed with the top
+  # closure group (or as a layer of their own without `contents`).
   entries ? [ ],
   tags ? [ "latest" ],
   config ? { },
@@ -35,7 +37,7 @@ let
   extraAttrs = if rebuildTag == null then { } else { inherit rebuildTag; };
   modelLayers = map (m: mkModelLayer (m // { inherit extraAttrs; })) models;
   entriesLayers =
-    if entries == [ ] then
+    if entries == [ ] || contents != [ ] then
       [ ]
     else
       [
@@ -73,6 +75,7 @@ let
           sourceDateEpoch
           extraAttrs
           ;
+        topEntries = entries;
         maxLayers = closureMax;
       };
   n = builtins.length closure.layers;

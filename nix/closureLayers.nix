@@ -15,6 +15,9 @@
   maxLayers ? 100,
   sourceDateEpoch ? 1,
   compression ? "gzip",
+  # Plan entries added to the top layer (links to the roots, directories), so
+  # everything that changes with the application sits in one layer.
+  topEntries ? [ ],
   extraAttrs ? { },
 }:
 let
@@ -62,10 +65,12 @@ let
     "store paths: "
     + builtins.concatStringsSep ", " shown
     + (if more > 0 then " and ${toString more} more" else "");
+  count = builtins.length groups;
   mkGroup =
-    group:
+    index: group:
     let
       paths = builtins.sort builtins.lessThan group.paths;
+      isTop = index == count - 1;
     in
     mkLayer {
       name = layerName paths;
@@ -74,21 +79,17 @@ let
         kind = "files";
         comment = comment paths;
         inherit compression;
-        entries = map (
-          p:
-          let
-            s = withContext p;
-          in
-          {
-            source = s;
+        entries =
+          map (p: {
+            source = withContext p;
             target = builtins.unsafeDiscardStringContext p;
-          }
-        ) paths;
+          }) paths
+          ++ (if isTop then topEntries else [ ]);
       };
     };
 in
 {
   inherit assignment;
   # Layer derivations, bottom first; the last one holds the roots.
-  layers = map mkGroup groups;
+  layers = builtins.genList (i: mkGroup i (builtins.elemAt groups i)) count;
 }

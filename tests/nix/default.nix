@@ -1,0 +1,83 @@
+# The offline test suite's images and checks, built through the real nix/
+# library with fixture closures and fixture image definitions.
+{ system, tools }:
+let
+  lib = import ../../nix {
+    inherit system;
+    ocipack = tools;
+    busybox = tools;
+  };
+  fixtures = import ./fixtures.nix {
+    inherit system;
+    busybox = tools;
+  };
+  tiny = lib.fetchModel {
+    name = "tiny";
+    file = "tiny.onnx";
+    sha256 = "81262f39338f4eb277cb94bb1730f25604698572315b0a0294b2d79da7b197be";
+    url = "file://${./fixtures/tiny-model-0.1.0-py3-none-any.whl}";
+    wheelSha256 = "886145c2ef4a1affc65f737df6e336e274e2bf56e8cc6d1bce312a67260f6e4a";
+    member = "fixture_pkg/model/tiny.onnx";
+  };
+  byName =
+    kind: set: name:
+    set.${name} or (throw "tests/nix: unknown ${kind} ${name}; add it to tests/nix/default.nix");
+  resolve = {
+    crate = byName "crate" {
+      fixture-app-v1 = fixtures.appV1;
+      fixture-app-v2 = fixtures.appV2;
+      fixture-other = fixtures.other;
+    };
+    nixpkgs = byName "package" { fixture-other = fixtures.other; };
+    model = byName "model" {
+      big = {
+        model = fixtures.bigModel;
+        file = "big.onnx";
+      };
+      tiny = {
+        model = tiny;
+        file = "tiny.onnx";
+      };
+    };
+    runtime = byName "runtime" {
+      fixture-runtime = {
+        package = fixtures.runtime;
+        env.ORT_DYLIB_PATH = "${fixtures.runtime}/lib/libruntime.so";
+      };
+    };
+    probe = null;
+    cacert = null;
+    root = ../..;
+  };
+  load =
+    rebuildTag:
+    lib.loadImages {
+      dir = ./images;
+      inherit resolve rebuildTag;
+    };
+  images = load null;
+  # The same definitions again, every derivation salted: built from scratch.
+  rebuilt = load "second-build";
+in
+{
+  inherit
+    images
+    rebuilt
+    fixtures
+    tiny
+    ;
+  checks =
+    builtins.listToAttrs (
+      map (n: {
+        name = "verify-${n}";
+        value = lib.verifyImage images.${n};
+      }) (builtins.attrNames images)
+    )
+    // {
+      reproducible-app-v1 = lib.checkReproducible {
+        name = "app-v1";
+        a = images.app-v1;
+        b = rebuilt.app-v1;
+      };
+    };
+}

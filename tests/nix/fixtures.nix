@@ -1,0 +1,56 @@
+# Fixture closures for the offline tests, built with busybox only: store
+# paths that reference each other, an application in two versions that differ
+# only in their top path, and a 32 MiB file standing in for a model.
+{ system, busybox }:
+let
+  bb = "${busybox}/bin/busybox";
+  run =
+    name: script: attrs:
+    builtins.derivation (
+      {
+        inherit name system;
+        builder = bb;
+        args = [
+          "sh"
+          "-euc"
+          script
+        ];
+        PATH = "${busybox}/bin";
+      }
+      // attrs
+    );
+  libA = run "fixture-lib-a-1.0" ''
+    busybox mkdir -p $out/lib
+    echo "lib a" > $out/lib/liba.txt
+  '' { };
+  libB = run "fixture-lib-b-2.0" ''
+    busybox mkdir -p $out/lib
+    echo "lib b, needs ${libA}/lib/liba.txt" > $out/lib/libb.txt
+  '' { };
+  runtime = run "fixture-runtime-1.31" ''
+    busybox mkdir -p $out/lib
+    echo "runtime, needs ${libA}" > $out/lib/libruntime.so
+  '' { };
+  app =
+    version:
+    run "fixture-app-${version}" ''
+      busybox mkdir -p $out/bin $out/share
+      echo "app ${version}: ${libB}/lib/libb.txt" > $out/bin/app
+      busybox chmod 0755 $out/bin/app
+      busybox ln -s ../bin/app $out/share/app-link
+    '' { };
+in
+{
+  inherit libA libB runtime;
+  appV1 = app "1";
+  appV2 = app "2";
+  other = run "fixture-other-1" ''
+    busybox mkdir -p $out/bin
+    echo "other: ${libA}" > $out/bin/other
+  '' { };
+  # Zeros: deterministic and cheap; model layers are stored uncompressed, so
+  # the layer is still a 32 MiB blob.
+  bigModel = run "big-model.onnx" ''
+    busybox head -c 33554432 /dev/zero > $out
+  '' { };
+}
