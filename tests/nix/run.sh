@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Offline tests of the nix/ image library, with Debian's nix-bin (2.8+).
+#
+# Builds a static ocipack with cargo, puts it and /bin/busybox (busybox-static)
+# into a tools directory handed to the test flake as its `hostTools` input,
+# then builds the fixture images through the real nix/ code, runs
+# `nix flake check` on the test flake and asserts the layer properties.
+# Needs: nix-bin, busybox-static, skopeo, python3, cargo. No network.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+work=${AURUM_NIX_TEST_DIR:-${TMPDIR:-/tmp}/aurum-nix-test}
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+triple=x86_64-unknown-linux-gnu
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "== $*" >&2; }
+
+# Flakes, and content-addressed derivations for the model layers. No
+# substituters: everything is built here. The sandbox setting is left to
+# nix.conf (Debian's nix-bin ships sandbox = false); NIX_TEST_SANDBOX=true
+# turns it on.
+nix_flags=(
+  --extra-experimental-features "nix-command flakes ca-derivations"
+  --option substituters ""
+  --option sandbox "${NIX_TEST_SANDBOX:-false}"
+)
+if ! getent group nixbld >/dev/null; then
+  # Without build users, a root nix builds as root.
+  nix_flags+=(--option build-users-group "")
+fi
+flake="git+file://$repo?dir=tests/nix"
+lock_flags=(--no-write-lock-file --override-input hostTools "path:$work/tools")
+nixc() { nix "${nix_flags[@]}" "$@"; }
+
+step "checking that the test files are tracked (flakes in git see tracked files only)"
+for f in tests/nix/flake.nix tests/nix/default.nix tests/nix/fixtures.nix nix/default.nix; do
+  git -C "$repo" ls-files --error-unmatch "$f" >/dev/null 2>&1 ||
+    fail "$f is not tracked by git; git add it, or the flake will not see it"
+done
+
+step "building a static ocipack"
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release \
+  --manifest-path "$repo/Cargo.toml" -p ocipack-cli --target "$triple" --target-dir "$target_dir"
+rm -rf "$work" && mkdir -p "$work/tools/bin"
+cp "$target_dir/$triple/release/ocipack" "$work/tools/bin/ocipack"
+cp /bin/busybox "$work/tools/bin/busybox"
+ocipack="$work/tools/bin/ocipack"
+
+build() { # build ATTR... -> prints output paths, one a line
+  local args=()
+  for a in "$@"; do args+=("$flake#$a"); done
+  nixc build --offline "${lock_flags[@]}" --no-link --json "${args[@]}" |
+    python3 -c 'import json,sys; [print(o["outputs"]["out"]) for o in json.load(sys.stdin)]'
+}
+manifest_digest() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]+"/index.json"))["manifests"][0]["digest"])' "$1"; }
+# "digest storepath" for every layer of the image's manifest; the store path
+# is where the blob links to ("-" for blobs held in the layout itself).
+layers_of() {
+  python3 - "$1" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+idx = json.load(open(d + "/index.json"))
+algo, hexd = idx["manifests"][0]["digest"].split(":")
+man = json.load(open(f"{d}/blobs/{algo}/{hexd}"))
+for layer in man["layers"]:
+    a, h = layer["digest"].split(":")
+    p = f"{d}/blobs/{a}/{h}"
+    link = os.readlink(p) if os.path.islink(p) else "-"
+    print(layer["digest"], os.path.dirname(link) if link != "-" else "-")
+PY
+}
+
+step "building app-v1 alone"
+start=$(date +%s)
+v1=$(build images.app-v1)
+echo "built app-v1 in $(($(date +%s) - start)) s" >&2
+
+step "an unchanged layer is not rebuilt: after app-v1, app-v2 needs only its top layer and the image"
+# Evaluation builds app-v2's layer assignment (import-from-derivation); what
+# remains to build must be the top layer and the image, nothing below.
+dry=$(nixc build --offline "${lock_flags[@]}" --dry-run --no-link "$flake#images.app-v2" 2>&1)
+todo=$(printf '%s\n' "$dry" | grep -o '/nix/store/[^ ]*\.drv' || true)
+for d in $todo; do
+  case "$d" in
+    *-layer-fixture-app-2*.drv | *-image-app-v2.drv) ;;
+    *) fail "app-v2 would rebuild $d although only its top path changed" ;;
+  esac
+done
+echo "app-v2 needs $(printf '%s' "$todo" | grep -c drv || true) derivations built" >&2
+
+step "building the other fixture images"
+start=$(date +%s)
+mapfile -t out < <(build images.app-v2 images.other images.supporting)
+v2=${out[0]} other=${out[1]} supporting=${out[2]}
+echo "built 3 images in $(($(date +%s) - start)) s" >&2
+
+step "ocipack verify and skopeo inspect on every layout"
+for img in "$v1" "$v2" "$other" "$supporting"; do
+  "$ocipack" verify "$img" >/dev/null || fail "ocipack verify $img"
+  skopeo inspect "oci:$img:latest" >/dev/null || fail "skopeo inspect oci:$img:latest"
+done
+skopeo inspect --config "oci:$v1:latest" | python3 -c '
+import json, sys
+c = json.load(sys.stdin)["config"]
+assert c["Entrypoint"] == ["/app/bin/app"], c
+assert any(e.startswith("ORT_DYLIB_PATH=/nix/store/") for e in c["Env"]), c["Env"]
+assert "3000/tcp" in c["ExposedPorts"], c' || fail "app-v1 config does not follow its definition"
+
+step "each layer is its own derivation, blobs link into it"
+mapfile -t v1_layers < <(layers_of "$v1")
+n=${#v1_layers[@]}
+[ "$n" -ge 5 ] || fail "app-v1 has only $n layers"
+links=$(printf '%s\n' "${v1_layers[@]:1}" | awk '{print $2}')
+[ "$(printf '%s\n' "$links" | grep -c '^/nix/store/')" -eq $((n - 1)) ] ||
+  fail "some non-base layers of app-v1 are not links into the store"
+[ "$(printf '%s\n' "$links" | sort -u | wc -l)" -eq $((n - 1)) ] ||
+  fail "two layers of app-v1 share one store path"
+for l in $links; do
+  drv=$(nix-store -q --deriver "$l")
+  [ "$drv" != "unknown-deriver" ] || fail "layer $l has no deriver"
+  # A lower layer depends on its own store paths only, never on another derivation.
+done
+lower=$(printf '%s\n' "${v1_layers[1]}" | awk '{print $2}')
+lower_drv=$(nix-store -q --deriver "$lower")
+inputs=$(nixc show-derivation "$lower_drv" | python3 -c 'import json,sys; d=next(iter(json.load(sys.stdin).values())); print(len(d["inputDrvs"]))')
+[ "$inputs" -eq 0 ] || fail "lowest closure layer $lower_drv depends on $inputs derivations, expected only its own paths"
+
+step "changing only the top path changes only the top layer"
+mapfile -t v2_layers < <(layers_of "$v2")
+[ "${#v2_layers[@]}" -eq "$n" ] || fail "app-v1 has $n layers, app-v2 ${#v2_layers[@]}"
+for ((i = 0; i < n - 1; i++)); do
+  [ "${v1_layers[$i]}" = "${v2_layers[$i]}" ] || fail "layer $i differs between app-v1 and app-v2: ${v1_layers[$i]} / ${v2_layers[$i]}"
+done
+[ "${v1_layers[$((n - 1))]}" != "${v2_layers[$((n - 1))]}" ] || fail "the top layers of app-v1 and app-v2 are equal"
+
+step "images sharing a model share its layer (store path and digest)"
+model_v1=$(printf '%s\n' "${v1_layers[@]}" | grep -- '-layer-model-big$' || true)
+model_other=$(layers_of "$other" | grep -- '-layer-model-big$' || true)
+[ -n "$model_v1" ] || fail "app-v1 has no layer-model-big"
+[ "$model_v1" = "$model_other" ] || fail "model layer differs: app-v1 '$model_v1', other '$model_other'"
+
+step "two independent builds give the same manifest digest"
+mapfile -t again < <(build rebuilt.app-v1 rebuilt.other)
+[ "${again[0]}" != "$v1" ] || fail "the rebuild reused the first build's output"
+[ "$(manifest_digest "$v1")" = "$(manifest_digest "${again[0]}")" ] ||
+  fail "app-v1 manifest digests differ between independent builds"
+[ "$(manifest_digest "$other")" = "$(manifest_digest "${again[1]}")" ] ||
+  fail "other manifest digests differ between independent builds"
+
+step "nix flake check (verify every image, reproducibility check)"
+nixc flake check --offline "${lock_flags[@]}" "$flake"
+
+step "every .nix file parses, flake.lock pins what flake.nix declares"
+"$here/check-static.sh"
+
+echo "app-v1 manifest $(manifest_digest "$v1"), $n layers" >&2
+echo "PASS: tests/nix" >&2
