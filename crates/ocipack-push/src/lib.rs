@@ -1,1 +1,101 @@
-//! ocipack-push (being written)
+//! Push OCI image layouts to a registry over the OCI distribution API.
+//!
+//! The pusher reads an image layout directory (`oci-layout`, `index.json`,
+//! `blobs/sha256/<hex>`; blob files may be symlinks into `/nix/store`) and,
+//! for each manifest chosen by tag:
+//!
+//! 1. checks every blob file's size against its descriptor (before any request);
+//! 2. `HEAD`s each blob in the target repository and skips what is there;
+//! 3. mounts a missing blob from another repository of the same registry when
+//!    this session pushed it there earlier or a caller-given candidate has it;
+//! 4. uploads the rest from disk, in one `PUT` up to the chunk size and in
+//!    `PATCH` chunks above it, hashing the bytes sent and refusing to commit
+//!    a blob whose content does not match its name;
+//! 5. puts child manifests, then the manifest by digest, then by each tag.
+//!
+//! Authentication is anonymous, Basic, or Bearer tokens obtained through the
+//! `WWW-Authenticate` challenge, with credentials from the environment or the
+//! Docker config file ([`Credentials::lookup`]). Transient failures (5xx,
+//! 429, refused or reset connections) are retried with bounded exponential
+//! backoff; a push interrupted midway and run again sends only what is missing.
+//!
+//! The library prints nothing: progress goes to a [`Progress`] implementation
+//! and the outcome is a serialisable [`PushReport`].
+//!
+//! ```no_run
+//! use ocipack_push::{push, Credentials, NoProgress, PushOptions, Target};
+//!
+//! let target = Target::parse("127.0.0.1:5000/aurum/scoring:1.0")?;
+//! let opts = PushOptions {
+//!     insecure: true,
+//!     credentials: Credentials::lookup(&target.registry)?,
+//!     ..PushOptions::default()
+//! };
+//! let report = push(std::path::Path::new("out/scoring"), &target, opts, &NoProgress)?;
+//! println!("{}", report.images[0].manifest_digest);
+//! # Ok::<(), ocipack_push::Error>(())
+//! ```
+
+mod auth;
+mod client;
+mod digest;
+mod error;
+mod layout;
+mod progress;
+mod reference;
+mod report;
+mod session;
+mod upload;
+
+use std::path::{Path, PathBuf};
+
+pub use auth::{parse_challenge, Challenge, Credentials, ENV_PASSWORD, ENV_USER};
+pub use client::RetryPolicy;
+pub use error::{Error, Result};
+pub use layout::REF_NAME;
+pub use progress::{BlobOutcome, NoProgress, Progress};
+pub use reference::Target;
+pub use report::{BlobReport, ImageReport, PushReport, Tally};
+pub use session::{PushOptions, Session, DEFAULT_CHUNK_SIZE};
+
+/// Pushes the layout at `dir` to `target`.
+///
+/// Without a tag in `target`, every manifest of the layout that carries a
+/// `org.opencontainers.image.ref.name` annotation is pushed under that name;
+/// with one, the manifest so named (or the layout's only manifest).
+///
+/// # Errors
+/// See [`Error`]; [`Error::is_auth`] tells authentication failures apart.
+pub fn push(
+    dir: &Path,
+    target: &Target,
+    opts: PushOptions,
+    progress: &dyn Progress,
+) -> Result<PushReport> {
+    push_all(&[(dir.to_path_buf(), target.clone())], opts, progress)
+}
+
+/// Pushes several layouts in one session: one HTTP agent, one token cache,
+/// and every blob shared between them uploaded once, then mounted into the
+/// other repositories. All targets must be on the same registry.
+///
+/// # Errors
+/// See [`Error`]; the first failure stops the session.
+pub fn push_all(
+    items: &[(PathBuf, Target)],
+    opts: PushOptions,
+    progress: &dyn Progress,
+) -> Result<PushReport> {
+    let mut report = PushReport::default();
+    let Some((_, first)) = items.first() else {
+        return Ok(report);
+    };
+    let mut session = Session::new(first, opts, progress)?;
+    for (dir, target) in items {
+        for image in session.push(dir, target)? {
+            report.add(image);
+        }
+    }
+    report.bytes_sent = session.bytes_sent();
+    Ok(report)
+}

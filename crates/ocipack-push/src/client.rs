@@ -1,0 +1,535 @@
+//! One registry connection: the HTTP agent, authentication and retries.
+//!
+//! Every request body is a byte slice already in memory (blobs are read in
+//! bounded chunks), so any request can be replayed after a 401 or a
+//! transient failure without re-reading the file.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use ureq::http::{Method, Request, Response};
+use ureq::Body;
+
+use crate::auth::{parse_challenge, Challenge, Credentials, TokenResponse};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// Bounded exponential backoff for 5xx, 429 and connection failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total, including the first (at least 1).
+    pub max_tries: u32,
+    /// Delay before the second attempt; doubled for each further one.
+    pub initial_delay: Duration,
+    /// Upper bound of any single delay (also caps a registry's Retry-After).
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_tries: 5,
+            initial_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay after failed attempt number `attempt` (1-based).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 1u32 << attempt.saturating_sub(1).min(16);
+        self.initial_delay
+            .saturating_mul(factor)
+            .min(self.max_delay)
+    }
+}
+
+enum Scheme {
+    Anonymous,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+/// A request whose body is in memory, so it can be sent again.
+pub(crate) struct Req<'a> {
+    pub method: Method,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Option<&'a [u8]>,
+    /// Token scope(s) the request needs, space-separated.
+    pub scope: String,
+    /// Attempts for transient failures; 1 disables retrying.
+    pub tries: u32,
+}
+
+pub(crate) struct Client {
+    agent: ureq::Agent,
+    pub registry: String,
+    pub base: String,
+    creds: Option<Credentials>,
+    pub retry: RetryPolicy,
+    scheme: RefCell<Option<Scheme>>,
+    /// Bearer tokens by scope string, with their expiry.
+    tokens: RefCell<HashMap<String, (String, Instant)>>,
+    pub bytes_sent: Cell<u64>,
+}
+
+impl Client {
+    pub fn new(
+        registry: &str,
+        http: bool,
+        creds: Option<Credentials>,
+        retry: RetryPolicy,
+        timeout: Duration,
+    ) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .https_only(!http)
+            // Registries redirect blob GETs to storage; pushes need no
+            // redirects, and following one would re-send a body.
+            .max_redirects(0)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_per_call(Some(timeout))
+            .user_agent(concat!("ocipack-push/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let scheme = if http { "http" } else { "https" };
+        Client {
+            agent,
+            registry: registry.to_string(),
+            base: format!("{scheme}://{registry}"),
+            creds,
+            retry: RetryPolicy {
+                max_tries: retry.max_tries.max(1),
+                ..retry
+            },
+            scheme: RefCell::new(None),
+            tokens: RefCell::new(HashMap::new()),
+            bytes_sent: Cell::new(0),
+        }
+    }
+
+    fn user(&self) -> String {
+        self.creds
+            .as_ref()
+            .map_or_else(|| "anonymous".to_string(), |c| c.user.clone())
+    }
+
+    /// Resolves a Location header against the registry base URL.
+    pub fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else {
+            format!("{}{}", self.base, location)
+        }
+    }
+
+    /// `GET /v2/`: learns the auth scheme and checks Basic credentials early,
+    /// so a wrong password fails before any blob is read.
+    pub fn ping(&self, progress: &dyn Progress) -> Result<()> {
+        if self.scheme.borrow().is_some() {
+            return Ok(());
+        }
+        let url = format!("{}/v2/", self.base);
+        let resp = self.transport(
+            &Req {
+                method: Method::GET,
+                url: url.clone(),
+                headers: vec![],
+                body: None,
+                scope: String::new(),
+                tries: self.retry.max_tries,
+            },
+            None,
+            progress,
+        )?;
+        let status = resp.status().as_u16();
+        let scheme = match status {
+            200 => Scheme::Anonymous,
+            401 => match challenge_of(&resp) {
+                Some(Challenge::Basic) => {
+                    let Some(creds) = &self.creds else {
+                        return Err(Error::AuthRequired {
+                            registry: self.registry.clone(),
+                            detail: format!("401 {}", detail_of(resp)),
+                        });
+                    };
+                    let again = self.transport(
+                        &Req {
+                            method: Method::GET,
+                            url: url.clone(),
+                            headers: vec![],
+                            body: None,
+                            scope: String::new(),
+                            tries: self.retry.max_tries,
+                        },
+                        Some(creds.basic_header()),
+                        progress,
+                    )?;
+                    let s = again.status().as_u16();
+                    if s == 401 || s == 403 {
+                        return Err(Error::AuthRejected {
+                            registry: self.registry.clone(),
+                            user: creds.user.clone(),
+                            status: s,
+                            detail: detail_of(again),
+                        });
+                    }
+                    Scheme::Basic
+                }
+                Some(Challenge::Bearer { realm, service, .. }) => Scheme::Bearer { realm, service },
+                None => {
+                    return Err(Error::Protocol {
+                        registry: self.registry.clone(),
+                        reason: "GET /v2/ answered 401 without a usable WWW-Authenticate header"
+                            .into(),
+                    })
+                }
+            },
+            _ => return Err(status_error("GET", &url, resp)),
+        };
+        *self.scheme.borrow_mut() = Some(scheme);
+        Ok(())
+    }
+
+    /// Sends with authentication and retries; returns any response that is
+    /// neither 401 (handled here) nor retryable. 401/403 after a fresh
+    /// credential become auth errors.
+    pub fn send(&self, req: &Req, progress: &dyn Progress) -> Result<Response<Body>> {
+        self.ping(progress)?;
+        let mut refreshed = false;
+        loop {
+            let auth = self.authorization(&req.scope, progress)?;
+            let resp = self.transport(req, auth, progress)?;
+            let status = resp.status().as_u16();
+            if status != 401 && status != 403 {
+                return Ok(resp);
+            }
+            let bearer = matches!(*self.scheme.borrow(), Some(Scheme::Bearer { .. }));
+            if status == 401 && bearer && !refreshed {
+                // The token expired or lacks a scope the registry now names.
+                refreshed = true;
+                let scope = match challenge_of(&resp) {
+                    Some(Challenge::Bearer { scope: Some(s), .. }) => s,
+                    _ => req.scope.clone(),
+                };
+                self.tokens.borrow_mut().remove(&req.scope);
+                let token = self.fetch_token(&scope, progress)?;
+                self.tokens.borrow_mut().insert(req.scope.clone(), token);
+                continue;
+            }
+            let repository = req
+                .scope
+                .split(':')
+                .nth(1)
+                .unwrap_or(&req.scope)
+                .to_string();
+            return Err(match (&self.creds, status) {
+                (None, _) => Error::AuthRequired {
+                    registry: self.registry.clone(),
+                    detail: format!("{status} {}", detail_of(resp)),
+                },
+                (Some(_), _) => Error::Denied {
+                    registry: self.registry.clone(),
+                    user: self.user(),
+                    repository,
+                    status,
+                    detail: detail_of(resp),
+                },
+            });
+        }
+    }
+
+    fn authorization(&self, scope: &str, progress: &dyn Progress) -> Result<Option<String>> {
+        match &*self.scheme.borrow() {
+            None | Some(Scheme::Anonymous) => return Ok(None),
+            Some(Scheme::Basic) => return Ok(self.creds.as_ref().map(Credentials::basic_header)),
+            Some(Scheme::Bearer { .. }) => {}
+        }
+        let now = Instant::now();
+        if let Some((token, expiry)) = self.tokens.borrow().get(scope) {
+            if *expiry > now {
+                return Ok(Some(format!("Bearer {token}")));
+            }
+        }
+        let fresh = self.fetch_token(scope, progress)?;
+        let header = format!("Bearer {}", fresh.0);
+        self.tokens.borrow_mut().insert(scope.to_string(), fresh);
+        Ok(Some(header))
+    }
+
+    /// Asks the token server for `scope` (space-separated scopes become
+    /// repeated `scope` parameters, as the token spec wants).
+    fn fetch_token(&self, scope: &str, progress: &dyn Progress) -> Result<(String, Instant)> {
+        let (realm, service) = match &*self.scheme.borrow() {
+            Some(Scheme::Bearer { realm, service }) => (realm.clone(), service.clone()),
+            _ => unreachable!("fetch_token is only called in bearer mode"),
+        };
+        let mut url = realm.clone();
+        let mut sep = if url.contains('?') { '&' } else { '?' };
+        let mut push = |k: &str, v: &str| {
+            url.push(sep);
+            url.push_str(k);
+            url.push('=');
+            url.push_str(&percent_encode(v));
+            sep = '&';
+        };
+        if let Some(s) = &service {
+            push("service", s);
+        }
+        for s in scope.split_whitespace() {
+            push("scope", s);
+        }
+        let started = Instant::now();
+        let resp = self.transport(
+            &Req {
+                method: Method::GET,
+                url: url.clone(),
+                headers: vec![],
+                body: None,
+                scope: String::new(),
+                tries: self.retry.max_tries,
+            },
+            self.creds.as_ref().map(Credentials::basic_header),
+            progress,
+        )?;
+        let status = resp.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(match &self.creds {
+                Some(c) => Error::AuthRejected {
+                    registry: self.registry.clone(),
+                    user: c.user.clone(),
+                    status,
+                    detail: format!("from token server {realm}: {}", detail_of(resp)),
+                },
+                None => Error::AuthRequired {
+                    registry: self.registry.clone(),
+                    detail: format!("token server {realm} answered {status}"),
+                },
+            });
+        }
+        if status != 200 {
+            return Err(status_error("GET", &url, resp));
+        }
+        let mut resp = resp;
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| Error::Protocol {
+                registry: self.registry.clone(),
+                reason: format!("unreadable token response from {realm}: {e}"),
+            })?;
+        let parsed: TokenResponse = serde_json::from_str(&body).map_err(|e| Error::Protocol {
+            registry: self.registry.clone(),
+            reason: format!("token response from {realm} is not JSON ({e})"),
+        })?;
+        // Renew a little early so a token does not expire mid-request.
+        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(10));
+        let expiry = started + lifetime - Duration::from_secs(5);
+        let token = parsed.into_token().ok_or_else(|| Error::Protocol {
+            registry: self.registry.clone(),
+            reason: format!("token response from {realm} has neither token nor access_token"),
+        })?;
+        Ok((token, expiry))
+    }
+
+    /// One request, retried on 5xx, 429 and connection failures.
+    fn transport(
+        &self,
+        req: &Req,
+        auth: Option<String>,
+        progress: &dyn Progress,
+    ) -> Result<Response<Body>> {
+        let mut attempt = 1;
+        loop {
+            let mut b = Request::builder().method(req.method.clone()).uri(&req.url);
+            for (k, v) in &req.headers {
+                b = b.header(*k, v);
+            }
+            if let Some(a) = &auth {
+                b = b.header("Authorization", a);
+            }
+            let result = match req.body {
+                Some(body) => b
+                    .body(body)
+                    .map_err(ureq::Error::from)
+                    .and_then(|r| self.agent.run(r)),
+                None => b
+                    .body(())
+                    .map_err(ureq::Error::from)
+                    .and_then(|r| self.agent.run(r)),
+            };
+            if let Some(body) = req.body {
+                self.bytes_sent
+                    .set(self.bytes_sent.get() + body.len() as u64);
+            }
+            let (reason, retry_after) = match result {
+                Ok(resp) => {
+                    let s = resp.status().as_u16();
+                    if !(s == 429 || (500..600).contains(&s)) {
+                        return Ok(resp);
+                    }
+                    if attempt >= req.tries {
+                        return Err(status_error(method_name(&req.method), &req.url, resp));
+                    }
+                    let after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    (format!("status {s}"), after)
+                }
+                Err(e) if is_transient(&e) && attempt < req.tries => (e.to_string(), None),
+                Err(e) => {
+                    return Err(Error::Http {
+                        method: method_name(&req.method),
+                        url: req.url.clone(),
+                        tries: attempt,
+                        source: Box::new(e),
+                    })
+                }
+            };
+            let delay = retry_after
+                .unwrap_or_else(|| self.retry.delay(attempt))
+                .min(self.retry.max_delay);
+            progress.retrying(
+                &format!("{} {}", method_name(&req.method), req.url),
+                attempt,
+                delay,
+                &reason,
+            );
+            std::thread::sleep(delay);
+            attempt += 1;
+        }
+    }
+}
+
+/// Whether a transport error is worth another try.
+pub(crate) fn is_transient(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind as K;
+    match e {
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            K::ConnectionRefused
+                | K::ConnectionReset
+                | K::ConnectionAborted
+                | K::BrokenPipe
+                | K::UnexpectedEof
+                | K::TimedOut
+                | K::Interrupted
+                | K::NotConnected
+        ),
+        ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) | ureq::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+pub(crate) fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        _ => "request",
+    }
+}
+
+fn challenge_of(resp: &Response<Body>) -> Option<Challenge> {
+    resp.headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(parse_challenge)
+        // Prefer Bearer when a registry offers both.
+        .max_by_key(|c| matches!(c, Challenge::Bearer { .. }))
+}
+
+/// The registry's error body condensed to `CODE: message` items.
+pub(crate) fn detail_of(mut resp: Response<Body>) -> String {
+    let text = resp
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
+    let parsed: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+    let errors = parsed
+        .as_ref()
+        .and_then(|v| v.get("errors"))
+        .and_then(|v| v.as_array());
+    match errors {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .map(|e| {
+                let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("?");
+                let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
+                format!("{code}: {msg}")
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => {
+            let t = text.trim();
+            let cut: String = t.chars().take(300).collect();
+            if cut.is_empty() {
+                "(empty body)".into()
+            } else {
+                cut
+            }
+        }
+    }
+}
+
+pub(crate) fn status_error(method: &'static str, url: &str, resp: Response<Body>) -> Error {
+    let status = resp.status().as_u16();
+    Error::Status {
+        method,
+        url: url.to_string(),
+        status,
+        detail: detail_of(resp),
+    }
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters stay).
+pub(crate) fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy {
+            max_tries: 5,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+        };
+        let d: Vec<u128> = (1..=5).map(|a| p.delay(a).as_millis()).collect();
+        assert_eq!(d, [100, 200, 400, 500, 500]);
+    }
+
+    #[test]
+    fn percent_encoding_keeps_unreserved() {
+        assert_eq!(
+            percent_encode("repository:a/b:pull,push"),
+            "repository%3Aa%2Fb%3Apull%2Cpush"
+        );
+    }
+}

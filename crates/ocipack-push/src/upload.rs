@@ -1,0 +1,334 @@
+//! Blob uploads: HEAD, cross-repository mount, monolithic PUT, chunked PATCH.
+//!
+//! Memory stays bounded by the chunk size: a small blob is read whole (it is
+//! at most one chunk), a large one a chunk at a time. The sha256 is computed
+//! from the bytes actually sent and compared with the blob's name before the
+//! upload is committed, so a corrupt file never becomes a blob.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use sha2::{Digest as _, Sha256};
+use ureq::http::Method;
+
+use crate::client::{percent_encode, status_error, Client, Req};
+use crate::error::{Error, Result};
+use crate::layout::Descriptor;
+use crate::progress::Progress;
+
+/// Where a blob upload ended.
+pub(crate) enum Placed {
+    Uploaded,
+    Mounted,
+}
+
+pub(crate) fn repo_scope(repo: &str) -> String {
+    format!("repository:{repo}:pull,push")
+}
+
+/// `HEAD /v2/<repo>/blobs/<digest>`: whether the repository has the blob.
+pub(crate) fn exists(
+    client: &Client,
+    repo: &str,
+    digest: &str,
+    scope: &str,
+    p: &dyn Progress,
+) -> Result<bool> {
+    let url = format!("{}/v2/{repo}/blobs/{digest}", client.base);
+    let resp = client.send(
+        &Req {
+            method: Method::HEAD,
+            url: url.clone(),
+            headers: vec![],
+            body: None,
+            scope: scope.to_string(),
+            tries: client.retry.max_tries,
+        },
+        p,
+    )?;
+    match resp.status().as_u16() {
+        200 => Ok(true),
+        404 => Ok(false),
+        _ => Err(status_error("HEAD", &url, resp)),
+    }
+}
+
+/// Starts an upload session, trying a mount from `from` first. `Ok(None)`
+/// means the registry mounted the blob and there is nothing to send.
+pub(crate) fn start(
+    client: &Client,
+    repo: &str,
+    digest: &str,
+    from: Option<&str>,
+    p: &dyn Progress,
+) -> Result<Option<String>> {
+    let mut url = format!("{}/v2/{repo}/blobs/uploads/", client.base);
+    let mut scope = repo_scope(repo);
+    if let Some(from) = from {
+        url.push_str(&format!(
+            "?mount={}&from={}",
+            percent_encode(digest),
+            percent_encode(from)
+        ));
+        scope.push_str(&format!(" repository:{from}:pull"));
+    }
+    let resp = client.send(
+        &Req {
+            method: Method::POST,
+            url: url.clone(),
+            headers: vec![],
+            body: Some(&[]),
+            scope,
+            tries: client.retry.max_tries,
+        },
+        p,
+    )?;
+    match resp.status().as_u16() {
+        201 if from.is_some() => Ok(None),
+        202 => Ok(Some(location(client, &resp, &url)?)),
+        _ => Err(status_error("POST", &url, resp)),
+    }
+}
+
+fn location(client: &Client, resp: &ureq::http::Response<ureq::Body>, url: &str) -> Result<String> {
+    let loc = resp
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Error::Protocol {
+            registry: client.registry.clone(),
+            reason: format!("{url} answered {} without a Location header", resp.status()),
+        })?;
+    Ok(client.absolute(loc))
+}
+
+fn with_digest(location: &str, digest: &str) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={}", percent_encode(digest))
+}
+
+/// Reads up to `buf.len()` bytes, stopping early only at end of file.
+fn read_full(file: &mut File, buf: &mut [u8], path: &Path) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    Ok(n)
+}
+
+fn mismatch(path: &Path, desc: &Descriptor, actual: String) -> Error {
+    Error::DigestMismatch {
+        path: path.to_path_buf(),
+        expected: desc.digest.clone(),
+        actual,
+    }
+}
+
+/// Pushes one missing blob: mount when `from` is given, else upload.
+pub(crate) fn push_blob(
+    client: &Client,
+    repo: &str,
+    desc: &Descriptor,
+    path: &Path,
+    from: Option<&str>,
+    chunk_size: usize,
+    p: &dyn Progress,
+) -> Result<Placed> {
+    if desc.size <= chunk_size as u64 {
+        // Read and verify first: a corrupt small blob costs no request at all.
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let actual = crate::digest::sha256_of(&bytes);
+        if actual != desc.digest {
+            return Err(mismatch(path, desc, actual));
+        }
+        let Some(loc) = start(client, repo, &desc.digest, from, p)? else {
+            return Ok(Placed::Mounted);
+        };
+        let url = with_digest(&loc, &desc.digest);
+        let resp = client.send(
+            &Req {
+                method: Method::PUT,
+                url: url.clone(),
+                headers: vec![("Content-Type", "application/octet-stream".into())],
+                body: Some(&bytes),
+                scope: repo_scope(repo),
+                tries: client.retry.max_tries,
+            },
+            p,
+        )?;
+        if resp.status().as_u16() != 201 {
+            return Err(status_error("PUT", &url, resp));
+        }
+        p.blob_progress(&desc.digest, desc.size, desc.size);
+        return Ok(Placed::Uploaded);
+    }
+    let mut session = match start(client, repo, &desc.digest, from, p)? {
+        None => return Ok(Placed::Mounted),
+        Some(loc) => Some(loc),
+    };
+    let mut buf = vec![0u8; chunk_size];
+    let mut attempt = 1;
+    loop {
+        let loc = match session.take() {
+            Some(l) => l,
+            None => start(client, repo, &desc.digest, None, p)?
+                .expect("a plain upload start never mounts"),
+        };
+        match chunked(client, repo, desc, path, loc, &mut buf, p) {
+            Ok(()) => return Ok(Placed::Uploaded),
+            Err(e) if attempt < client.retry.max_tries && restartable(&e) => {
+                let delay = client.retry.delay(attempt);
+                p.retrying(
+                    &format!("upload of {}", desc.digest),
+                    attempt,
+                    delay,
+                    &e.to_string(),
+                );
+                std::thread::sleep(delay);
+                attempt += 1;
+                // The commit may have landed even though its answer was lost.
+                if exists(client, repo, &desc.digest, &repo_scope(repo), p)? {
+                    return Ok(Placed::Uploaded);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Failures after which starting the blob's upload again can succeed.
+fn restartable(e: &Error) -> bool {
+    match e {
+        Error::Http { source, .. } => crate::client::is_transient(source),
+        // 404 and 416: the session was lost or is out of step with us.
+        Error::Status { status, .. } => matches!(status, 404 | 416 | 429 | 500..=599),
+        _ => false,
+    }
+}
+
+fn chunked(
+    client: &Client,
+    repo: &str,
+    desc: &Descriptor,
+    path: &Path,
+    mut loc: String,
+    buf: &mut [u8],
+    p: &dyn Progress,
+) -> Result<()> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut offset: u64 = 0;
+    loop {
+        let n = read_full(&mut file, buf, path)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        let end = offset + n as u64 - 1;
+        // A PATCH is not retried on its own: whether the registry appended
+        // part of it is unknown, so the caller restarts the whole blob.
+        let resp = client.send(
+            &Req {
+                method: Method::PATCH,
+                url: loc.clone(),
+                headers: vec![
+                    ("Content-Type", "application/octet-stream".into()),
+                    ("Content-Range", format!("{offset}-{end}")),
+                ],
+                body: Some(chunk),
+                scope: repo_scope(repo),
+                tries: 1,
+            },
+            p,
+        )?;
+        if resp.status().as_u16() != 202 {
+            return Err(status_error("PATCH", &loc, resp));
+        }
+        loc = location(client, &resp, &loc)?;
+        offset += n as u64;
+        p.blob_progress(&desc.digest, offset, desc.size);
+    }
+    let actual = crate::digest::finish(hasher);
+    if actual != desc.digest || offset != desc.size {
+        // Best effort: the registry would refuse the commit anyway, and
+        // abandoned sessions are purged; the corrupt file is the news.
+        let _ = client.send(
+            &Req {
+                method: Method::DELETE,
+                url: loc,
+                headers: vec![],
+                body: None,
+                scope: repo_scope(repo),
+                tries: 1,
+            },
+            p,
+        );
+        return Err(mismatch(path, desc, actual));
+    }
+    let url = with_digest(&loc, &desc.digest);
+    let resp = client.send(
+        &Req {
+            method: Method::PUT,
+            url: url.clone(),
+            headers: vec![("Content-Type", "application/octet-stream".into())],
+            body: Some(&[]),
+            scope: repo_scope(repo),
+            tries: 1,
+        },
+        p,
+    )?;
+    if resp.status().as_u16() != 201 {
+        return Err(status_error("PUT", &url, resp));
+    }
+    Ok(())
+}
+
+/// `PUT /v2/<repo>/manifests/<reference>` with the exact bytes from the layout.
+pub(crate) fn put_manifest(
+    client: &Client,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+    digest: &str,
+    p: &dyn Progress,
+) -> Result<()> {
+    let url = format!("{}/v2/{repo}/manifests/{reference}", client.base);
+    let resp = client.send(
+        &Req {
+            method: Method::PUT,
+            url: url.clone(),
+            headers: vec![("Content-Type", media_type.to_string())],
+            body: Some(bytes),
+            scope: repo_scope(repo),
+            tries: client.retry.max_tries,
+        },
+        p,
+    )?;
+    if resp.status().as_u16() != 201 {
+        return Err(status_error("PUT", &url, resp));
+    }
+    if let Some(got) = resp
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+    {
+        if got != digest {
+            return Err(Error::Protocol {
+                registry: client.registry.clone(),
+                reason: format!(
+                    "stored manifest {repo}:{reference} as {got}, but its bytes hash to {digest}"
+                ),
+            });
+        }
+    }
+    p.manifest_pushed(repo, reference);
+    Ok(())
+}
