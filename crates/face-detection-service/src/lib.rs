@@ -1,0 +1,210 @@
+//! Face detection service: `POST /api/v1/detect` finds faces with SCRFD-500M
+//! (boxes, scores, five landmarks) on ONNX Runtime.
+//!
+//! Pre-processing ([`letterbox`]) and post-processing ([`decode`]) are done
+//! here in Rust; only the network runs in ONNX Runtime.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use clap::Parser;
+//! let args = face_detection_service::Args::parse_from(["face-detection-service"]);
+//! let state = face_detection_service::AppState::load(&args)?;
+//! let router = face_detection_service::app(state);
+//! # let _ = router; Ok(()) }
+//! ```
+
+pub mod decode;
+pub mod detector;
+pub mod letterbox;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Query, Request, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use service_kit::config::ServerArgs;
+use service_kit::metrics::Metrics;
+use service_kit::ready::{Check, Readiness};
+use service_kit::{imaging, upload, AppError};
+
+pub use decode::Face;
+pub use detector::{Detector, DetectorConfig};
+
+/// Errors of the detection library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Shared plumbing failed (runtime, model, image).
+    #[error(transparent)]
+    Kit(#[from] service_kit::Error),
+    /// A setting is out of range.
+    #[error("{0}")]
+    Config(String),
+    /// The model's outputs are not laid out as SCRFD's.
+    #[error("model output layout: {0}")]
+    Layout(String),
+}
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Settings, from flags or the environment.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(name = "face-detection-service", version, about = "SCRFD face detection over HTTP")]
+pub struct Args {
+    /// Address to listen on (set it explicitly in containers: Docker sets HOSTNAME to the container id)
+    #[arg(long, env = "HOSTNAME", default_value = "0.0.0.0")]
+    pub hostname: String,
+    /// Port to listen on
+    #[arg(long, env = "PORT", default_value_t = 8001)]
+    pub port: u16,
+    /// SCRFD model file (ONNX, with keypoints)
+    #[arg(long, env = "DETECTION_MODEL_PATH", default_value = "/models/scrfd_500m_bnkps/scrfd_500m_bnkps.onnx")]
+    pub model_path: PathBuf,
+    /// Minimum face score (0..1); a request may override it with ?score_threshold=
+    #[arg(long, env = "DETECTION_SCORE_THRESHOLD", default_value_t = 0.5)]
+    pub score_threshold: f32,
+    /// IoU above which overlapping boxes are merged
+    #[arg(long, env = "DETECTION_NMS_THRESHOLD", default_value_t = 0.4)]
+    pub nms_threshold: f32,
+    /// Square network input side in pixels, a multiple of 32
+    #[arg(long, env = "DETECTION_INPUT_SIZE", default_value_t = 640)]
+    pub input_size: u32,
+    /// ONNX Runtime intra-op threads
+    #[arg(long, env = "ORT_INTRA_THREADS", default_value_t = 2)]
+    pub intra_threads: usize,
+    /// Do not serve: time N raw model runs on --bench-image and print JSON
+    #[arg(long, value_name = "N")]
+    pub bench_inference: Option<usize>,
+    /// Image for --bench-inference
+    #[arg(long, requires = "bench_inference")]
+    pub bench_image: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Shared state: the detector and the metrics.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The loaded model.
+    pub detector: Arc<Detector>,
+    /// Prometheus registry.
+    pub metrics: Metrics,
+    /// Body and timeout limits.
+    pub limits: service_kit::http::Limits,
+    /// Image size limits.
+    pub image_limits: imaging::ImageLimits,
+}
+
+impl AppState {
+    /// Loads the model named by `args`.
+    ///
+    /// # Errors
+    ///
+    /// When the runtime or the model cannot be loaded.
+    pub fn load(args: &Args) -> Result<Self> {
+        let config = DetectorConfig {
+            input_size: args.input_size,
+            score_threshold: args.score_threshold,
+            nms_threshold: args.nms_threshold,
+            intra_threads: args.intra_threads,
+        };
+        Ok(Self {
+            detector: Arc::new(Detector::load(&args.model_path, config)?),
+            metrics: Metrics::new("face_detection"),
+            limits: args.server.limits(),
+            image_limits: args.server.image_limits(),
+        })
+    }
+}
+
+/// The service's router, with the shared routes and layers.
+pub fn app(state: AppState) -> Router {
+    let model = state.detector.clone();
+    let readiness = Readiness::new(move || {
+        let model = model.clone();
+        async move { vec![Check::new("model", true, Ok(format!("loaded, input {}", model.config().input_size)))] }
+    });
+    let routes = Router::new().route("/api/v1/detect", post(detect)).with_state(state.clone());
+    service_kit::http::wrap(routes, state.limits, state.metrics, readiness)
+}
+
+/// Optional query parameters of `/api/v1/detect`.
+#[derive(Debug, Deserialize)]
+pub struct DetectQuery {
+    /// Overrides the configured minimum score.
+    pub score_threshold: Option<f32>,
+}
+
+/// Response of `/api/v1/detect`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct DetectResponse {
+    /// Faces, best score first; empty when there is none.
+    pub faces: Vec<FaceOut>,
+    /// Number of faces.
+    pub face_count: usize,
+    /// Decoded image width.
+    pub width: u32,
+    /// Decoded image height.
+    pub height: u32,
+    /// Model run time in milliseconds.
+    pub inference_ms: f64,
+}
+
+/// A face as sent over the wire.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct FaceOut {
+    /// [x1, y1, x2, y2] in image pixels.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    /// Confidence in 0..1.
+    pub score: f32,
+    /// Five [x, y] points: eyes, nose, mouth corners.
+    pub landmarks: [[f32; 2]; 5],
+}
+
+impl From<Face> for FaceOut {
+    fn from(f: Face) -> Self {
+        Self { bbox: f.bbox, score: f.score, landmarks: f.landmarks }
+    }
+}
+
+async fn detect(
+    State(state): State<AppState>,
+    Query(query): Query<DetectQuery>,
+    request: Request,
+) -> std::result::Result<Json<DetectResponse>, AppError> {
+    if let Some(t) = query.score_threshold {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(AppError::bad_request("invalid_threshold", format!("score_threshold {t} is not within 0..1")));
+        }
+    }
+    let upload = upload::read_upload(request).await?;
+    let detector = state.detector.clone();
+    let limits = state.image_limits;
+    let (image, faces, took) = tokio::task::spawn_blocking(move || {
+        let image = imaging::decode(&upload.image, limits)?;
+        let (faces, took) = detector.detect(&image, query.score_threshold)?;
+        Ok::<_, Error>((image, faces, took))
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(into_app_error)?;
+    state.metrics.record_inference(took);
+    let faces: Vec<FaceOut> = faces.into_iter().map(FaceOut::from).collect();
+    Ok(Json(DetectResponse {
+        face_count: faces.len(),
+        faces,
+        width: image.width(),
+        height: image.height(),
+        inference_ms: took.as_secs_f64() * 1e3,
+    }))
+}
+
+fn into_app_error(e: Error) -> AppError {
+    match e {
+        Error::Kit(k) => k.into(),
+        other => AppError::internal(other),
+    }
+}
