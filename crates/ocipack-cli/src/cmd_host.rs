@@ -1,0 +1,184 @@
+//! `ocipack host`: builds images from `images/<name>.toml` on a machine
+//! without Nix, taking binaries from cargo's target directory and their
+//! shared libraries from the host (see the ocipack-host crate).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ocipack::plan::Plan;
+use ocipack::BuildOptions;
+use ocipack_host::{definition_paths, load_definition, plan_for, Error, HostContext};
+use serde_json::{json, Value};
+
+use crate::progress::Bar;
+
+/// Arguments of `ocipack host`.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  cargo build --release -p face-detection-service -p http-probe
+  ocipack host images/face-detection.toml -o out/images/face-detection
+  ocipack host --all -o out/images          # one layout per definition, Nix-only ones skipped
+  ocipack host images/redis.toml --plan-only # print the plan, build nothing")]
+pub struct HostArgs {
+    /// The image definition (images/<name>.toml).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    definition: Option<PathBuf>,
+    /// Build every images/*.toml of the repository into OUTPUT/<name>.
+    #[arg(long)]
+    all: bool,
+    /// The OCI layout to write (with --all: the directory holding one layout per image).
+    #[arg(short, long, required_unless_present = "plan_only")]
+    output: Option<PathBuf>,
+    /// Print the plan (with --all: an object of plans by name) and build nothing.
+    #[arg(long)]
+    plan_only: bool,
+    /// Where to write the plan (default: OUTPUT.plan.json beside the layout).
+    #[arg(long, conflicts_with = "all")]
+    plan_out: Option<PathBuf>,
+    /// Directory holding the release binaries [default: TARGET_DIR/release].
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Cargo target directory [default: $CARGO_TARGET_DIR, else REPO/target].
+    #[arg(long, conflicts_with = "bin_dir")]
+    target_dir: Option<PathBuf>,
+    /// Repository root [default: the nearest ancestor holding models.toml].
+    #[arg(long)]
+    repo_root: Option<PathBuf>,
+    /// Fetched assets (scripts/fetch-assets.sh) [default: REPO/.cache/assets].
+    #[arg(long)]
+    assets_dir: Option<PathBuf>,
+    /// Compression threads (default: every core). Does not change the output.
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run(a: HostArgs, json: bool) -> Result<()> {
+    let start = match &a.definition {
+        Some(def) => def.parent().map(Path::to_path_buf).unwrap_or_default(),
+        None => std::env::current_dir().context("cannot read the current directory")?,
+    };
+    let repo = match &a.repo_root {
+        Some(r) => r.clone(),
+        None => find_repo(&start)?,
+    };
+    let bin_dir = match (&a.bin_dir, &a.target_dir) {
+        (Some(b), _) => b.clone(),
+        (None, Some(t)) => t.join("release"),
+        (None, None) => match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(t) => PathBuf::from(t).join("release"),
+            None => repo.join("target/release"),
+        },
+    };
+    let mut ctx = HostContext::new(&repo, &bin_dir)?;
+    if let Some(assets) = &a.assets_dir {
+        ctx.assets_dir = assets.clone();
+    }
+
+    let definitions = match &a.definition {
+        Some(def) => vec![def.clone()],
+        None => definition_paths(&repo.join("images"))?,
+    };
+    let mut plans: Vec<(String, Value)> = Vec::new();
+    let mut skipped: Vec<Value> = Vec::new();
+    for path in &definitions {
+        let def = load_definition(path)?;
+        match plan_for(&def, &ctx) {
+            Ok(plan) => plans.push((def.name.clone(), plan)),
+            // With --all a Nix-only image is expected, not a failure.
+            Err(Error::HostUnsupported { name, reason }) if a.all => {
+                eprintln!("skipping {name}: {reason}");
+                skipped.push(json!({"name": name, "reason": reason}));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("planning {}", path.display()));
+            }
+        }
+    }
+
+    if a.plan_only {
+        let out = if a.all {
+            Value::Object(plans.into_iter().collect())
+        } else {
+            plans.pop().map(|(_, p)| p).unwrap_or(Value::Null)
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+
+    let output = a.output.clone().context("--output is required unless --plan-only")?;
+    let threads = match a.threads {
+        Some(0) => bail!("--threads 0: give at least 1"),
+        Some(n) => n,
+        None => ocipack::compress::default_threads(),
+    };
+    let mut reports = Vec::new();
+    for (name, plan) in &plans {
+        let out = if a.all { output.join(name) } else { output.clone() };
+        let plan_path = match &a.plan_out {
+            Some(p) => p.clone(),
+            None => sibling(&out, ".plan.json")?,
+        };
+        if let Some(parent) = plan_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let text = serde_json::to_string_pretty(plan)?;
+        std::fs::write(&plan_path, format!("{text}\n"))
+            .with_context(|| format!("cannot write the plan to {}", plan_path.display()))?;
+        let origin = plan_path.display().to_string();
+        let parsed = Plan::from_json(&text, &origin, plan_path.parent())?;
+        let bar = Bar::new(json);
+        let opts = BuildOptions {
+            link_blobs: false,
+            threads,
+            progress: &bar,
+        };
+        let report = ocipack::build(&parsed, &origin, &out, &opts);
+        bar.finish();
+        let report = report.with_context(|| {
+            format!("building {name} failed; nothing was written to {}", out.display())
+        })?;
+        if !json {
+            eprintln!(
+                "built {name} -> {} ({} layers, {} bytes, plan {})\n{}",
+                out.display(),
+                report.layers.len(),
+                report.compressed_size,
+                plan_path.display(),
+                report.manifest_digest
+            );
+        }
+        reports.push(json!({"plan": plan_path, "report": report}));
+    }
+    if json {
+        crate::print_json(&json!({"images": reports, "skipped": skipped}))?;
+    }
+    Ok(())
+}
+
+/// The nearest ancestor of `start` (or `start` itself) holding models.toml.
+fn find_repo(start: &Path) -> Result<PathBuf> {
+    let start = std::path::absolute(start)
+        .with_context(|| format!("cannot make {} absolute", start.display()))?;
+    start
+        .ancestors()
+        .find(|d| d.join("models.toml").is_file())
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "no models.toml in {} or any parent; run from the repository or pass --repo-root",
+                start.display()
+            )
+        })
+}
+
+/// `dir/name` -> `dir/name<suffix>`.
+fn sibling(out: &Path, suffix: &str) -> Result<PathBuf> {
+    let name = out
+        .file_name()
+        .with_context(|| format!("output {} has no file name", out.display()))?;
+    let mut name = name.to_os_string();
+    name.push(suffix);
+    Ok(out.with_file_name(name))
+}

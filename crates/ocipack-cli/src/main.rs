@@ -1,0 +1,90 @@
+//! The `ocipack` command: parses arguments, dispatches, turns errors into exit codes.
+//!
+//! Exit codes: 0 success; 1 failure (bad input, I/O; the message names the
+//! input); 2 usage error; 3 `verify` found problems; 4 registry refused the
+//! credentials (`push`).
+
+mod cmd_build;
+mod cmd_layers;
+mod cmd_read;
+mod nix_attrs;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Deterministic OCI image packer: plans in, bit-for-bit reproducible OCI layouts out.
+#[derive(Parser)]
+#[command(name = "ocipack", version, about, long_about = None, after_help = EXAMPLES)]
+struct Cli {
+    /// Print a machine-readable JSON summary on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "Examples:
+  ocipack build plan.json -o out/scoring
+  ocipack inspect out/scoring
+  ocipack verify out/scoring
+  ocipack export out/scoring --docker-archive scoring.tar --tag scoring:latest
+  ocipack layers graph.json --max 20";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build an OCI image layout from a plan.
+    Build(cmd_build::BuildArgs),
+    /// Build one layer blob and its descriptor from a layer spec.
+    Layer(cmd_build::LayerArgs),
+    /// Split a Nix closure graph into at most N layers.
+    Layers(cmd_layers::LayersArgs),
+    /// Re-hash every blob and check references and the non-root policy.
+    Verify(cmd_read::VerifyArgs),
+    /// Show tags, digests, config and layers of a layout.
+    Inspect(cmd_read::InspectArgs),
+    /// Write an image of a layout as a docker-archive tarball.
+    Export(cmd_read::ExportArgs),
+}
+
+/// An error that carries its own exit code.
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+impl std::error::Error for Exit {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let result = match cli.command {
+        Command::Build(a) => cmd_build::build(a, json),
+        Command::Layer(a) => cmd_build::layer(a, json),
+        Command::Layers(a) => cmd_layers::run(a, json),
+        Command::Verify(a) => cmd_read::verify(a, json),
+        Command::Inspect(a) => cmd_read::inspect(a, json),
+        Command::Export(a) => cmd_read::export(a, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(Exit(code)) = e.downcast_ref::<Exit>() {
+                return ExitCode::from(*code);
+            }
+            eprintln!("ocipack: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints `value` as one line of JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let v = serde_json::to_value(value)?;
+    println!("{}", String::from_utf8(ocipack::json::canonical(&v))?);
+    Ok(())
+}

@@ -1,0 +1,379 @@
+//! `build`: a plan in, an OCI image layout out, atomically.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::compress::default_threads;
+use crate::digest::{hex_of, sha256_reader};
+use crate::error::{Error, IoContext, Result};
+use crate::layer::{store_blob, write_layer, LayerDescriptor, LayerOptions, Progress, Quiet};
+use crate::layout::{self, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, CONFIG_MEDIA_TYPE};
+use crate::plan::{Compression, Layer, LayerSpec, Plan, User, PLAN_VERSION};
+use crate::tree::Tree;
+
+/// mtime of model and base layers: fixed, so they are shared across images
+/// whatever their `SOURCE_DATE_EPOCH`.
+pub const SHARED_LAYER_MTIME: u64 = 1;
+
+/// How to build.
+pub struct BuildOptions<'a> {
+    /// Symlink prebuilt blobs into the layout instead of copying them.
+    pub link_blobs: bool,
+    /// Compression threads.
+    pub threads: usize,
+    /// Progress sink.
+    pub progress: &'a dyn Progress,
+}
+
+impl Default for BuildOptions<'_> {
+    fn default() -> Self {
+        BuildOptions { link_blobs: false, threads: default_threads(), progress: &Quiet }
+    }
+}
+
+/// What a build produced.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildReport {
+    /// The layout directory.
+    pub layout: PathBuf,
+    /// Image name.
+    pub name: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Manifest digest (what a registry will call the image).
+    pub manifest_digest: String,
+    /// Manifest size.
+    pub manifest_size: u64,
+    /// Config digest.
+    pub config_digest: String,
+    /// Layers, base layer first.
+    pub layers: Vec<LayerDescriptor>,
+    /// Sum of layer blob sizes.
+    pub compressed_size: u64,
+}
+
+/// Builds `plan` into an OCI layout at `out`. `origin` names the plan in errors.
+///
+/// The layout is written into a temporary sibling of `out` and renamed into
+/// place only when complete: a failed build leaves nothing behind and a
+/// previous good `out` untouched.
+///
+/// # Errors
+/// Any bad input of the plan, or I/O errors.
+pub fn build(plan: &Plan, origin: &str, out: &Path, opts: &BuildOptions<'_>) -> Result<BuildReport> {
+    let staging = Staging::new(out)?;
+    let blobs = staging.path.join("blobs/sha256");
+    fs::create_dir_all(&blobs).at(&blobs)?;
+    let mtime = plan.mtime()?;
+
+    let mut layers = Vec::with_capacity(plan.layers.len() + 1);
+    let base = base_tree(&plan.user)?;
+    layers.push(pack(&base, &blobs, 0, "base: users, groups, /tmp, home", SHARED_LAYER_MTIME, Compression::Gzip, opts)?);
+    for (i, layer) in plan.layers.iter().enumerate() {
+        let loc = format!("{origin}: layer {}", i + 1);
+        let desc = match layer {
+            Layer::Files(f) => {
+                let tree = Tree::from_files(f, &loc, plan.allow_root)?;
+                pack(&tree, &blobs, i + 1, &f.comment, mtime, f.compression, opts)?
+            }
+            Layer::Model(m) => {
+                let tree = model_tree(m, &loc)?;
+                pack(&tree, &blobs, i + 1, &format!("model {}", m.name), SHARED_LAYER_MTIME, Compression::None, opts)?
+            }
+            Layer::Prebuilt(p) => import_prebuilt(&p.path, &blobs, opts.link_blobs, &loc)?,
+        };
+        layers.push(desc);
+    }
+
+    let created = plan.created_time()?;
+    let config = config_json(plan, &created, &layers);
+    let (config_digest, config_size) = layout::write_blob(&blobs, &crate::json::canonical(&config))?;
+    let manifest = manifest_json(plan, &config_digest, config_size, &layers);
+    let manifest_bytes = crate::json::canonical(&manifest);
+    let (manifest_digest, manifest_size) = layout::write_blob(&blobs, &manifest_bytes)?;
+    let index = index_json(plan, &manifest_digest, manifest_size);
+    layout::write_file(&staging.path.join("index.json"), &crate::json::canonical(&index))?;
+    layout::write_file(&staging.path.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    staging.commit()?;
+
+    Ok(BuildReport {
+        layout: out.to_owned(),
+        name: plan.name.clone(),
+        tags: plan.tags.clone(),
+        manifest_digest,
+        manifest_size,
+        config_digest,
+        compressed_size: layers.iter().map(|l| l.size).sum(),
+        layers,
+    })
+}
+
+/// Builds a single layer from a spec into `out/blob` and `out/descriptor.json`, atomically.
+///
+/// # Errors
+/// Bad input, or I/O errors.
+pub fn build_layer(spec: &LayerSpec, origin: &str, out: &Path, threads: usize) -> Result<LayerDescriptor> {
+    if spec.version != PLAN_VERSION {
+        return Err(Error::Plan {
+            origin: origin.to_owned(),
+            message: format!("layer spec version {} is not supported; use {PLAN_VERSION}", spec.version),
+        });
+    }
+    crate::plan::validate_layer(&spec.layer, false).map_err(|message| Error::Plan { origin: origin.to_owned(), message })?;
+    let staging = Staging::new(out)?;
+    let blob = staging.path.join("blob");
+    let opts = |mtime, compression, comment: String| LayerOptions { mtime, compression, threads, comment, progress: &Quiet };
+    let desc = match &spec.layer {
+        Layer::Files(f) => {
+            let tree = Tree::from_files(f, origin, false)?;
+            let mtime = match spec.source_date_epoch {
+                Some(t) => t,
+                None => crate::plan::env_source_date_epoch()?.unwrap_or(1),
+            };
+            write_layer(&tree, &blob, &opts(mtime, f.compression, f.comment.clone()))?
+        }
+        Layer::Model(m) => {
+            let tree = model_tree(m, origin)?;
+            write_layer(&tree, &blob, &opts(SHARED_LAYER_MTIME, Compression::None, format!("model {}", m.name)))?
+        }
+        Layer::Prebuilt(_) => {
+            return Err(Error::Plan {
+                origin: origin.to_owned(),
+                message: "a layer spec cannot be prebuilt; give a files or model layer".into(),
+            })
+        }
+    };
+    let text = serde_json::to_value(&desc).expect("descriptor serialises");
+    layout::write_file(&staging.path.join("descriptor.json"), &crate::json::canonical(&text))?;
+    staging.commit()?;
+    Ok(desc)
+}
+
+fn pack(tree: &Tree, blobs: &Path, index: usize, comment: &str, mtime: u64, compression: Compression, opts: &BuildOptions<'_>) -> Result<LayerDescriptor> {
+    opts.progress.layer_started(index, comment, tree.content_bytes());
+    let tmp = blobs.join(format!(".partial-{index}"));
+    let desc = write_layer(
+        tree,
+        &tmp,
+        &LayerOptions { mtime, compression, threads: opts.threads, comment: comment.to_owned(), progress: opts.progress },
+    )?;
+    store_blob(&tmp, blobs, &desc.digest)?;
+    opts.progress.layer_done(index, &desc);
+    Ok(desc)
+}
+
+fn model_tree(m: &crate::plan::ModelLayer, loc: &str) -> Result<Tree> {
+    let meta = fs::metadata(&m.source).map_err(|e| Error::Input {
+        location: loc.to_owned(),
+        message: format!("model {} source {} cannot be read: {e}; fetch the model first", m.name, m.source.display()),
+    })?;
+    if !meta.is_file() {
+        return Err(Error::Input {
+            location: loc.to_owned(),
+            message: format!("model {} source {} is not a regular file", m.name, m.source.display()),
+        });
+    }
+    Ok(Tree::single_file(&m.target, &m.source, meta.len()))
+}
+
+/// The generated base layer: who the image's user is, and where it may write.
+/// Its bytes depend only on `user`.
+fn base_tree(user: &User) -> Result<Tree> {
+    use crate::tree::{Kind, Node};
+    let node = |kind, uid, gid, mode| Node { kind, uid, gid, mode, explicit: true };
+    let passwd = format!(
+        "root:x:0:0:root:/root:/sbin/nologin\n{n}:x:{u}:{g}:{n}:{h}:/sbin/nologin\n",
+        n = user.name, u = user.uid, g = user.gid, h = user.home
+    );
+    let group = format!("root:x:0:\n{n}:x:{g}:\n", n = user.name, g = user.gid);
+    let mut tree = Tree::default();
+    tree.nodes.insert("/etc".into(), node(Kind::Dir, 0, 0, 0o755));
+    tree.nodes.insert("/etc/passwd".into(), node(Kind::Data(passwd.into_bytes()), 0, 0, 0o644));
+    tree.nodes.insert("/etc/group".into(), node(Kind::Data(group.into_bytes()), 0, 0, 0o644));
+    tree.nodes.insert("/tmp".into(), node(Kind::Dir, 0, 0, 0o1777));
+    tree.nodes.insert(user.home.clone(), node(Kind::Dir, user.uid, user.gid, 0o755));
+    tree.add_parents("base layer")?;
+    Ok(tree)
+}
+
+fn import_prebuilt(dir: &Path, blobs: &Path, link: bool, loc: &str) -> Result<LayerDescriptor> {
+    let desc_path = dir.join("descriptor.json");
+    let text = fs::read_to_string(&desc_path).map_err(|e| Error::Input {
+        location: loc.to_owned(),
+        message: format!("{} cannot be read: {e}; build the layer with `ocipack layer`", desc_path.display()),
+    })?;
+    let desc: LayerDescriptor = crate::plan::parse_json(&text, &desc_path.display().to_string())?;
+    let blob = dir.join("blob");
+    let f = fs::File::open(&blob).at(&blob)?;
+    let (digest, size) = sha256_reader(f).at(&blob)?;
+    if digest != desc.digest || size != desc.size {
+        return Err(Error::Input {
+            location: loc.to_owned(),
+            message: format!(
+                "{} is {size} bytes with digest {digest}, but its descriptor says {} bytes, {}; rebuild the layer",
+                blob.display(), desc.size, desc.digest
+            ),
+        });
+    }
+    let dest = blobs.join(hex_of(&desc.digest).ok_or_else(|| Error::Input {
+        location: loc.to_owned(),
+        message: format!("descriptor digest {:?} is not sha256:<64 hex>", desc.digest),
+    })?);
+    if !dest.exists() {
+        if link {
+            let abs = fs::canonicalize(&blob).at(&blob)?;
+            std::os::unix::fs::symlink(abs, &dest).at(&dest)?;
+        } else {
+            fs::copy(&blob, &dest).at(&dest)?;
+        }
+    }
+    Ok(desc)
+}
+
+fn config_json(plan: &Plan, created: &str, layers: &[LayerDescriptor]) -> Value {
+    let c = &plan.config;
+    let mut cfg = Map::new();
+    let user = c.user.clone().unwrap_or_else(|| format!("{}:{}", plan.user.uid, plan.user.gid));
+    cfg.insert("User".into(), json!(user));
+    if !c.env.is_empty() {
+        cfg.insert("Env".into(), json!(c.env));
+    }
+    if !c.entrypoint.is_empty() {
+        cfg.insert("Entrypoint".into(), json!(c.entrypoint));
+    }
+    if !c.cmd.is_empty() {
+        cfg.insert("Cmd".into(), json!(c.cmd));
+    }
+    cfg.insert("WorkingDir".into(), json!(c.working_dir.clone().unwrap_or_else(|| plan.user.home.clone())));
+    let set = |v: &[String]| Value::Object(v.iter().map(|k| (k.clone(), json!({}))).collect());
+    if !c.exposed_ports.is_empty() {
+        cfg.insert("ExposedPorts".into(), set(&c.exposed_ports));
+    }
+    if !c.volumes.is_empty() {
+        cfg.insert("Volumes".into(), set(&c.volumes));
+    }
+    if !c.labels.is_empty() {
+        cfg.insert("Labels".into(), json!(c.labels));
+    }
+    if let Some(s) = &c.stop_signal {
+        cfg.insert("StopSignal".into(), json!(s));
+    }
+    if let Some(h) = &c.healthcheck {
+        let mut hc = Map::new();
+        hc.insert("Test".into(), json!(h.test));
+        let ns = |s: u64| json!(s * 1_000_000_000);
+        if let Some(s) = h.interval_seconds {
+            hc.insert("Interval".into(), ns(s));
+        }
+        if let Some(s) = h.timeout_seconds {
+            hc.insert("Timeout".into(), ns(s));
+        }
+        if let Some(s) = h.start_period_seconds {
+            hc.insert("StartPeriod".into(), ns(s));
+        }
+        if let Some(r) = h.retries {
+            hc.insert("Retries".into(), json!(r));
+        }
+        cfg.insert("Healthcheck".into(), Value::Object(hc));
+    }
+    let history: Vec<Value> = layers
+        .iter()
+        .map(|l| json!({"created": created, "created_by": "ocipack", "comment": l.comment}))
+        .collect();
+    json!({
+        "architecture": plan.architecture,
+        "os": plan.os,
+        "created": created,
+        "config": Value::Object(cfg),
+        "rootfs": {"type": "layers", "diff_ids": layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>()},
+        "history": history,
+    })
+}
+
+fn manifest_json(plan: &Plan, config_digest: &str, config_size: u64, layers: &[LayerDescriptor]) -> Value {
+    let mut m = json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": config_digest, "size": config_size},
+        "layers": layers.iter().map(|l| json!({"mediaType": l.media_type, "digest": l.digest, "size": l.size})).collect::<Vec<_>>(),
+    });
+    if !plan.annotations.is_empty() {
+        m["annotations"] = json!(plan.annotations);
+    }
+    m
+}
+
+fn index_json(plan: &Plan, digest: &str, size: u64) -> Value {
+    let mut seen = std::collections::BTreeSet::new();
+    let manifests: Vec<Value> = plan
+        .tags
+        .iter()
+        .filter(|t| seen.insert(t.as_str()))
+        .map(|t| {
+            json!({
+                "mediaType": MANIFEST_MEDIA_TYPE,
+                "digest": digest,
+                "size": size,
+                "platform": {"architecture": plan.architecture, "os": plan.os},
+                "annotations": {"org.opencontainers.image.ref.name": t},
+            })
+        })
+        .collect();
+    json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests})
+}
+
+/// A temporary sibling of the output, removed on drop unless committed.
+pub(crate) struct Staging {
+    pub(crate) path: PathBuf,
+    out: PathBuf,
+    done: bool,
+}
+
+impl Staging {
+    pub(crate) fn new(out: &Path) -> Result<Staging> {
+        let name = out.file_name().ok_or_else(|| Error::Io {
+            path: out.to_owned(),
+            source: std::io::Error::other("output path has no file name"),
+        })?;
+        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        fs::create_dir_all(parent).at(parent)?;
+        let path = parent.join(format!(".{}.ocipack-tmp-{}", name.to_string_lossy(), std::process::id()));
+        if path.exists() {
+            fs::remove_dir_all(&path).at(&path)?;
+        }
+        fs::create_dir(&path).at(&path)?;
+        Ok(Staging { path, out: out.to_owned(), done: false })
+    }
+
+    /// Swaps the staged output into place; an older output is removed only after.
+    pub(crate) fn commit(mut self) -> Result<()> {
+        let old = self.path.with_extension("old");
+        let had_old = fs::symlink_metadata(&self.out).is_ok();
+        if had_old {
+            fs::rename(&self.out, &old).at(&self.out)?;
+        }
+        if let Err(e) = fs::rename(&self.path, &self.out) {
+            if had_old {
+                let _ = fs::rename(&old, &self.out);
+            }
+            return Err(Error::Io { path: self.out.clone(), source: e });
+        }
+        self.done = true;
+        if had_old {
+            let _ = fs::remove_dir_all(&old).or_else(|_| fs::remove_file(&old));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
