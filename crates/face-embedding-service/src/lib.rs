@@ -1,0 +1,174 @@
+//! Face embedding service: `POST /api/v1/embed` returns the L2-normalised
+//! 512-d ArcFace (w600k_mbf) embedding of a face.
+//!
+//! Input: multipart `image` + `landmarks` (JSON `[[x, y] x 5]`: eyes, nose,
+//! mouth corners, as the detection service returns them), aligned here in
+//! Rust ([`align`]); or an already aligned 112x112 face as `image` alone
+//! (multipart or raw body).
+//!
+//! ```no_run
+//! # fn demo() -> anyhow::Result<()> {
+//! use clap::Parser;
+//! let args = face_embedding_service::Args::parse_from(["face-embedding-service"]);
+//! let router = face_embedding_service::app(face_embedding_service::AppState::load(&args)?);
+//! # let _ = router; Ok(()) }
+//! ```
+
+pub mod align;
+pub mod embedder;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use service_kit::config::ServerArgs;
+use service_kit::metrics::Metrics;
+use service_kit::ready::{Check, Readiness};
+use service_kit::{imaging, upload, AppError};
+
+pub use embedder::{cosine, l2_normalise, Embedder};
+
+/// Errors of the embedding library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Shared plumbing failed (runtime, model, image).
+    #[error(transparent)]
+    Kit(#[from] service_kit::Error),
+    /// An image without landmarks is not a 112x112 aligned face.
+    #[error("image is {0}x{1}; send `landmarks` with it, or an aligned 112x112 face")]
+    NotAligned(u32, u32),
+    /// The landmarks cannot define an alignment.
+    #[error("landmarks are degenerate (all points coincide); send the five detected points")]
+    DegenerateLandmarks,
+}
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Settings, from flags or the environment.
+#[derive(Clone, Debug, clap::Parser)]
+#[command(name = "face-embedding-service", version, about = "ArcFace face embeddings over HTTP")]
+pub struct Args {
+    /// Address to listen on (set it explicitly in containers: Docker sets HOSTNAME to the container id)
+    #[arg(long, env = "HOSTNAME", default_value = "0.0.0.0")]
+    pub hostname: String,
+    /// Port to listen on
+    #[arg(long, env = "PORT", default_value_t = 8002)]
+    pub port: u16,
+    /// ArcFace model file (ONNX, 112x112 input, 512-d output)
+    #[arg(long, env = "EMBEDDING_MODEL_PATH", default_value = "/models/w600k_mbf/w600k_mbf.onnx")]
+    pub model_path: PathBuf,
+    /// ONNX Runtime intra-op threads
+    #[arg(long, env = "ORT_INTRA_THREADS", default_value_t = 2)]
+    pub intra_threads: usize,
+    /// Do not serve: time N raw model runs on a 112x112 crop and print JSON
+    #[arg(long, value_name = "N")]
+    pub bench_inference: Option<usize>,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Shared state.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The loaded model.
+    pub embedder: Arc<Embedder>,
+    /// Prometheus registry.
+    pub metrics: Metrics,
+    /// Body and timeout limits.
+    pub limits: service_kit::http::Limits,
+    /// Image size limits.
+    pub image_limits: imaging::ImageLimits,
+}
+
+impl AppState {
+    /// Loads the model named by `args`.
+    ///
+    /// # Errors
+    ///
+    /// When the runtime or the model cannot be loaded.
+    pub fn load(args: &Args) -> Result<Self> {
+        Ok(Self {
+            embedder: Arc::new(Embedder::load(&args.model_path, args.intra_threads)?),
+            metrics: Metrics::new("face_embedding"),
+            limits: args.server.limits(),
+            image_limits: args.server.image_limits(),
+        })
+    }
+}
+
+/// The service's router, with the shared routes and layers.
+pub fn app(state: AppState) -> Router {
+    let readiness = Readiness::new(|| async { vec![Check::new("model", true, Ok("loaded".into()))] });
+    let routes = Router::new().route("/api/v1/embed", post(embed)).with_state(state.clone());
+    service_kit::http::wrap(routes, state.limits, state.metrics, readiness)
+}
+
+/// Response of `/api/v1/embed`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct EmbedResponse {
+    /// Unit-length embedding.
+    pub embedding: Vec<f32>,
+    /// Its length (512).
+    pub dim: usize,
+    /// True when aligned here from landmarks, false for a pre-aligned crop.
+    pub aligned: bool,
+    /// Model run time in milliseconds.
+    pub inference_ms: f64,
+}
+
+/// Parses `landmarks`: exactly five [x, y] pairs of finite numbers.
+///
+/// # Errors
+///
+/// 400 `invalid_landmarks` naming what is wrong.
+pub fn parse_landmarks(text: &str) -> std::result::Result<[[f32; 2]; 5], AppError> {
+    let bad = |why: String| {
+        AppError::bad_request(
+            "invalid_landmarks",
+            format!("landmarks {why}; send JSON [[x,y],[x,y],[x,y],[x,y],[x,y]] (eyes, nose, mouth corners)"),
+        )
+    };
+    let points: Vec<Vec<f32>> = serde_json::from_str(text).map_err(|e| bad(format!("are not a list of number pairs ({e})")))?;
+    if points.len() != 5 {
+        return Err(bad(format!("have {} points, not 5", points.len())));
+    }
+    let mut out = [[0.0; 2]; 5];
+    for (i, p) in points.iter().enumerate() {
+        match p.as_slice() {
+            [x, y] if x.is_finite() && y.is_finite() => out[i] = [*x, *y],
+            _ => return Err(bad(format!("point {i} is {p:?}, not [x, y]"))),
+        }
+    }
+    Ok(out)
+}
+
+async fn embed(State(state): State<AppState>, request: Request) -> std::result::Result<Json<EmbedResponse>, AppError> {
+    let upload = upload::read_upload(request).await?;
+    let landmarks = upload.fields.get("landmarks").map(|t| parse_landmarks(t)).transpose()?;
+    let embedder = state.embedder.clone();
+    let limits = state.image_limits;
+    let (embedding, took) = tokio::task::spawn_blocking(move || {
+        let image = imaging::decode(&upload.image, limits)?;
+        let face = match &landmarks {
+            Some(points) => align::align(&image, points).ok_or(Error::DegenerateLandmarks)?,
+            None => image,
+        };
+        embedder.embed(&face)
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(|e| match e {
+        Error::Kit(k) => AppError::from(k),
+        e @ (Error::NotAligned(..) | Error::DegenerateLandmarks) => {
+            let code = if matches!(e, Error::NotAligned(..)) { "landmarks_required" } else { "invalid_landmarks" };
+            AppError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+        }
+    })?;
+    state.metrics.record_inference(took);
+    Ok(Json(EmbedResponse { dim: embedding.len(), embedding, aligned: landmarks.is_some(), inference_ms: took.as_secs_f64() * 1e3 }))
+}
