@@ -20,7 +20,8 @@
 }:
 let
   wheel = builtins.derivation {
-    name = "${name}-${baseNameOf url}";
+    # The URL may carry context (a file:// URL into the store, in tests).
+    name = "${name}-${baseNameOf (builtins.unsafeDiscardStringContext url)}";
     builder = "builtin:fetchurl";
     system = "builtin";
     inherit url;
