@@ -45,6 +45,7 @@ let
       "nixpkgs"
       "host_binaries"
       "host_unsupported"
+      "workspace_binaries"
     ];
     config = [
       "entrypoint"
@@ -106,6 +107,18 @@ let
     else if src ? nixpkgs then
       let
         pkg = resolve.nixpkgs src.nixpkgs;
+        hostBinaries = src.host_binaries or [ ];
+        entry = builtins.head ((cfg.entrypoint or [ ]) ++ [ "" ]);
+        # An image without host_binaries (qdrant: no Debian package) still
+        # needs its entrypoint; link it too when it names /usr/bin.
+        linked =
+          hostBinaries
+          ++ (
+            if builtins.match "/usr/bin/[^/]+" entry != null && !(builtins.elem entry hostBinaries) then
+              [ entry ]
+            else
+              [ ]
+          );
       in
       {
         package = pkg;
@@ -113,12 +126,17 @@ let
         entries = map (p: {
           target = p;
           symlink = "${pkg}/bin/${baseNameOf p}";
-        }) (src.host_binaries or [ ]);
+        }) linked;
       }
     else
       throw "${file}: [source] has neither `crate` nor `nixpkgs`; name the cargo package or the nixpkgs attribute";
 
   runtimes = map resolve.runtime (d.runtimes or [ ]);
+  # Binaries of this workspace added to a supporting image (http-probe).
+  workspaceBinaries = map (b: {
+    name = b;
+    package = resolve.crate b;
+  }) (src.workspace_binaries or [ ]);
   probe = if d.probe or false then resolve.probe else null;
   cacert = resolve.cacert or null;
 
@@ -149,6 +167,10 @@ let
           }
         ]
     )
+    ++ map (b: {
+      target = "/usr/local/bin/${b.name}";
+      symlink = "${b.package}/bin/${b.name}";
+    }) workspaceBinaries
     ++ (
       if cacert == null then
         [ ]
@@ -208,6 +230,7 @@ buildImage {
   contents =
     [ app.package ]
     ++ map (r: r.package) runtimes
+    ++ map (b: b.package) workspaceBinaries
     ++ (if probe == null then [ ] else [ probe ])
     ++ (if cacert == null then [ ] else [ cacert ]);
   roots = [ app.package ];

@@ -40,6 +40,7 @@ let
       scoring-service = packages.scoring-service;
       face-detection-service = packages.face-detection-service;
       face-embedding-service = packages.face-embedding-service;
+      http-probe = packages.http-probe;
     };
     nixpkgs = name: pkgs.${name} or (throw "images: nixpkgs has no attribute ${name}; fix [source] nixpkgs");
     model =

@@ -109,6 +109,19 @@ assert c["Entrypoint"] == ["/app/bin/app"], c
 assert any(e.startswith("ORT_DYLIB_PATH=/nix/store/") for e in c["Env"]), c["Env"]
 assert "3000/tcp" in c["ExposedPorts"], c' || fail "app-v1 config does not follow its definition"
 
+step "a supporting image links its entrypoint and workspace binaries"
+python3 - "$supporting" <<'PY' || fail "supporting image lacks its links"
+import json, sys, tarfile
+d = sys.argv[1]
+a, h = json.load(open(d + "/index.json"))["manifests"][0]["digest"].split(":")
+man = json.load(open(f"{d}/blobs/{a}/{h}"))
+a, h = man["layers"][-1]["digest"].split(":")
+names = {m.name: m for m in tarfile.open(f"{d}/blobs/{a}/{h}")}
+for want in ("usr/bin/other", "usr/local/bin/fixture-app-v1"):
+    m = names.get(want) or names.get("./" + want)
+    assert m is not None and m.issym() and m.linkname.startswith("/nix/store/"), (want, sorted(names)[:20])
+PY
+
 step "each layer is its own derivation, blobs link into it"
 mapfile -t v1_layers < <(layers_of "$v1")
 n=${#v1_layers[@]}
