@@ -183,6 +183,9 @@ def images(root, compose_json):
         for target, source in (d.get("files") or {}).items():
             if not (root / source).is_file():
                 fail(f"{path}: file {target} comes from {source}, which does not exist")
+        uses_probe = "/usr/local/bin/http-probe" in d["healthcheck"]["test"]
+        if uses_probe != bool(d.get("probe")):
+            fail(f"{path}: probe = {d.get('probe')} but the healthcheck {'uses' if uses_probe else 'does not use'} http-probe")
         if "org.opencontainers.image.licenses" not in d["labels"]:
             fail(f"{path}: no licence label")
         if service in services:

@@ -163,7 +163,7 @@ chmod 755 "$work" "$work/ng-run"
 touch "$work/ng-run/nginx.out" && chown 65532:65532 "$work/ng-run/nginx.out"
 # Append mode: nginx reopens /dev/stdout, which for a regular file would start
 # a second write offset at 0 and overwrite the error log (in a container it is a pipe).
-setpriv --reuid 65532 --regid 65532 --clear-groups nginx -c "$work/ng-run/nginx.conf" \
+setpriv --reuid 65532 --regid 65532 --clear-groups nginx -e stderr -c "$work/ng-run/nginx.conf" \
     >>"$work/ng-run/nginx.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do
