@@ -18,9 +18,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $*" >&2; }
 
 # Flakes, and content-addressed derivations for the model layers. No
-# substituters: everything is built here. The sandbox setting is left to
-# nix.conf (Debian's nix-bin ships sandbox = false); NIX_TEST_SANDBOX=true
-# turns it on.
+# substituters: everything is built here. The sandbox is off by default:
+# it works here as root, but Nix 2.8 sets NIX_ATTRS_JSON_FILE to the
+# build directory's path outside the sandbox (/tmp/nix-build-...), which
+# ocipack then cannot open; NIX_TEST_SANDBOX=true turns it on once ocipack
+# falls back to ./.attrs.json.
 nix_flags=(
   --extra-experimental-features "nix-command flakes ca-derivations"
   --option substituters ""
