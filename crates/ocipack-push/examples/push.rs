@@ -46,7 +46,10 @@ fn main() -> ExitCode {
     }
     match push_all(&items, opts, &NoProgress) {
         Ok(report) => {
-            println!("{}", serde_json::to_string_pretty(&report).expect("report serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serialises")
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
