@@ -10,7 +10,8 @@
 # hardening (uid 65532, read-only root, tmpfs /tmp, no capabilities), the
 # password reaches a shell-less redis-server through interpolation, the
 # healthcheck authenticates (REDISCLI_AUTH), host networking with the test
-# ports works, and a restore into the named volume brings the data back.
+# ports works, a restore into the named volume brings the data back, and the
+# dev loop's `rebuild` (compose.dev.yaml) builds FROM a pinned digest.
 # The image is a stand-in for `ocipack host` output: Debian's redis-server and
 # redis-cli with their ELF closure, no shell.
 # Needs: dockerd, docker, docker-registry, redis-server, redis-tools, python3
@@ -139,4 +140,19 @@ up
 [ "$(cli dbsize)" = 201 ] || fail "after restore into the volume: dbsize $(cli dbsize), want 201"
 [ "$(cli get smoke:123)" = v123 ] || fail "after restore: smoke:123 lost"
 echo "ok: backup, FLUSHALL, stop, restore into the Docker volume, up: 201 keys back"
+
+# The dev loop's rebuild (compose.dev.yaml): a thin image FROM the pinned one
+# plus the binary from the cargo target dir. The redis image stands in as base.
+mkdir -p "$work/target/release"
+printf 'fresh build %s\n' "$RANDOM" >"$work/target/release/face-detection-service"
+sed "s#^FACE_DETECTION_IMAGE=.*#FACE_DETECTION_IMAGE=127.0.0.1:$reg_port/aurum-circle/redis@$digest#" \
+    "$work/images.env" >"$work/images-dev.env"
+DEV_TARGET_DIR=$work/target timeout 120 "$compose" --env-file "$work/images-dev.env" --env-file "$work/secrets.env" \
+    -p aurum-smoke -f deploy/compose.yaml -f deploy/compose.dev.yaml --profile dev build face-detection \
+    >"$work/build.log" 2>&1 || fail "dev rebuild failed: $(tail -5 "$work/build.log")"
+dev_cid=$(docker create aurum-circle-dev/face-detection-service:dev)
+docker cp "$dev_cid:/app/bin/face-detection-service" "$work/copied" >/dev/null
+docker rm "$dev_cid" >/dev/null
+cmp -s "$work/copied" "$work/target/release/face-detection-service" || fail "dev image does not hold the fresh binary"
+echo "ok: compose.dev.yaml rebuild: image FROM the pinned digest + the fresh binary from DEV_TARGET_DIR"
 echo "compose-redis-smoke: PASS"
