@@ -106,7 +106,10 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
         return Ok(());
     }
 
-    let output = a.output.clone().context("--output is required unless --plan-only")?;
+    let output = a
+        .output
+        .clone()
+        .context("--output is required unless --plan-only")?;
     let threads = match a.threads {
         Some(0) => bail!("--threads 0: give at least 1"),
         Some(n) => n,
@@ -114,7 +117,11 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
     };
     let mut reports = Vec::new();
     for (name, plan) in &plans {
-        let out = if a.all { output.join(name) } else { output.clone() };
+        let out = if a.all {
+            output.join(name)
+        } else {
+            output.clone()
+        };
         let plan_path = match &a.plan_out {
             Some(p) => p.clone(),
             None => sibling(&out, ".plan.json")?,
@@ -137,7 +144,10 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
         let report = ocipack::build(&parsed, &origin, &out, &opts);
         bar.finish();
         let report = report.with_context(|| {
-            format!("building {name} failed; nothing was written to {}", out.display())
+            format!(
+                "building {name} failed; nothing was written to {}",
+                out.display()
+            )
         })?;
         if !json {
             eprintln!(
