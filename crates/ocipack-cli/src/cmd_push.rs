@@ -1,0 +1,220 @@
+//! `ocipack push`: send OCI layouts to a registry with the ocipack-push library.
+//!
+//! Wiring (in main.rs / Cargo.toml, owned by the CLI): add
+//! `ocipack-push = { path = "../ocipack-push" }`, `mod cmd_push;`, a
+//! `Push(cmd_push::PushArgs)` variant and `Command::Push(a) => cmd_push::run(a, json)`.
+//! Authentication failures print their message and exit with code 4.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressStyle};
+use ocipack_push::{BlobOutcome, Credentials, PushOptions, PushReport, RetryPolicy, Target};
+
+/// Push OCI image layouts to a registry.
+///
+/// Credentials: OCIPACK_REGISTRY_USER and OCIPACK_REGISTRY_PASSWORD, else the
+/// `auths` entry for the registry in $DOCKER_CONFIG/config.json or
+/// ~/.docker/config.json, else anonymous.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  ocipack push out/scoring 127.0.0.1:5000/aurum/scoring:1.0 --insecure
+  ocipack push out/scoring registry.example/aurum/scoring        # every tag of the layout
+  ocipack push --all out/images registry.example/aurum           # out/images/<name> -> aurum/<name>")]
+pub struct PushArgs {
+    /// The OCI image layout directory (with --all: a directory of layouts).
+    pub layout: PathBuf,
+    /// Destination REGISTRY/REPOSITORY[:TAG] (with --all: REGISTRY/PREFIX, no tag).
+    /// Without a tag, every manifest of the layout is pushed under its ref name.
+    pub target: String,
+    /// Push every layout in subdirectories of LAYOUT, each to TARGET/<subdirectory>,
+    /// in one session: shared blobs are uploaded once and mounted elsewhere.
+    #[arg(long)]
+    pub all: bool,
+    /// Allow plain HTTP to the registry (http:// targets are refused without it).
+    #[arg(long, env = "OCIPACK_INSECURE")]
+    pub insecure: bool,
+    /// Another repository of the same registry to mount shared blobs from (repeatable).
+    #[arg(long = "mount-from", value_name = "REPO")]
+    pub mount_from: Vec<String>,
+    /// Blobs up to this many MiB go in one PUT; larger ones in chunks of this size.
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = 16,
+        env = "OCIPACK_PUSH_CHUNK_MIB"
+    )]
+    pub chunk_mib: usize,
+    /// Attempts per request on 5xx, 429 and refused or reset connections.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub tries: u32,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs `ocipack push`.
+///
+/// # Errors
+/// Any push failure, with context; authentication failures become exit code 4.
+pub fn run(a: PushArgs, json: bool) -> Result<()> {
+    let items = jobs(&a)?;
+    let registry = items[0].1.registry.clone();
+    let credentials = Credentials::lookup(&registry).context("cannot load registry credentials")?;
+    let opts = PushOptions {
+        insecure: a.insecure,
+        chunk_size: a.chunk_mib.clamp(1, 1024) * 1024 * 1024,
+        retry: RetryPolicy {
+            max_tries: a.tries,
+            ..RetryPolicy::default()
+        },
+        mount_from: a.mount_from.clone(),
+        credentials,
+        ..PushOptions::default()
+    };
+    let bars = Bars::new(a.quiet || json);
+    let result = ocipack_push::push_all(&items, opts, &bars);
+    bars.clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) if e.is_auth() => {
+            eprintln!("ocipack: error: {e}");
+            return Err(crate::Exit(4).into());
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot push {}", a.layout.display())),
+    };
+    if json {
+        return crate::print_json(&report);
+    }
+    print_summary(&report);
+    Ok(())
+}
+
+/// The (layout, target) pairs to push.
+fn jobs(a: &PushArgs) -> Result<Vec<(PathBuf, Target)>> {
+    if !a.all {
+        let t = Target::parse(&a.target)?;
+        return Ok(vec![(a.layout.clone(), t)]);
+    }
+    let prefix = Target::parse(&a.target)?;
+    if prefix.tag.is_some() {
+        bail!("--all takes REGISTRY/PREFIX without a tag; each layout is pushed under its own ref names, got {}", a.target);
+    }
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&a.layout)
+        .with_context(|| format!("cannot list {}", a.layout.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("oci-layout").is_file())
+        .collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        bail!("{} has no subdirectory holding an OCI layout (an oci-layout file); build images first or drop --all", a.layout.display());
+    }
+    let mut out = Vec::new();
+    for d in dirs {
+        let name = d
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let reference = format!("{}/{}/{name}", target_host(&prefix), prefix.repository);
+        let t = Target::parse(&reference)
+            .with_context(|| format!("layout {} has no valid repository name", d.display()))?;
+        out.push((d, t));
+    }
+    Ok(out)
+}
+
+fn target_host(t: &Target) -> String {
+    match t.explicit_http {
+        Some(true) => format!("http://{}", t.registry),
+        Some(false) => format!("https://{}", t.registry),
+        None => t.registry.clone(),
+    }
+}
+
+fn print_summary(r: &PushReport) {
+    for im in &r.images {
+        let tags: Vec<&str> = im.references.iter().skip(1).map(String::as_str).collect();
+        println!("pushed {} ({})", tags.join(", "), im.manifest_digest);
+        println!(
+            "  {} uploaded ({}), {} already there ({}), {} mounted ({})",
+            im.uploaded.blobs,
+            HumanBytes(im.uploaded.bytes),
+            im.skipped.blobs,
+            HumanBytes(im.skipped.bytes),
+            im.mounted.blobs,
+            HumanBytes(im.mounted.bytes)
+        );
+    }
+    println!("sent {} in total", HumanBytes(r.bytes_sent));
+}
+
+/// One bar per blob in flight on a terminal; nothing otherwise.
+struct Bars {
+    multi: Option<MultiProgress>,
+    bars: RefCell<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    fn new(quiet: bool) -> Bars {
+        let multi = (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new);
+        Bars {
+            multi,
+            bars: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(m) = &self.multi {
+            let _ = m.clear();
+        }
+    }
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(7..19).unwrap_or(digest)
+}
+
+impl ocipack_push::Progress for Bars {
+    fn blob_started(&self, digest: &str, size: u64) {
+        let Some(m) = &self.multi else { return };
+        let b = m.add(ProgressBar::new(size));
+        b.set_style(
+            ProgressStyle::with_template(
+                "{prefix} {msg:9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        b.set_prefix(short(digest).to_string());
+        b.set_message("checking");
+        self.bars.borrow_mut().insert(digest.to_string(), b);
+    }
+    fn blob_progress(&self, digest: &str, sent: u64, _size: u64) {
+        if let Some(b) = self.bars.borrow().get(digest) {
+            b.set_message("uploading");
+            b.set_position(sent);
+        }
+    }
+    fn blob_finished(&self, digest: &str, outcome: BlobOutcome) {
+        if let Some(b) = self.bars.borrow_mut().remove(digest) {
+            let what = match outcome {
+                BlobOutcome::Uploaded => "uploaded",
+                BlobOutcome::Skipped => "exists",
+                BlobOutcome::Mounted => "mounted",
+            };
+            b.set_message(what);
+            b.set_position(b.length().unwrap_or(0));
+            b.finish();
+        }
+    }
+    fn retrying(&self, what: &str, attempt: u32, delay: Duration, reason: &str) {
+        if let Some(m) = &self.multi {
+            let _ = m.println(format!("retry {attempt} of {what} in {delay:?}: {reason}"));
+        }
+    }
+}
