@@ -1,0 +1,120 @@
+//! Scoring against the real ML services (real models) and a real redis-server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{call, free_port, ml_services, photo, score, scoring_args, Redis};
+use redis::Commands;
+use scoring_service::{app, store, AppState};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_caches_with_ttl_and_counts_percentiles() {
+    let redis = Redis::start(None);
+    let (det, emb) = ml_services().await;
+    let router = app(AppState::new(&scoring_args(&det, &emb, &redis.url(), &[])).unwrap());
+
+    let yao = photo("yaoming.jpg");
+    let (status, first) = score(&router, &yao, Some("yao")).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["cached"], false);
+    let s = first["score"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&s), "{first}");
+    for c in ["detection", "size", "frontality", "symmetry", "sharpness"] {
+        let v = first["components"][c].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{c} = {v}");
+    }
+    assert_eq!(first["faces_detected"], 1);
+    assert_eq!(first["percentile"], 50.0, "a lone score is the median");
+    assert!(first.get("indexed").is_none(), "qdrant is not configured");
+
+    let (status, second) = score(&router, &yao, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(second["cached"], true);
+    assert_eq!(second["score"], first["score"]);
+
+    // cached under the image's sha256 with a 24 h TTL
+    let key = store::cache_key(first["image_sha256"].as_str().unwrap());
+    let ttl: i64 = redis.client().ttl(&key).unwrap();
+    assert!((86_000..=86_400).contains(&ttl), "ttl {ttl}");
+
+    // players.jpg: main face picked among many; the histogram now holds 2
+    let (status, players) = score(&router, &photo("players.jpg"), None).await;
+    assert_eq!(status, 200, "{players}");
+    assert!(players["faces_detected"].as_u64().unwrap() >= 14);
+    let total: u64 = redis.client().hvals::<_, Vec<u64>>(store::HISTOGRAM_KEY).unwrap().iter().sum();
+    assert_eq!(total, 2, "a cached answer must not count twice");
+    let p = players["percentile"].as_f64().unwrap();
+    assert!(p == 25.0 || p == 50.0 || p == 75.0, "{p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_ttl_expires() {
+    let redis = Redis::start(None);
+    let (det, emb) = ml_services().await;
+    let router = app(AppState::new(&scoring_args(&det, &emb, &redis.url(), &["--cache-ttl-secs", "1"])).unwrap());
+    let yao = photo("yaoming.jpg");
+    assert_eq!(score(&router, &yao, None).await.1["cached"], false);
+    assert_eq!(score(&router, &yao, None).await.1["cached"], true);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(score(&router, &yao, None).await.1["cached"], false, "entry should have expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distribution_survives_a_redis_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (det, emb) = ml_services().await;
+    let url = format!("redis://127.0.0.1:{port}");
+    {
+        let _redis = Redis::start_on(port, Some(dir.path()));
+        let router = app(AppState::new(&scoring_args(&det, &emb, &url, &[])).unwrap());
+        assert_eq!(score(&router, &photo("yaoming.jpg"), None).await.0, 200);
+        assert_eq!(score(&router, &photo("gdp.jpg"), None).await.0, 200);
+    } // redis-server killed (SIGKILL): only the fsynced append-only file remains
+    let redis = Redis::start_on(port, Some(dir.path()));
+    let total: u64 = redis.client().hvals::<_, Vec<u64>>(store::HISTOGRAM_KEY).unwrap().iter().sum();
+    assert_eq!(total, 2);
+    // a fresh service instance (as after a deploy) sees the old distribution
+    let router = app(AppState::new(&scoring_args(&det, &emb, &url, &[])).unwrap());
+    let (status, body) = score(&router, &photo("players.jpg"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let p = body["percentile"].as_f64().unwrap();
+    assert!([100.0 / 6.0, 50.0, 500.0 / 6.0].iter().any(|x| (x - p).abs() < 1e-9), "{p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_still_answers_and_ready_is_degraded() {
+    let (det, emb) = ml_services().await;
+    let dead = format!("redis://127.0.0.1:{}", free_port());
+    let router = app(AppState::new(&scoring_args(&det, &emb, &dead, &[])).unwrap());
+    let started = Instant::now();
+    let (status, body) = score(&router, &photo("yaoming.jpg"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cached"], false);
+    assert!(body["percentile"].is_null());
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let ready = axum::http::Request::get("/api/ready").body(axum::body::Body::empty()).unwrap();
+    let (status, body) = call(&router, ready).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["checks"]["redis"]["ok"], false);
+    assert_eq!(body["checks"]["face_detection"]["ok"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ml_service_down_is_a_quick_503() {
+    let redis = Redis::start(None);
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let router = app(AppState::new(&scoring_args(&dead, &dead, &redis.url(), &[])).unwrap());
+    let started = Instant::now();
+    let (status, body) = score(&router, &photo("yaoming.jpg"), None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+    assert!(body["error"]["message"].as_str().unwrap().contains("face-detection"));
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let ready = axum::http::Request::get("/api/ready").body(axum::body::Body::empty()).unwrap();
+    let (status, body) = call(&router, ready).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+}
