@@ -45,6 +45,16 @@ pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32)> {
         .map_err(|e| Error::ImageDecode(e.to_string()))
 }
 
+/// Whether a JPEG ends with its end-of-image marker (FF D9).
+///
+/// The JPEG decoder pads a truncated file with grey and succeeds, so a
+/// half-uploaded photo would be scored as a different image. A few bytes of
+/// padding after the marker (some cameras add them) are tolerated.
+fn has_jpeg_end(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(64)..];
+    tail.windows(2).any(|w| w == [0xff, 0xd9])
+}
+
 /// Decodes `bytes` to RGB8 after checking the header against `limits`.
 ///
 /// # Errors
@@ -57,6 +67,9 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<RgbImage> {
         return Err(Error::ImageTooLarge { width, height, max_side: limits.max_side, max_pixels: limits.max_pixels });
     }
     let format = sniff(bytes).ok_or_else(|| Error::ImageDecode("not a jpeg, png or webp file".into()))?;
+    if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
+        return Err(Error::ImageDecode("jpeg is truncated (no end-of-image marker)".into()));
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut caps = image::Limits::default();
     caps.max_image_width = Some(limits.max_side);
@@ -72,28 +85,31 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<RgbImage> {
 mod tests {
     use super::*;
 
-    /// A PNG signature plus an IHDR chunk claiming `w`x`h`, and nothing else.
+    /// A PNG whose IHDR claims `w`x`h`, followed by a tiny IDAT and IEND: a
+    /// few dozen bytes that would decode to `w * h * 3` bytes of pixels.
     pub(crate) fn png_header(w: u32, h: u32) -> Vec<u8> {
-        let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
-        let mut ihdr = b"IHDR".to_vec();
-        ihdr.extend_from_slice(&w.to_be_bytes());
+        fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+            let mut body = kind.to_vec();
+            body.extend_from_slice(data);
+            let mut crc = 0xffff_ffffu32;
+            for &b in &body {
+                crc ^= u32::from(b);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                }
+            }
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            out.extend_from_slice(&body);
+            out.extend_from_slice(&(!crc).to_be_bytes());
+        }
+        let mut ihdr = w.to_be_bytes().to_vec();
         ihdr.extend_from_slice(&h.to_be_bytes());
         ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-        v.extend_from_slice(&13u32.to_be_bytes());
-        v.extend_from_slice(&ihdr);
-        v.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut v, b"IHDR", &ihdr);
+        chunk(&mut v, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        chunk(&mut v, b"IEND", &[]);
         v
-    }
-
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xffff_ffffu32;
-        for &b in data {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
-            }
-        }
-        !crc
     }
 
     #[test]
