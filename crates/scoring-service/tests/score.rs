@@ -118,3 +118,32 @@ async fn ml_service_down_is_a_quick_503() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unavailable");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_4xx_without_reaching_the_ml_services() {
+    let redis = Redis::start(None);
+    let (det, emb) = ml_services().await;
+    let router = app(AppState::new(&scoring_args(&det, &emb, &redis.url(), &["--max-body-bytes", "200000"])).unwrap());
+    let code = |b: &serde_json::Value| b["error"]["code"].as_str().unwrap_or("").to_owned();
+
+    let grey = image::RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]));
+    let mut png = Vec::new();
+    grey.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    let (s, b) = score(&router, &png, None).await;
+    assert_eq!((s, code(&b).as_str()), (422, "no_face"), "{b}");
+
+    let yao = photo("yaoming.jpg");
+    let (s, b) = score(&router, &yao[..yao.len() / 2], None).await;
+    assert_eq!((s, code(&b).as_str()), (422, "invalid_image"), "{b}");
+    let (s, b) = score(&router, &[], None).await;
+    assert_eq!((s, code(&b).as_str()), (400, "missing_image"), "{b}");
+    let (s, b) = score(&router, &photo("players.jpg"), None).await;
+    assert_eq!((s, code(&b).as_str()), (413, "payload_too_large"), "{b}");
+    let (ct, body) = common::form(&yao, Some(&"x".repeat(500)));
+    let request = axum::http::Request::post("/api/score").header("content-type", ct).body(axum::body::Body::from(body)).unwrap();
+    let (s, b) = call(&router, request).await;
+    assert_eq!((s, code(&b).as_str()), (400, "invalid_user_id"), "{b}");
+    let request = axum::http::Request::post("/api/score").header("content-type", "application/json").body(axum::body::Body::from("{}")).unwrap();
+    let (s, b) = call(&router, request).await;
+    assert_eq!((s, code(&b).as_str()), (415, "unsupported_content_type"), "{b}");
+}

@@ -38,6 +38,7 @@ pub mod logging;
 pub mod metrics;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+pub mod parity;
 pub mod ready;
 pub mod shutdown;
 pub mod upload;
