@@ -4,7 +4,7 @@
 #
 #   scripts/bench-push.sh                 # uses the ocipack-push example binary
 #   OCIPACK=target/release/ocipack scripts/bench-push.sh   # uses the CLI: $OCIPACK push ...
-#   MODEL_MB=200 APP_MB=4 scripts/bench-push.sh
+#   MODEL_MB=200 APP_MB=4 REPEAT=3 scripts/bench-push.sh   # the defaults
 #
 # Scenarios: (a) first push of image A, (b) the same push again, (c) image C
 # that shares A's model layer, pushed to another repository.
@@ -20,6 +20,7 @@ set -euo pipefail
 
 MODEL_MB=${MODEL_MB:-200}
 APP_MB=${APP_MB:-4}
+REPEAT=${REPEAT:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/bench-push.XXXXXX)
 PIDS=()
@@ -141,27 +142,47 @@ run() { # TOOL LOG -- command...; prints "seconds bytes"
     echo "$(echo "$t1 - $t0" | bc -l) $(bytes_since "$log" "$before")"
 }
 
-declare -A R
-start_registry ocipack
-H=127.0.0.1:$PROXY_PORT
-R[oa]=$(run ocipack "$LOG" -- ocipack_push "$WORK/A" "$H/bench/a:1")
-R[ob]=$(run ocipack "$LOG" -- ocipack_push "$WORK/A" "$H/bench/a:1")
-R[oc]=$(run ocipack "$LOG" -- ocipack_push --mount-from bench/a "$WORK/C" "$H/bench/c:1")
-
-start_registry skopeo
-H=127.0.0.1:$PROXY_PORT
+stop_registry() { # kills the last registry + nginx pair
+    local n=${#PIDS[@]}
+    kill "${PIDS[n - 1]}" "${PIDS[n - 2]}" 2>/dev/null || true
+    wait "${PIDS[n - 1]}" "${PIDS[n - 2]}" 2>/dev/null || true
+    PIDS=("${PIDS[@]:0:n-2}")
+}
 sk() { skopeo copy --quiet --preserve-digests --dest-tls-verify=false "oci:$1:1" "docker://$2"; }
-R[sa]=$(run skopeo "$LOG" -- sk "$WORK/A" "$H/bench/a:1")
-R[sb]=$(run skopeo "$LOG" -- sk "$WORK/A" "$H/bench/a:1")
-R[sc]=$(run skopeo "$LOG" -- sk "$WORK/C" "$H/bench/c:1")
+bench_tool() { # TOOL REP: the three scenarios on a fresh registry; appends to T_*/B_*
+    local tool=$1 rep=$2 H r
+    start_registry "$tool-$rep"
+    H=127.0.0.1:$PROXY_PORT
+    if [[ $tool == ocipack ]]; then
+        r=$(run "$tool" "$LOG" -- ocipack_push "$WORK/A" "$H/bench/a:1"); T[${tool}a]+=" ${r% *}"; B[${tool}a]=${r#* }
+        r=$(run "$tool" "$LOG" -- ocipack_push "$WORK/A" "$H/bench/a:1"); T[${tool}b]+=" ${r% *}"; B[${tool}b]=${r#* }
+        r=$(run "$tool" "$LOG" -- ocipack_push --mount-from bench/a "$WORK/C" "$H/bench/c:1"); T[${tool}c]+=" ${r% *}"; B[${tool}c]=${r#* }
+    else
+        r=$(run "$tool" "$LOG" -- sk "$WORK/A" "$H/bench/a:1"); T[${tool}a]+=" ${r% *}"; B[${tool}a]=${r#* }
+        r=$(run "$tool" "$LOG" -- sk "$WORK/A" "$H/bench/a:1"); T[${tool}b]+=" ${r% *}"; B[${tool}b]=${r#* }
+        r=$(run "$tool" "$LOG" -- sk "$WORK/C" "$H/bench/c:1"); T[${tool}c]+=" ${r% *}"; B[${tool}c]=${r#* }
+    fi
+    stop_registry
+}
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# Fresh registries for every repetition; the order alternates so that
+# neither tool always runs on a warmer page cache or a quieter machine.
+declare -A T B
+for rep in $(seq "$REPEAT"); do
+    if ((rep % 2)); then bench_tool ocipack "$rep"; bench_tool skopeo "$rep"
+    else bench_tool skopeo "$rep"; bench_tool ocipack "$rep"; fi
+    echo "bench-push: repetition $rep of $REPEAT done" >&2
+done
 
 model_bytes=$(stat -c %s "$WORK/model.tar.gz")
 printf '\nmodel layer: %s bytes; app layer: %s bytes; machine: %s, %s cores\n' \
     "$model_bytes" "$(stat -c %s "$WORK/app-a.tar.gz")" "$(uname -sr)" "$(nproc)"
+printf 'median wall time of %s runs; bytes are request bytes (line, headers, body) seen by the proxy\n' "$REPEAT"
 printf '%-28s | %10s %14s | %10s %14s\n' scenario "ocipack s" "ocipack bytes" "skopeo s" "skopeo bytes"
 printf -- '-----------------------------+---------------------------+---------------------------\n'
 for s in a:"(a) first push" b:"(b) second push, same image" c:"(c) shares the model layer"; do
     k=${s%%:*}; label=${s#*:}
-    read -r ot ob <<<"${R[o$k]}"; read -r st sb <<<"${R[s$k]}"
-    printf '%-28s | %10.2f %14s | %10.2f %14s\n' "$label" "$ot" "$ob" "$st" "$sb"
+    printf '%-28s | %10.2f %14s | %10.2f %14s\n' "$label" \
+        "$(median "${T[ocipack$k]}")" "${B[ocipack$k]}" "$(median "${T[skopeo$k]}")" "${B[skopeo$k]}"
 done

@@ -281,7 +281,7 @@ mod tests {
     // The shape distribution 2.8 sends with `auth: token:` configured for a
     // cross-repository mount: two scopes, space-separated, in one parameter.
     #[test]
-    fn parses_recorded_bearer_challenges() {
+    fn parses_bearer_challenges_with_several_scopes() {
         let h = r#"Bearer realm="https://auth.example.test/token",service="registry.example.test",scope="repository:b:pull,push repository:a:pull""#;
         assert_eq!(
             parse_challenge(h),

@@ -1,13 +1,15 @@
 //! Blob uploads: HEAD, cross-repository mount, monolithic PUT, chunked PATCH.
 //!
 //! Memory stays bounded by the chunk size: a small blob is read whole (it is
-//! at most one chunk), a large one a chunk at a time. The sha256 is computed
+//! at most one chunk), a large one a chunk at a time (two chunk buffers, so
+//! that reading overlaps sending). The sha256 is computed
 //! from the bytes actually sent and compared with the blob's name before the
 //! upload is committed, so a corrupt file never becomes a blob.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::mpsc;
 
 use sha2::{Digest as _, Sha256};
 use ureq::http::Method;
@@ -172,7 +174,6 @@ pub(crate) fn push_blob(
         None => return Ok(Placed::Mounted),
         Some(loc) => Some(loc),
     };
-    let mut buf = vec![0u8; chunk_size];
     let mut attempt = 1;
     loop {
         let loc = match session.take() {
@@ -180,7 +181,7 @@ pub(crate) fn push_blob(
             None => start(client, repo, &desc.digest, None, p)?
                 .expect("a plain upload start never mounts"),
         };
-        match chunked(client, repo, desc, path, loc, &mut buf, p) {
+        match chunked(client, repo, desc, path, loc, chunk_size, p) {
             Ok(()) => return Ok(Placed::Uploaded),
             Err(e) if attempt < client.retry.max_tries && restartable(&e) => {
                 let delay = client.retry.delay(attempt);
@@ -218,43 +219,49 @@ fn chunked(
     desc: &Descriptor,
     path: &Path,
     mut loc: String,
-    buf: &mut [u8],
+    chunk_size: usize,
     p: &dyn Progress,
 ) -> Result<()> {
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut offset: u64 = 0;
-    loop {
-        let n = read_full(&mut file, buf, path)?;
-        if n == 0 {
-            break;
-        }
-        let chunk = &buf[..n];
-        hasher.update(chunk);
-        let end = offset + n as u64 - 1;
-        // A PATCH is not retried on its own: whether the registry appended
-        // part of it is unknown, so the caller restarts the whole blob.
-        let resp = client.send(
-            &Req {
-                method: Method::PATCH,
-                url: loc.clone(),
-                headers: vec![
-                    ("Content-Type", "application/octet-stream".into()),
-                    ("Content-Range", format!("{offset}-{end}")),
-                ],
-                body: Some(chunk),
-                scope: repo_scope(repo),
-                tries: 1,
-            },
-            p,
-        )?;
-        if resp.status().as_u16() != 202 {
-            return Err(status_error("PATCH", &loc, resp));
-        }
-        loc = location(client, &resp, &loc)?;
-        offset += n as u64;
-        p.blob_progress(&desc.digest, offset, desc.size);
+    // A reader thread reads and hashes the next chunk while the current one
+    // is on the wire, so the registry does not sit idle between PATCHes.
+    // Two buffers circulate: memory stays at twice the chunk size.
+    let (full_tx, full_rx) = mpsc::sync_channel::<Result<(Vec<u8>, usize)>>(1);
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+    for _ in 0..2 {
+        free_tx
+            .send(vec![0u8; chunk_size])
+            .expect("receiver is alive");
     }
+    let (sent, hasher) = std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut hasher = Sha256::new();
+            // Ends when the sender loop hangs up (its error) or at end of file.
+            while let Ok(mut buf) = free_rx.recv() {
+                match read_full(&mut file, &mut buf, path) {
+                    Ok(0) => return Some(hasher),
+                    Ok(n) => {
+                        hasher.update(&buf[..n]);
+                        if full_tx.send(Ok((buf, n))).is_err() {
+                            return None;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = full_tx.send(Err(e));
+                        return None;
+                    }
+                }
+            }
+            None
+        });
+        let sent = send_chunks(client, repo, desc, &mut loc, full_rx, free_tx, p);
+        (
+            sent,
+            reader.join().expect("the reader thread does not panic"),
+        )
+    });
+    let offset = sent?;
+    let hasher = hasher.expect("the reader finished because the sender saw end of file");
     let actual = crate::digest::finish(hasher);
     if actual != desc.digest || offset != desc.size {
         // Best effort: the registry would refuse the commit anyway, and
@@ -288,6 +295,49 @@ fn chunked(
         return Err(status_error("PUT", &url, resp));
     }
     Ok(())
+}
+
+/// PATCHes every chunk the reader produces; returns the bytes sent. Takes
+/// both channel ends by value so that returning early hangs up on the reader.
+fn send_chunks(
+    client: &Client,
+    repo: &str,
+    desc: &Descriptor,
+    loc: &mut String,
+    full: mpsc::Receiver<Result<(Vec<u8>, usize)>>,
+    free: mpsc::Sender<Vec<u8>>,
+    p: &dyn Progress,
+) -> Result<u64> {
+    let mut offset: u64 = 0;
+    while let Ok(next) = full.recv() {
+        let (buf, n) = next?;
+        let end = offset + n as u64 - 1;
+        // A PATCH is not retried on its own: whether the registry appended
+        // part of it is unknown, so the caller restarts the whole blob.
+        let resp = client.send(
+            &Req {
+                method: Method::PATCH,
+                url: loc.clone(),
+                headers: vec![
+                    ("Content-Type", "application/octet-stream".into()),
+                    ("Content-Range", format!("{offset}-{end}")),
+                ],
+                body: Some(&buf[..n]),
+                scope: repo_scope(repo),
+                tries: 1,
+            },
+            p,
+        )?;
+        if resp.status().as_u16() != 202 {
+            return Err(status_error("PATCH", loc, resp));
+        }
+        *loc = location(client, &resp, loc)?;
+        offset += n as u64;
+        p.blob_progress(&desc.digest, offset, desc.size);
+        // The reader may already be gone after its last chunk.
+        let _ = free.send(buf);
+    }
+    Ok(offset)
 }
 
 /// `PUT /v2/<repo>/manifests/<reference>` with the exact bytes from the layout.
