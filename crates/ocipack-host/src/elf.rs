@@ -86,8 +86,17 @@ impl SearchPath {
     ///
     /// [`Error::Io`] if an existing configuration file cannot be read.
     pub fn from_host() -> Result<Self> {
+        Self::from_conf(Path::new("/etc/ld.so.conf"))
+    }
+
+    /// The directories of an ld.so.conf-style file (following `include`
+    /// lines; a missing file gives none) and Debian's built-in directories.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if an existing configuration file cannot be read.
+    pub fn from_conf(conf: &Path) -> Result<Self> {
         let mut configured = Vec::new();
-        let conf = Path::new("/etc/ld.so.conf");
         if conf.exists() {
             read_ld_so_conf(conf, &mut configured, 0)?;
         }
@@ -131,7 +140,10 @@ fn read_ld_so_conf(path: &Path, out: &mut Vec<PathBuf>, depth: u32) -> Result<()
     let base = path.parent().unwrap_or(Path::new("/"));
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
-        if let Some(pattern) = line.strip_prefix("include").filter(|_| line.len() > 7) {
+        let include = line
+            .strip_prefix("include")
+            .filter(|rest| rest.starts_with([' ', '\t']));
+        if let Some(pattern) = include {
             for pattern in pattern.split_whitespace() {
                 for file in glob_files(&base.join(pattern))? {
                     read_ld_so_conf(&file, out, depth + 1)?;
@@ -435,4 +447,62 @@ fn find(
         needed_by: object.host.clone(),
         searched: searched.join(":"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_like_glob() {
+        assert!(wildcard_match("*.conf", "libc.conf"));
+        assert!(wildcard_match("x86_64-*.conf", "x86_64-linux-gnu.conf"));
+        assert!(!wildcard_match("*.conf", "libc.conf.dpkg-old"));
+        assert!(wildcard_match("*", ""));
+        assert!(!wildcard_match("a*b", "ac"));
+    }
+
+    #[test]
+    fn ld_so_conf_includes_comments_and_loops() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("conf.d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(
+            tmp.path().join("ld.so.conf"),
+            "# comment\n/opt/a/lib  # trailing\ninclude conf.d/*.conf\nhwcap 0 nosegneg\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("b.conf"), "/opt/b/lib:/opt/c/lib/\n/opt/a/lib\n").unwrap();
+        // An include loop must end, not hang.
+        let back = format!(
+            "include {}\n/opt/d/lib\n",
+            tmp.path().join("ld.so.conf").display()
+        );
+        std::fs::write(d.join("c.conf"), back).unwrap();
+        std::fs::write(d.join("ignored.txt"), "/opt/nope\n").unwrap();
+        let search = SearchPath::from_conf(&tmp.path().join("ld.so.conf")).unwrap();
+        let dirs: Vec<&str> = search
+            .configured
+            .iter()
+            .map(|p| p.to_str().unwrap())
+            .collect();
+        assert_eq!(
+            dirs,
+            ["/opt/a/lib", "/opt/b/lib", "/opt/c/lib", "/opt/d/lib"]
+        );
+        assert_eq!(search.defaults, default_dirs());
+    }
+
+    #[test]
+    fn origin_expands_on_both_sides() {
+        let object = Root {
+            host: PathBuf::from("/work/target/release/svc"),
+            target: PathBuf::from("/app/bin/svc"),
+        };
+        let (host, target) = expand("$ORIGIN/../lib", &object);
+        assert_eq!(host, PathBuf::from("/work/target/lib"));
+        assert_eq!(target, PathBuf::from("/app/lib"));
+        let (host, _) = expand("${ORIGIN}/x/../y", &object);
+        assert_eq!(host, PathBuf::from("/work/target/release/y"));
+    }
 }
