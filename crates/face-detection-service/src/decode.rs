@@ -46,7 +46,8 @@ pub struct StrideOutput<'a> {
 pub fn decode_stride(out: StrideOutput<'_>, input: u32, threshold: f32) -> Option<Vec<Face>> {
     let cells = ((input / out.stride) * (input / out.stride)) as usize;
     let k = out.scores.len();
-    if cells == 0 || k % cells != 0 || out.boxes.len() != k * 4 || out.kps.len() != k * 10 {
+    if cells == 0 || !k.is_multiple_of(cells) || out.boxes.len() != k * 4 || out.kps.len() != k * 10
+    {
         return None;
     }
     let anchors = k / cells;
@@ -102,7 +103,11 @@ mod tests {
     use super::*;
 
     fn face(bbox: [f32; 4], score: f32) -> Face {
-        Face { bbox, score, landmarks: [[0.0; 2]; 5] }
+        Face {
+            bbox,
+            score,
+            landmarks: [[0.0; 2]; 5],
+        }
     }
 
     #[test]
@@ -135,11 +140,24 @@ mod tests {
         let mut kps = vec![0.0; 80];
         kps[70] = 0.5;
         kps[71] = -0.5;
-        let out = StrideOutput { stride: 16, scores: &scores, boxes: &boxes, kps: &kps };
+        let out = StrideOutput {
+            stride: 16,
+            scores: &scores,
+            boxes: &boxes,
+            kps: &kps,
+        };
         let faces = decode_stride(out, 32, 0.5).unwrap();
         assert_eq!(faces.len(), 1);
         assert_eq!(faces[0].bbox, [8.0, 12.0, 32.0, 24.0]);
         assert_eq!(faces[0].landmarks[0], [24.0, 8.0]);
-        assert!(decode_stride(StrideOutput { scores: &scores[..7], ..out }, 32, 0.5).is_none());
+        assert!(decode_stride(
+            StrideOutput {
+                scores: &scores[..7],
+                ..out
+            },
+            32,
+            0.5
+        )
+        .is_none());
     }
 }

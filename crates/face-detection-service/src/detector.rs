@@ -24,6 +24,9 @@ pub struct DetectorConfig {
     pub intra_threads: usize,
 }
 
+/// One output tensor as (shape, values).
+pub type RawOutput = (Vec<i64>, Vec<f32>);
+
 /// A loaded SCRFD model.
 #[derive(Debug)]
 pub struct Detector {
@@ -45,7 +48,7 @@ impl Detector {
     /// [`Error::Config`] for an input size not a multiple of 32,
     /// [`Error::Kit`] when the runtime or model cannot be loaded.
     pub fn load(path: &Path, config: DetectorConfig) -> Result<Self> {
-        if config.input_size == 0 || config.input_size % 32 != 0 {
+        if config.input_size == 0 || !config.input_size.is_multiple_of(32) {
             return Err(Error::Config(format!(
                 "detection input size {} is not a positive multiple of 32; use e.g. 640",
                 config.input_size
@@ -65,7 +68,7 @@ impl Detector {
     /// # Errors
     ///
     /// [`Error::Kit`] when the run fails.
-    pub fn raw_outputs(&self, image: &RgbImage) -> Result<(Vec<(Vec<i64>, Vec<f32>)>, Duration)> {
+    pub fn raw_outputs(&self, image: &RgbImage) -> Result<(Vec<RawOutput>, Duration)> {
         let lb = Letterbox::new(image.width(), image.height(), self.config.input_size);
         let (raw, took) = self.run(&lb, image)?;
         Ok((raw.into_iter().map(|r| (r.shape, r.data)).collect(), took))
@@ -78,7 +81,10 @@ impl Detector {
             let mut raw = Vec::with_capacity(outputs.len());
             for (_, value) in outputs.iter() {
                 let (shape, data) = value.try_extract_tensor::<f32>()?;
-                raw.push(Raw { shape: shape.to_vec(), data: data.to_vec() });
+                raw.push(Raw {
+                    shape: shape.to_vec(),
+                    data: data.to_vec(),
+                });
             }
             Ok(raw)
         })?)
@@ -91,14 +97,21 @@ impl Detector {
     ///
     /// [`Error::Kit`] when the run fails, [`Error::Layout`] when the outputs
     /// are not SCRFD's 3 strides x (score, box, landmarks).
-    pub fn detect(&self, image: &RgbImage, threshold: Option<f32>) -> Result<(Vec<Face>, Duration)> {
+    pub fn detect(
+        &self,
+        image: &RgbImage,
+        threshold: Option<f32>,
+    ) -> Result<(Vec<Face>, Duration)> {
         let input = self.config.input_size;
         let lb = Letterbox::new(image.width(), image.height(), input);
         let (raw, took) = self.run(&lb, image)?;
         // Group by last dimension (1 score, 4 box, 10 landmarks); within a
         // group more anchors means a finer stride.
         let group = |last: i64| {
-            let mut g: Vec<&Raw> = raw.iter().filter(|r| r.shape.last() == Some(&last)).collect();
+            let mut g: Vec<&Raw> = raw
+                .iter()
+                .filter(|r| r.shape.last() == Some(&last))
+                .collect();
             g.sort_by_key(|r| std::cmp::Reverse(r.data.len()));
             g
         };
@@ -112,7 +125,12 @@ impl Detector {
         let threshold = threshold.unwrap_or(self.config.score_threshold);
         let mut faces = Vec::new();
         for (i, stride) in [8u32, 16, 32].into_iter().enumerate() {
-            let out = StrideOutput { stride, scores: &scores[i].data, boxes: &boxes[i].data, kps: &kps[i].data };
+            let out = StrideOutput {
+                stride,
+                scores: &scores[i].data,
+                boxes: &boxes[i].data,
+                kps: &kps[i].data,
+            };
             let decoded = decode_stride(out, input, threshold).ok_or_else(|| {
                 let cells = input / stride;
                 Error::Layout(format!(

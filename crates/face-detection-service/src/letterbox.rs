@@ -28,7 +28,11 @@ impl Letterbox {
         } else {
             (input, ((input as f32 * aspect) as u32).max(1))
         };
-        Self { input, resized: (w, h), scale: h as f32 / height as f32 }
+        Self {
+            input,
+            resized: (w, h),
+            scale: h as f32 / height as f32,
+        }
     }
 
     /// Maps a point in network input coordinates back to the original image.

@@ -51,7 +51,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Settings, from flags or the environment.
 #[derive(Clone, Debug, clap::Parser)]
-#[command(name = "face-detection-service", version, about = "SCRFD face detection over HTTP")]
+#[command(
+    name = "face-detection-service",
+    version,
+    about = "SCRFD face detection over HTTP"
+)]
 pub struct Args {
     /// Address to listen on (set it explicitly in containers: Docker sets HOSTNAME to the container id)
     #[arg(long, env = "HOSTNAME", default_value = "0.0.0.0")]
@@ -60,7 +64,11 @@ pub struct Args {
     #[arg(long, env = "PORT", default_value_t = 8001)]
     pub port: u16,
     /// SCRFD model file (ONNX, with keypoints)
-    #[arg(long, env = "DETECTION_MODEL_PATH", default_value = "/models/scrfd_500m_bnkps/scrfd_500m_bnkps.onnx")]
+    #[arg(
+        long,
+        env = "DETECTION_MODEL_PATH",
+        default_value = "/models/scrfd_500m_bnkps/scrfd_500m_bnkps.onnx"
+    )]
     pub model_path: PathBuf,
     /// Minimum face score (0..1); a request may override it with ?score_threshold=
     #[arg(long, env = "DETECTION_SCORE_THRESHOLD", default_value_t = 0.5)]
@@ -124,9 +132,17 @@ pub fn app(state: AppState) -> Router {
     let model = state.detector.clone();
     let readiness = Readiness::new(move || {
         let model = model.clone();
-        async move { vec![Check::new("model", true, Ok(format!("loaded, input {}", model.config().input_size)))] }
+        async move {
+            vec![Check::new(
+                "model",
+                true,
+                Ok(format!("loaded, input {}", model.config().input_size)),
+            )]
+        }
     });
-    let routes = Router::new().route("/api/v1/detect", post(detect)).with_state(state.clone());
+    let routes = Router::new()
+        .route("/api/v1/detect", post(detect))
+        .with_state(state.clone());
     service_kit::http::wrap(routes, state.limits, state.metrics, readiness)
 }
 
@@ -166,7 +182,11 @@ pub struct FaceOut {
 
 impl From<Face> for FaceOut {
     fn from(f: Face) -> Self {
-        Self { bbox: f.bbox, score: f.score, landmarks: f.landmarks }
+        Self {
+            bbox: f.bbox,
+            score: f.score,
+            landmarks: f.landmarks,
+        }
     }
 }
 
@@ -177,7 +197,10 @@ async fn detect(
 ) -> std::result::Result<Json<DetectResponse>, AppError> {
     if let Some(t) = query.score_threshold {
         if !(0.0..=1.0).contains(&t) {
-            return Err(AppError::bad_request("invalid_threshold", format!("score_threshold {t} is not within 0..1")));
+            return Err(AppError::bad_request(
+                "invalid_threshold",
+                format!("score_threshold {t} is not within 0..1"),
+            ));
         }
     }
     let upload = upload::read_upload(request).await?;

@@ -23,8 +23,11 @@ fn main() -> std::process::ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let state = AppState::load(&args).context("cannot start face detection")?;
     if let Some(n) = args.bench_inference {
-        let path = args.bench_image.context("--bench-inference needs --bench-image <file>")?;
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let path = args
+            .bench_image
+            .context("--bench-inference needs --bench-image <file>")?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let image = service_kit::imaging::decode(&bytes, args.server.image_limits())
             .with_context(|| format!("cannot decode {}", path.display()))?;
         let mut times = Vec::with_capacity(n);
@@ -32,7 +35,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             let (_, took) = state.detector.detect(&image, None)?;
             times.push(took.as_secs_f64() * 1e3);
         }
-        println!("{}", service_kit::metrics::summary_json("face-detection", &mut times));
+        println!(
+            "{}",
+            service_kit::metrics::summary_json("face-detection", &mut times)
+        );
         return Ok(());
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start tokio")?;

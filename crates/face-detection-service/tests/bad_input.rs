@@ -14,12 +14,24 @@ fn router(extra: &[&str]) -> axum::Router {
     app(AppState::load(&Args::parse_from(argv)).unwrap())
 }
 
-async fn post(router: &axum::Router, content_type: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
-    let request = Request::post("/api/v1/detect").header("content-type", content_type).body(Body::from(body)).unwrap();
+async fn post(
+    router: &axum::Router,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let request = Request::post("/api/v1/detect")
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not json: {bytes:?}")))
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not json: {bytes:?}")),
+    )
 }
 
 /// A PNG whose IHDR claims `w`x`h`, followed by a tiny IDAT and IEND: a
@@ -32,7 +44,11 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
         for &b in &body {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -44,13 +60,19 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
     chunk(&mut v, b"IHDR", &ihdr);
-    chunk(&mut v, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(
+        &mut v,
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    );
     chunk(&mut v, b"IEND", &[]);
     v
 }
 
 fn code(body: &serde_json::Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}"))
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
 #[tokio::test]
@@ -62,7 +84,11 @@ async fn each_bad_input_gets_its_4xx() {
     assert_eq!((s, code(&b)), (400, "missing_image"), "empty body");
 
     let (s, b) = post(&router, "text/plain", b"hello".to_vec()).await;
-    assert_eq!((s, code(&b)), (415, "unsupported_content_type"), "wrong content type");
+    assert_eq!(
+        (s, code(&b)),
+        (415, "unsupported_content_type"),
+        "wrong content type"
+    );
 
     let (s, b) = post(&router, "image/jpeg", yao[..yao.len() / 3].to_vec()).await;
     assert_eq!((s, code(&b)), (422, "invalid_image"), "truncated jpeg: {b}");
@@ -78,22 +104,41 @@ async fn each_bad_input_gets_its_4xx() {
     let (s, b) = post(&router, "image/jpeg", players).await;
     assert_eq!((s, code(&b)), (413, "payload_too_large"), "{b}");
 
-    let (s, b) = post(&router, "multipart/form-data; boundary=x", b"garbage".to_vec()).await;
+    let (s, b) = post(
+        &router,
+        "multipart/form-data; boundary=x",
+        b"garbage".to_vec(),
+    )
+    .await;
     assert!((400..500).contains(&s), "broken multipart: {s} {b}");
 
-    let (s, b) = post(&router, "multipart/form-data; boundary=x", b"--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nv\r\n--x--\r\n".to_vec()).await;
-    assert_eq!((s, code(&b)), (400, "missing_image"), "multipart without image");
+    let (s, b) = post(
+        &router,
+        "multipart/form-data; boundary=x",
+        b"--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nv\r\n--x--\r\n".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (s, code(&b)),
+        (400, "missing_image"),
+        "multipart without image"
+    );
 
     // no face: a clear empty result, not an error
     let grey = image::RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]));
     let mut png = Vec::new();
-    grey.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    grey.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
     let (s, b) = post(&router, "image/png", png).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["face_count"], 0);
 
     let (s, b) = post(&router, "image/jpeg", yao).await;
-    assert_eq!((s, b["face_count"].as_u64()), (200, Some(1)), "still serving after all that");
+    assert_eq!(
+        (s, b["face_count"].as_u64()),
+        (200, Some(1)),
+        "still serving after all that"
+    );
 
     let request = Request::get("/nope").body(Body::empty()).unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
@@ -101,8 +146,25 @@ async fn each_bad_input_gets_its_4xx() {
 
     let request = Request::get("/metrics").body(Body::empty()).unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
-    let text = String::from_utf8(axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()).unwrap();
-    assert!(text.contains("face_detection_errors_total{code=\"image_too_large\"} 1"), "{text}");
-    assert!(text.contains("face_detection_http_requests_total{route=\"/api/v1/detect\",status=\"200\"} 2"), "{text}");
-    assert!(text.contains("face_detection_inference_duration_seconds_count 2"), "{text}");
+    let text = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("face_detection_errors_total{code=\"image_too_large\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "face_detection_http_requests_total{route=\"/api/v1/detect\",status=\"200\"} 2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("face_detection_inference_duration_seconds_count 2"),
+        "{text}"
+    );
 }

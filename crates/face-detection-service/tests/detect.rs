@@ -21,7 +21,9 @@ async fn detect(router: &axum::Router, photo: &str, query: &str) -> DetectRespon
         .unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
     serde_json::from_slice(&body).unwrap()
 }
 
@@ -33,7 +35,10 @@ async fn counts_faces_on_the_reference_photos() {
     let f = &yao.faces[0];
     // the box holds its landmarks, eyes above the mouth
     for l in f.landmarks {
-        assert!(l[0] > f.bbox[0] && l[0] < f.bbox[2] && l[1] > f.bbox[1] && l[1] < f.bbox[3], "{f:?}");
+        assert!(
+            l[0] > f.bbox[0] && l[0] < f.bbox[2] && l[1] > f.bbox[1] && l[1] < f.bbox[3],
+            "{f:?}"
+        );
     }
     assert!(f.landmarks[0][1] < f.landmarks[3][1]);
     // gdp.jpg: 3 frontal faces score 0.83-0.87; two partial faces cut by the
@@ -46,9 +51,19 @@ async fn counts_faces_on_the_reference_photos() {
     assert_eq!(gdp.face_count, 3, "gdp.jpg at 0.7: {:?}", gdp.faces);
     let first = gdp.faces[0].bbox;
     let reference = [348.4, 115.6, 412.6, 206.1];
-    assert!(first.iter().zip(reference).all(|(a, b)| (a - b).abs() < 1.0), "{first:?} vs python {reference:?}");
+    assert!(
+        first
+            .iter()
+            .zip(reference)
+            .all(|(a, b)| (a - b).abs() < 1.0),
+        "{first:?} vs python {reference:?}"
+    );
     let players = detect(&router, "players.jpg", "?score_threshold=0.7").await;
-    assert!(players.face_count >= 14, "players.jpg at 0.7: {}", players.face_count);
+    assert!(
+        players.face_count >= 14,
+        "players.jpg at 0.7: {}",
+        players.face_count
+    );
 }
 
 #[tokio::test]
@@ -63,12 +78,17 @@ async fn multipart_field_image_is_accepted() {
     body.extend_from_slice(&bytes);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let request = Request::post("/api/v1/detect")
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
         .body(Body::from(body))
         .unwrap();
     let response = router.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
     let parsed: DetectResponse = serde_json::from_slice(&body).unwrap();
     assert_eq!(parsed.face_count, 1);
 }

@@ -12,7 +12,12 @@ use service_kit::{assets, imaging, parity};
 #[test]
 fn scrfd_outputs_match_python_onnxruntime() {
     let model = assets::detection_model();
-    let state = AppState::load(&Args::parse_from(["t", "--model-path", model.to_str().unwrap()])).unwrap();
+    let state = AppState::load(&Args::parse_from([
+        "t",
+        "--model-path",
+        model.to_str().unwrap(),
+    ]))
+    .unwrap();
     let bytes = std::fs::read(assets::require("photos/gdp.jpg")).unwrap();
     let image = imaging::decode(&bytes, imaging::ImageLimits::default()).unwrap();
     let (rust, _) = state.detector.raw_outputs(&image).unwrap();

@@ -11,7 +11,11 @@ use service_kit::assets;
 const BIN: &str = env!("CARGO_BIN_EXE_face-detection-service");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn healthcheck(port: u16) -> i32 {
@@ -41,13 +45,17 @@ fn sigterm_drains_in_flight_request_then_refuses() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while healthcheck(port) != 0 {
-        assert!(Instant::now() < deadline, "service did not become healthy in 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "service did not become healthy in 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
     // Start a request and send only half of its body: it is in flight.
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     write!(
         conn,
         "POST /api/v1/detect HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -58,18 +66,27 @@ fn sigterm_drains_in_flight_request_then_refuses() {
     conn.write_all(&photo[..half]).unwrap();
     std::thread::sleep(Duration::from_millis(200));
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
     std::thread::sleep(Duration::from_millis(300));
 
     // The listener is closed: a new connection is refused.
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "new connection accepted after SIGTERM");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "new connection accepted after SIGTERM"
+    );
 
     // The in-flight request still completes.
     conn.write_all(&photo[half..]).unwrap();
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "in-flight request: {answer}");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "in-flight request: {answer}"
+    );
     assert!(answer.contains("\"face_count\":1"), "{answer}");
 
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -77,7 +94,10 @@ fn sigterm_drains_in_flight_request_then_refuses() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "process did not exit after draining");
+        assert!(
+            Instant::now() < deadline,
+            "process did not exit after draining"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");

@@ -52,7 +52,10 @@ pub fn similarity(src: &[[f32; 2]; 5], dst: &[[f32; 2]; 5]) -> Option<Affine> {
 
 /// Applies `m` to a point.
 pub fn apply(m: &Affine, p: [f32; 2]) -> [f32; 2] {
-    [m[0] * p[0] + m[1] * p[1] + m[2], m[3] * p[0] + m[4] * p[1] + m[5]]
+    [
+        m[0] * p[0] + m[1] * p[1] + m[2],
+        m[3] * p[0] + m[4] * p[1] + m[5],
+    ]
 }
 
 /// The inverse of a similarity/affine matrix (None when singular).
@@ -82,7 +85,12 @@ pub fn warp(image: &RgbImage, m: &Affine, side: u32) -> Option<RgbImage> {
         let [sx, sy] = apply(&inv, [u as f32, v as f32]);
         let (x0, y0) = (sx.floor() as i64, sy.floor() as i64);
         let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
-        let (p00, p10, p01, p11) = (pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1));
+        let (p00, p10, p01, p11) = (
+            pixel(x0, y0),
+            pixel(x0 + 1, y0),
+            pixel(x0, y0 + 1),
+            pixel(x0 + 1, y0 + 1),
+        );
         let mut out = [0u8; 3];
         for c in 0..3 {
             let top = p00[c] * (1.0 - fx) + p10[c] * fx;
@@ -106,7 +114,10 @@ mod tests {
     #[test]
     fn recovers_a_known_similarity() {
         // rotate 30 degrees, scale 1.7, shift (5, -3)
-        let (c, s) = (30f32.to_radians().cos() * 1.7, 30f32.to_radians().sin() * 1.7);
+        let (c, s) = (
+            30f32.to_radians().cos() * 1.7,
+            30f32.to_radians().sin() * 1.7,
+        );
         let truth = [c, -s, 5.0, s, c, -3.0];
         let dst = ARCFACE_TEMPLATE.map(|p| apply(&truth, p));
         let m = similarity(&ARCFACE_TEMPLATE, &dst).unwrap();

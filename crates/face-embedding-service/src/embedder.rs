@@ -52,7 +52,9 @@ impl Embedder {
     ///
     /// [`Error::Kit`] when the runtime or model cannot be loaded.
     pub fn load(path: &Path, intra_threads: usize) -> Result<Self> {
-        Ok(Self { model: Model::load(path, intra_threads)? })
+        Ok(Self {
+            model: Model::load(path, intra_threads)?,
+        })
     }
 
     /// The raw (unnormalised) output for an aligned crop.

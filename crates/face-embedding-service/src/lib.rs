@@ -51,7 +51,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Settings, from flags or the environment.
 #[derive(Clone, Debug, clap::Parser)]
-#[command(name = "face-embedding-service", version, about = "ArcFace face embeddings over HTTP")]
+#[command(
+    name = "face-embedding-service",
+    version,
+    about = "ArcFace face embeddings over HTTP"
+)]
 pub struct Args {
     /// Address to listen on (set it explicitly in containers: Docker sets HOSTNAME to the container id)
     #[arg(long, env = "HOSTNAME", default_value = "0.0.0.0")]
@@ -60,7 +64,11 @@ pub struct Args {
     #[arg(long, env = "PORT", default_value_t = 8002)]
     pub port: u16,
     /// ArcFace model file (ONNX, 112x112 input, 512-d output)
-    #[arg(long, env = "EMBEDDING_MODEL_PATH", default_value = "/models/w600k_mbf/w600k_mbf.onnx")]
+    #[arg(
+        long,
+        env = "EMBEDDING_MODEL_PATH",
+        default_value = "/models/w600k_mbf/w600k_mbf.onnx"
+    )]
     pub model_path: PathBuf,
     /// ONNX Runtime intra-op threads
     #[arg(long, env = "ORT_INTRA_THREADS", default_value_t = 2)]
@@ -103,8 +111,11 @@ impl AppState {
 
 /// The service's router, with the shared routes and layers.
 pub fn app(state: AppState) -> Router {
-    let readiness = Readiness::new(|| async { vec![Check::new("model", true, Ok("loaded".into()))] });
-    let routes = Router::new().route("/api/v1/embed", post(embed)).with_state(state.clone());
+    let readiness =
+        Readiness::new(|| async { vec![Check::new("model", true, Ok("loaded".into()))] });
+    let routes = Router::new()
+        .route("/api/v1/embed", post(embed))
+        .with_state(state.clone());
     service_kit::http::wrap(routes, state.limits, state.metrics, readiness)
 }
 
@@ -133,7 +144,8 @@ pub fn parse_landmarks(text: &str) -> std::result::Result<[[f32; 2]; 5], AppErro
             format!("landmarks {why}; send JSON [[x,y],[x,y],[x,y],[x,y],[x,y]] (eyes, nose, mouth corners)"),
         )
     };
-    let points: Vec<Vec<f32>> = serde_json::from_str(text).map_err(|e| bad(format!("are not a list of number pairs ({e})")))?;
+    let points: Vec<Vec<f32>> = serde_json::from_str(text)
+        .map_err(|e| bad(format!("are not a list of number pairs ({e})")))?;
     if points.len() != 5 {
         return Err(bad(format!("have {} points, not 5", points.len())));
     }
@@ -147,9 +159,16 @@ pub fn parse_landmarks(text: &str) -> std::result::Result<[[f32; 2]; 5], AppErro
     Ok(out)
 }
 
-async fn embed(State(state): State<AppState>, request: Request) -> std::result::Result<Json<EmbedResponse>, AppError> {
+async fn embed(
+    State(state): State<AppState>,
+    request: Request,
+) -> std::result::Result<Json<EmbedResponse>, AppError> {
     let upload = upload::read_upload(request).await?;
-    let landmarks = upload.fields.get("landmarks").map(|t| parse_landmarks(t)).transpose()?;
+    let landmarks = upload
+        .fields
+        .get("landmarks")
+        .map(|t| parse_landmarks(t))
+        .transpose()?;
     let embedder = state.embedder.clone();
     let limits = state.image_limits;
     let (embedding, took) = tokio::task::spawn_blocking(move || {
@@ -165,10 +184,19 @@ async fn embed(State(state): State<AppState>, request: Request) -> std::result::
     .map_err(|e| match e {
         Error::Kit(k) => AppError::from(k),
         e @ (Error::NotAligned(..) | Error::DegenerateLandmarks) => {
-            let code = if matches!(e, Error::NotAligned(..)) { "landmarks_required" } else { "invalid_landmarks" };
+            let code = if matches!(e, Error::NotAligned(..)) {
+                "landmarks_required"
+            } else {
+                "invalid_landmarks"
+            };
             AppError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
         }
     })?;
     state.metrics.record_inference(took);
-    Ok(Json(EmbedResponse { dim: embedding.len(), embedding, aligned: landmarks.is_some(), inference_ms: took.as_secs_f64() * 1e3 }))
+    Ok(Json(EmbedResponse {
+        dim: embedding.len(),
+        embedding,
+        aligned: landmarks.is_some(),
+        inference_ms: took.as_secs_f64() * 1e3,
+    }))
 }

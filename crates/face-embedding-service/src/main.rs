@@ -30,7 +30,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             let (_, took) = state.embedder.embed(&face)?;
             times.push(took.as_secs_f64() * 1e3);
         }
-        println!("{}", service_kit::metrics::summary_json("face-embedding", &mut times));
+        println!(
+            "{}",
+            service_kit::metrics::summary_json("face-embedding", &mut times)
+        );
         return Ok(());
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start tokio")?;

@@ -10,13 +10,23 @@ use service_kit::{assets, imaging};
 use tower::ServiceExt;
 
 fn detector() -> Detector {
-    let config = DetectorConfig { input_size: 640, score_threshold: 0.5, nms_threshold: 0.4, intra_threads: 2 };
+    let config = DetectorConfig {
+        input_size: 640,
+        score_threshold: 0.5,
+        nms_threshold: 0.4,
+        intra_threads: 2,
+    };
     Detector::load(&assets::detection_model(), config).unwrap()
 }
 
 fn state() -> AppState {
     let model = assets::embedding_model();
-    AppState::load(&Args::parse_from(["t", "--model-path", model.to_str().unwrap()])).unwrap()
+    AppState::load(&Args::parse_from([
+        "t",
+        "--model-path",
+        model.to_str().unwrap(),
+    ]))
+    .unwrap()
 }
 
 fn photo(name: &str) -> (Vec<u8>, RgbImage) {
@@ -25,11 +35,22 @@ fn photo(name: &str) -> (Vec<u8>, RgbImage) {
     (bytes, image)
 }
 
-fn embed_faces(state: &AppState, det: &Detector, image: &RgbImage, threshold: f32) -> Vec<Vec<f32>> {
+fn embed_faces(
+    state: &AppState,
+    det: &Detector,
+    image: &RgbImage,
+    threshold: f32,
+) -> Vec<Vec<f32>> {
     let (faces, _) = det.detect(image, Some(threshold)).unwrap();
     faces
         .iter()
-        .map(|f| state.embedder.embed(&align::align(image, &f.landmarks).unwrap()).unwrap().0)
+        .map(|f| {
+            state
+                .embedder
+                .embed(&align::align(image, &f.landmarks).unwrap())
+                .unwrap()
+                .0
+        })
         .collect()
 }
 
@@ -43,7 +64,10 @@ fn same_person_is_nearest_and_flip_is_close() {
     assert_eq!(e.len(), 512);
     assert!((e.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
 
-    let (flipped, _) = state.embedder.embed(&image::imageops::flip_horizontal(&crop)).unwrap();
+    let (flipped, _) = state
+        .embedder
+        .embed(&image::imageops::flip_horizontal(&crop))
+        .unwrap();
     let flip = cosine(&e, &flipped);
     assert!(flip > 0.9, "face vs its mirror: cosine {flip}");
 
@@ -52,15 +76,23 @@ fn same_person_is_nearest_and_flip_is_close() {
     assert!(others.len() >= 14);
     let mut sims: Vec<f32> = others.iter().map(|o| cosine(&e, o)).collect();
     sims.sort_by(|a, b| b.total_cmp(a));
-    eprintln!("yaoming vs players: best {:.3}, runner-up {:.3}", sims[0], sims[1]);
-    assert!(sims[0] > 0.45 && sims[0] - sims[1] > 0.25, "no clear match: {sims:?}");
+    eprintln!(
+        "yaoming vs players: best {:.3}, runner-up {:.3}",
+        sims[0], sims[1]
+    );
+    assert!(
+        sims[0] > 0.45 && sims[0] - sims[1] > 0.25,
+        "no clear match: {sims:?}"
+    );
 }
 
 fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "b0undary42";
     let mut body = Vec::new();
     for (name, data) in parts {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes());
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"").as_bytes(),
+        );
         if *name == "image" {
             body.extend_from_slice(b"; filename=\"f\"\r\nContent-Type: application/octet-stream");
         }
@@ -72,11 +104,20 @@ fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-async fn post(router: &axum::Router, content_type: &str, body: Vec<u8>) -> (StatusCode, serde_json::Value) {
-    let request = Request::post("/api/v1/embed").header("content-type", content_type).body(Body::from(body)).unwrap();
+async fn post(
+    router: &axum::Router,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (StatusCode, serde_json::Value) {
+    let request = Request::post("/api/v1/embed")
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
     (status, serde_json::from_slice(&bytes).unwrap())
 }
 
@@ -96,7 +137,8 @@ async fn http_with_landmarks_equals_prealigned_crop() {
 
     let crop = align::align(&yao, &faces[0].landmarks).unwrap();
     let mut png = Vec::new();
-    crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    crop.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
     let (status, json) = post(&router, "image/png", png).await;
     assert_eq!(status, StatusCode::OK, "{json}");
     let from_crop: EmbedResponse = serde_json::from_value(json).unwrap();
@@ -108,7 +150,12 @@ async fn http_with_landmarks_equals_prealigned_crop() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(json["error"]["code"], "landmarks_required");
     // landmarks of the wrong shape
-    for bad in [&b"[[1,2],[3,4]]"[..], b"[[1,2,3],[1,2],[1,2],[1,2],[1,2]]", b"{\"x\":1}", b"nonsense"] {
+    for bad in [
+        &b"[[1,2],[3,4]]"[..],
+        b"[[1,2,3],[1,2],[1,2],[1,2],[1,2]]",
+        b"{\"x\":1}",
+        b"nonsense",
+    ] {
         let (ct, body) = multipart(&[("image", &bytes), ("landmarks", bad)]);
         let (status, json) = post(&router, &ct, body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");

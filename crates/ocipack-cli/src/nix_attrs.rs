@@ -21,7 +21,12 @@ pub struct Attrs {
 impl Attrs {
     /// Loads the attrs file.
     pub fn load() -> Result<Attrs> {
-        let path = std::env::var_os("NIX_ATTRS_JSON_FILE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".attrs.json"));
+        // Nix 2.8 in a sandbox sets NIX_ATTRS_JSON_FILE to the path outside
+        // the sandbox; the file is then only reachable as ./.attrs.json.
+        let path = std::env::var_os("NIX_ATTRS_JSON_FILE")
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from(".attrs.json"));
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("{}: cannot read the structured attrs; --nix-attrs only works inside a derivation with __structuredAttrs = true", path.display()))?;
         let value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;

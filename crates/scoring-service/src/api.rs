@@ -10,8 +10,8 @@ use service_kit::{imaging, upload, AppError};
 use sha2::{Digest, Sha256};
 
 use crate::percentile::percentile;
-use crate::quality::{self, Components};
 use crate::qdrant::Similar;
+use crate::quality::{self, Components};
 use crate::store::cache_key;
 use crate::upstream::Face;
 use crate::{AppState, Error};
@@ -70,27 +70,40 @@ fn app_error(e: Error) -> AppError {
             format!("the {service} service is unavailable; retry later"),
         )
         .with_detail(e),
-        Error::UpstreamRejected { service, .. } => {
-            AppError::new(StatusCode::BAD_GATEWAY, "upstream_error", format!("the {service} service failed on this image"))
-                .with_detail(e)
-        }
+        Error::UpstreamRejected { service, .. } => AppError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!("the {service} service failed on this image"),
+        )
+        .with_detail(e),
         Error::Config(_) | Error::Redis(_) => AppError::internal(e),
     }
 }
 
-fn user_id(fields: &std::collections::BTreeMap<String, String>) -> Result<Option<String>, AppError> {
+fn user_id(
+    fields: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<String>, AppError> {
     match fields.get("userId").map(|s| s.trim()) {
         None | Some("") => Ok(None),
         Some(id) if id.len() <= 128 && !id.chars().any(char::is_control) => Ok(Some(id.to_owned())),
-        Some(_) => Err(AppError::bad_request("invalid_user_id", "userId must be 1 to 128 printable characters")),
+        Some(_) => Err(AppError::bad_request(
+            "invalid_user_id",
+            "userId must be 1 to 128 printable characters",
+        )),
     }
 }
 
 /// `POST /api/score`: multipart `image` (and optional `userId`), or a raw image body.
-pub async fn score(State(s): State<AppState>, request: Request) -> Result<Json<ScoreResponse>, AppError> {
+pub async fn score(
+    State(s): State<AppState>,
+    request: Request,
+) -> Result<Json<ScoreResponse>, AppError> {
     let upload = upload::read_upload(request).await?;
     let user = user_id(&upload.fields)?;
-    let sha: String = Sha256::digest(&upload.image).iter().map(|b| format!("{b:02x}")).collect();
+    let sha: String = Sha256::digest(&upload.image)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let key = cache_key(&sha);
 
     let mut redis_up = true;
@@ -110,7 +123,11 @@ pub async fn score(State(s): State<AppState>, request: Request) -> Result<Json<S
     let percentile = if !redis_up {
         None
     } else if was_cached {
-        s.store.histogram().await.ok().and_then(|h| percentile(&h, scored.score))
+        s.store
+            .histogram()
+            .await
+            .ok()
+            .and_then(|h| percentile(&h, scored.score))
     } else {
         match s.store.record(scored.score).await {
             Ok(h) => percentile(&h, scored.score),
@@ -121,7 +138,14 @@ pub async fn score(State(s): State<AppState>, request: Request) -> Result<Json<S
         }
     };
     if redis_up && !was_cached {
-        if let Err(e) = s.store.put(&key, &serde_json::to_string(&scored).map_err(AppError::internal)?).await {
+        if let Err(e) = s
+            .store
+            .put(
+                &key,
+                &serde_json::to_string(&scored).map_err(AppError::internal)?,
+            )
+            .await
+        {
             tracing::warn!(error = %e, "cannot cache result");
         }
     }
@@ -158,20 +182,35 @@ async fn compute(s: &AppState, bytes: axum::body::Bytes) -> Result<Scored, AppEr
         .map_err(AppError::internal)??;
     let started = Instant::now();
     let faces = s.upstream.detect(bytes.to_vec()).await.map_err(app_error)?;
-    let Some(face) = faces.iter().max_by(|a, b| (a.area() * a.score).total_cmp(&(b.area() * b.score))).cloned() else {
+    let Some(face) = faces
+        .iter()
+        .max_by(|a, b| (a.area() * a.score).total_cmp(&(b.area() * b.score)))
+        .cloned()
+    else {
         return Err(AppError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "no_face",
             "no face found in the image; send a photo with a clearly visible face",
         ));
     };
-    let embedding = s.upstream.embed(bytes.to_vec(), &face.landmarks).await.map_err(app_error)?;
+    let embedding = s
+        .upstream
+        .embed(bytes.to_vec(), &face.landmarks)
+        .await
+        .map_err(app_error)?;
     s.metrics.record_inference(started.elapsed());
     let f = face.clone();
-    let components = tokio::task::spawn_blocking(move || quality::assess(&image, f.bbox, f.score, &f.landmarks))
-        .await
-        .map_err(AppError::internal)?;
-    Ok(Scored { score: components.score(), components, face, faces_detected: faces.len(), embedding })
+    let components =
+        tokio::task::spawn_blocking(move || quality::assess(&image, f.bbox, f.score, &f.landmarks))
+            .await
+            .map_err(AppError::internal)?;
+    Ok(Scored {
+        score: components.score(),
+        components,
+        face,
+        faces_detected: faces.len(),
+        embedding,
+    })
 }
 
 /// Query of `GET /api/similar/{userId}`.
@@ -196,7 +235,14 @@ pub async fn similar(
     };
     let limit = q.limit.unwrap_or(10).clamp(1, 100);
     match qdrant.similar(&user, limit).await.map_err(app_error)? {
-        Some(similar) => Ok(Json(SimilarResponse { user_id: user, similar })),
-        None => Err(AppError::new(StatusCode::NOT_FOUND, "unknown_user", format!("no embedding stored for user {user:?}; score a photo with this userId first"))),
+        Some(similar) => Ok(Json(SimilarResponse {
+            user_id: user,
+            similar,
+        })),
+        None => Err(AppError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_user",
+            format!("no embedding stored for user {user:?}; score a photo with this userId first"),
+        )),
     }
 }

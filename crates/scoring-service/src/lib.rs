@@ -80,10 +80,18 @@ pub struct Args {
     #[arg(long, env = "PORT", default_value_t = 3000)]
     pub port: u16,
     /// Base URL of the face detection service
-    #[arg(long, env = "FACE_DETECTION_SERVICE", default_value = "http://face-detection:8001")]
+    #[arg(
+        long,
+        env = "FACE_DETECTION_SERVICE",
+        default_value = "http://face-detection:8001"
+    )]
     pub face_detection_service: String,
     /// Base URL of the face embedding service
-    #[arg(long, env = "FACE_EMBEDDING_SERVICE", default_value = "http://face-embedding:8002")]
+    #[arg(
+        long,
+        env = "FACE_EMBEDDING_SERVICE",
+        default_value = "http://face-embedding:8002"
+    )]
     pub face_embedding_service: String,
     /// Time budget of each call to an ML service, in milliseconds
     #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 10_000)]
@@ -138,7 +146,11 @@ impl AppState {
     /// [`Error::Config`] for malformed URLs.
     pub fn new(args: &Args) -> Result<Self> {
         let timeout = Duration::from_millis(args.upstream_timeout_ms);
-        let upstream = upstream::Upstream::new(&args.face_detection_service, &args.face_embedding_service, timeout)?;
+        let upstream = upstream::Upstream::new(
+            &args.face_detection_service,
+            &args.face_embedding_service,
+            timeout,
+        )?;
         let store = store::Store::new(
             &args.redis_url,
             args.redis_password.as_deref(),
@@ -151,7 +163,12 @@ impl AppState {
                     .timeout(timeout)
                     .build()
                     .map_err(|e| Error::Config(format!("http client: {e}")))?;
-                Some(Arc::new(qdrant::Qdrant::new(http, url, args.qdrant_api_key.clone(), &args.qdrant_collection)))
+                Some(Arc::new(qdrant::Qdrant::new(
+                    http,
+                    url,
+                    args.qdrant_api_key.clone(),
+                    &args.qdrant_collection,
+                )))
             }
             _ => None,
         };
@@ -176,7 +193,13 @@ pub fn app(state: AppState) -> Router {
             let mut checks = vec![
                 Check::new("face_detection", true, detection),
                 Check::new("face_embedding", true, embedding),
-                Check::new("redis", false, redis.map(|()| "reachable".to_owned()).map_err(|e| e.to_string())),
+                Check::new(
+                    "redis",
+                    false,
+                    redis
+                        .map(|()| "reachable".to_owned())
+                        .map_err(|e| e.to_string()),
+                ),
             ];
             if let Some(q) = &s.qdrant {
                 checks.push(Check::new("qdrant", false, q.ping().await));

@@ -63,7 +63,11 @@ mod tests {
         assert_eq!(bucket(-5.0), 0);
         assert_eq!(bucket(100.4), 100);
         assert_eq!(bucket(49.5), 50);
-        let hist = from_pairs([("3".to_string(), 2), ("x".to_string(), 9), ("500".to_string(), 1)]);
+        let hist = from_pairs([
+            ("3".to_string(), 2),
+            ("x".to_string(), 9),
+            ("500".to_string(), 1),
+        ]);
         assert_eq!(hist[3], 2);
         assert_eq!(hist.iter().sum::<u64>(), 2);
     }

@@ -38,12 +38,24 @@ pub struct Similar {
 pub fn point_id(user_id: &str) -> String {
     let h = Sha256::digest(user_id.as_bytes());
     let x: String = h[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &x[..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
 }
 
 impl Qdrant {
     /// A client for `base` (e.g. http://qdrant:6333) and `collection`.
-    pub fn new(http: reqwest::Client, base: &str, api_key: Option<String>, collection: &str) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        base: &str,
+        api_key: Option<String>,
+        collection: &str,
+    ) -> Self {
         Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
@@ -53,7 +65,12 @@ impl Qdrant {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(u16, Value)> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(key) = &self.api_key {
             request = request.header("api-key", key);
@@ -61,10 +78,10 @@ impl Qdrant {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Error::Upstream { service: "qdrant", detail: e.to_string() })?;
+        let response = request.send().await.map_err(|e| Error::Upstream {
+            service: "qdrant",
+            detail: e.to_string(),
+        })?;
         let status = response.status().as_u16();
         let value = response.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, value))
@@ -81,7 +98,11 @@ impl Qdrant {
                 let body = json!({"vectors": {"size": DIM, "distance": "Cosine"}});
                 match self.call(reqwest::Method::PUT, &path, Some(body)).await? {
                     (200, _) => Ok(()),
-                    (status, body) => Err(Error::UpstreamRejected { service: "qdrant", status, body: body.to_string() }),
+                    (status, body) => Err(Error::UpstreamRejected {
+                        service: "qdrant",
+                        status,
+                        body: body.to_string(),
+                    }),
                 }
             })
             .await
@@ -99,7 +120,11 @@ impl Qdrant {
         let path = format!("/collections/{}/points?wait=true", self.collection);
         match self.call(reqwest::Method::PUT, &path, Some(body)).await? {
             (200, _) => Ok(()),
-            (status, body) => Err(Error::UpstreamRejected { service: "qdrant", status, body: body.to_string() }),
+            (status, body) => Err(Error::UpstreamRejected {
+                service: "qdrant",
+                status,
+                body: body.to_string(),
+            }),
         }
     }
 
@@ -112,19 +137,33 @@ impl Qdrant {
         self.ensure_collection().await?;
         let path = format!("/collections/{}/points", self.collection);
         let (status, body) = self
-            .call(reqwest::Method::POST, &path, Some(json!({"ids": [point_id(user_id)], "with_vector": true})))
+            .call(
+                reqwest::Method::POST,
+                &path,
+                Some(json!({"ids": [point_id(user_id)], "with_vector": true})),
+            )
             .await?;
         if status != 200 {
-            return Err(Error::UpstreamRejected { service: "qdrant", status, body: body.to_string() });
+            return Err(Error::UpstreamRejected {
+                service: "qdrant",
+                status,
+                body: body.to_string(),
+            });
         }
         let Some(vector) = body["result"].get(0).map(|p| p["vector"].clone()) else {
             return Ok(None);
         };
         let search = json!({"vector": vector, "limit": limit + 1, "with_payload": true});
         let path = format!("/collections/{}/points/search", self.collection);
-        let (status, body) = self.call(reqwest::Method::POST, &path, Some(search)).await?;
+        let (status, body) = self
+            .call(reqwest::Method::POST, &path, Some(search))
+            .await?;
         if status != 200 {
-            return Err(Error::UpstreamRejected { service: "qdrant", status, body: body.to_string() });
+            return Err(Error::UpstreamRejected {
+                service: "qdrant",
+                status,
+                body: body.to_string(),
+            });
         }
         let hits = body["result"].as_array().cloned().unwrap_or_default();
         Ok(Some(
@@ -132,7 +171,10 @@ impl Qdrant {
                 .filter_map(|h| {
                     let user = h["payload"]["userId"].as_str()?;
                     let similarity = h["score"].as_f64()? as f32;
-                    (user != user_id).then(|| Similar { user_id: user.to_owned(), similarity })
+                    (user != user_id).then(|| Similar {
+                        user_id: user.to_owned(),
+                        similarity,
+                    })
                 })
                 .take(limit)
                 .collect(),

@@ -28,8 +28,18 @@ pub const WEIGHTS: [f32; 5] = [0.2, 0.2, 0.25, 0.15, 0.2];
 impl Components {
     /// The weighted score in 0..100.
     pub fn score(&self) -> f32 {
-        let c = [self.detection, self.size, self.frontality, self.symmetry, self.sharpness];
-        100.0 * c.iter().zip(WEIGHTS).map(|(c, w)| c.clamp(0.0, 1.0) * w).sum::<f32>()
+        let c = [
+            self.detection,
+            self.size,
+            self.frontality,
+            self.symmetry,
+            self.sharpness,
+        ];
+        100.0
+            * c.iter()
+                .zip(WEIGHTS)
+                .map(|(c, w)| c.clamp(0.0, 1.0) * w)
+                .sum::<f32>()
     }
 }
 
@@ -94,7 +104,12 @@ pub fn sharpness(image: &RgbImage, bbox: [f32; 4]) -> f32 {
 }
 
 /// All components for a face on `image`.
-pub fn assess(image: &RgbImage, bbox: [f32; 4], score: f32, landmarks: &[[f32; 2]; 5]) -> Components {
+pub fn assess(
+    image: &RgbImage,
+    bbox: [f32; 4],
+    score: f32,
+    landmarks: &[[f32; 2]; 5],
+) -> Components {
     let area = (bbox[2] - bbox[0]).max(0.0) * (bbox[3] - bbox[1]).max(0.0);
     let image_area = (image.width() as f32 * image.height() as f32).max(1.0);
     Components {
@@ -110,7 +125,13 @@ pub fn assess(image: &RgbImage, bbox: [f32; 4], score: f32, landmarks: &[[f32; 2
 mod tests {
     use super::*;
 
-    const FRONTAL: [[f32; 2]; 5] = [[40.0, 50.0], [72.0, 50.0], [56.0, 70.0], [44.0, 90.0], [68.0, 90.0]];
+    const FRONTAL: [[f32; 2]; 5] = [
+        [40.0, 50.0],
+        [72.0, 50.0],
+        [56.0, 70.0],
+        [44.0, 90.0],
+        [68.0, 90.0],
+    ];
 
     #[test]
     fn frontal_symmetric_face_scores_one_and_turned_face_less() {
@@ -126,13 +147,21 @@ mod tests {
     fn laplacian_variance_is_zero_on_flat_and_high_on_checkerboard() {
         let flat = GrayImage::from_pixel(20, 20, image::Luma([80]));
         assert_eq!(laplacian_variance(&flat), 0.0);
-        let checker = GrayImage::from_fn(20, 20, |x, y| image::Luma([if (x + y) % 2 == 0 { 0 } else { 255 }]));
+        let checker = GrayImage::from_fn(20, 20, |x, y| {
+            image::Luma([if (x + y) % 2 == 0 { 0 } else { 255 }])
+        });
         assert!(laplacian_variance(&checker) > 1e5);
     }
 
     #[test]
     fn score_is_weighted_mean() {
-        let all = Components { detection: 1.0, size: 1.0, frontality: 1.0, symmetry: 1.0, sharpness: 1.0 };
+        let all = Components {
+            detection: 1.0,
+            size: 1.0,
+            frontality: 1.0,
+            symmetry: 1.0,
+            sharpness: 1.0,
+        };
         assert!((all.score() - 100.0).abs() < 1e-3);
         assert!((WEIGHTS.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert_eq!(Components::default().score(), 0.0);

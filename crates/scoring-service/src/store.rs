@@ -37,15 +37,27 @@ impl Store {
     /// # Errors
     ///
     /// [`Error::Config`] for a malformed URL.
-    pub fn new(url: &str, password: Option<&str>, timeout: Duration, ttl: Duration) -> Result<Self> {
-        let bad = |e: redis::RedisError| Error::Config(format!("REDIS_URL {url:?} is not a redis:// URL: {e}"));
+    pub fn new(
+        url: &str,
+        password: Option<&str>,
+        timeout: Duration,
+        ttl: Duration,
+    ) -> Result<Self> {
+        let bad = |e: redis::RedisError| {
+            Error::Config(format!("REDIS_URL {url:?} is not a redis:// URL: {e}"))
+        };
         let mut info = url.into_connection_info().map_err(bad)?;
         if let Some(p) = password.filter(|p| !p.is_empty()) {
             let settings = info.redis_settings().clone().set_password(p);
             info = info.set_redis_settings(settings);
         }
         let client = redis::Client::open(info).map_err(bad)?;
-        Ok(Self { client, timeout, ttl, conn: Mutex::new(None) })
+        Ok(Self {
+            client,
+            timeout,
+            ttl,
+            conn: Mutex::new(None),
+        })
     }
 
     async fn connection(&self) -> Result<MultiplexedConnection> {
@@ -56,10 +68,14 @@ impl Store {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
-        let c = tokio::time::timeout(self.timeout, self.client.get_multiplexed_async_connection_with_config(&config))
-            .await
-            .map_err(|_| Error::Redis("connect timed out".into()))?
-            .map_err(|e| Error::Redis(e.to_string()))?;
+        let c = tokio::time::timeout(
+            self.timeout,
+            self.client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        .map_err(|_| Error::Redis("connect timed out".into()))?
+        .map_err(|e| Error::Redis(e.to_string()))?;
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -90,7 +106,9 @@ impl Store {
     ///
     /// [`Error::Redis`] when Redis is unreachable.
     pub async fn ping(&self) -> Result<()> {
-        self.with(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await }).await.map(|_| ())
+        self.with(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
+            .await
+            .map(|_| ())
     }
 
     /// The cached JSON for `key`, if any.
@@ -100,7 +118,8 @@ impl Store {
     /// [`Error::Redis`] when Redis is unreachable.
     pub async fn get(&self, key: &str) -> Result<Option<String>> {
         let key = key.to_owned();
-        self.with(|mut c| async move { c.get::<_, Option<String>>(key).await }).await
+        self.with(|mut c| async move { c.get::<_, Option<String>>(key).await })
+            .await
     }
 
     /// Caches `value` under `key` for the configured TTL.
@@ -110,7 +129,8 @@ impl Store {
     /// [`Error::Redis`] when Redis is unreachable.
     pub async fn put(&self, key: &str, value: &str) -> Result<()> {
         let (key, value, ttl) = (key.to_owned(), value.to_owned(), self.ttl.as_secs().max(1));
-        self.with(|mut c| async move { c.set_ex::<_, _, ()>(key, value, ttl).await }).await
+        self.with(|mut c| async move { c.set_ex::<_, _, ()>(key, value, ttl).await })
+            .await
     }
 
     /// Adds `score` to the histogram and returns the histogram after it.

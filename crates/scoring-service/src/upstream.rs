@@ -56,18 +56,34 @@ impl Upstream {
             .build()
             .map_err(|e| Error::Config(format!("http client: {e}")))?;
         let trim = |s: &str| s.trim_end_matches('/').to_owned();
-        Ok(Self { http, detection: trim(detection), embedding: trim(embedding) })
+        Ok(Self {
+            http,
+            detection: trim(detection),
+            embedding: trim(embedding),
+        })
     }
 
-    async fn send(&self, service: &'static str, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+    async fn send(
+        &self,
+        service: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
         let response = request.send().await.map_err(|e| Error::Upstream {
             service,
-            detail: if e.is_timeout() { format!("timed out: {e}") } else { format!("unreachable: {e}") },
+            detail: if e.is_timeout() {
+                format!("timed out: {e}")
+            } else {
+                format!("unreachable: {e}")
+            },
         })?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(Error::UpstreamRejected { service, status: status.as_u16(), body });
+            return Err(Error::UpstreamRejected {
+                service,
+                status: status.as_u16(),
+                body,
+            });
         }
         Ok(response)
     }
@@ -80,7 +96,11 @@ impl Upstream {
     /// [`Error::UpstreamRejected`] when it answers with an error.
     pub async fn detect(&self, image: Vec<u8>) -> Result<Vec<Face>> {
         let url = format!("{}/api/v1/detect", self.detection);
-        let request = self.http.post(url).header("content-type", "application/octet-stream").body(image);
+        let request = self
+            .http
+            .post(url)
+            .header("content-type", "application/octet-stream")
+            .body(image);
         let response = self.send("face-detection", request).await?;
         let parsed: Detected = response.json().await.map_err(|e| Error::Upstream {
             service: "face-detection",
@@ -97,9 +117,17 @@ impl Upstream {
     pub async fn embed(&self, image: Vec<u8>, landmarks: &[[f32; 2]; 5]) -> Result<Vec<f32>> {
         let url = format!("{}/api/v1/embed", self.embedding);
         let form = reqwest::multipart::Form::new()
-            .part("image", reqwest::multipart::Part::bytes(image).file_name("image"))
-            .text("landmarks", serde_json::to_string(landmarks).unwrap_or_default());
-        let response = self.send("face-embedding", self.http.post(url).multipart(form)).await?;
+            .part(
+                "image",
+                reqwest::multipart::Part::bytes(image).file_name("image"),
+            )
+            .text(
+                "landmarks",
+                serde_json::to_string(landmarks).unwrap_or_default(),
+            );
+        let response = self
+            .send("face-embedding", self.http.post(url).multipart(form))
+            .await?;
         let parsed: Embedded = response.json().await.map_err(|e| Error::Upstream {
             service: "face-embedding",
             detail: format!("unreadable answer: {e}"),
@@ -108,11 +136,21 @@ impl Upstream {
     }
 
     /// Whether each service answers its readiness probe: (detection, embedding).
-    pub async fn ready(&self) -> (std::result::Result<String, String>, std::result::Result<String, String>) {
+    pub async fn ready(
+        &self,
+    ) -> (
+        std::result::Result<String, String>,
+        std::result::Result<String, String>,
+    ) {
         let probe = |base: String| {
             let http = self.http.clone();
             async move {
-                match http.get(format!("{base}/api/ready")).timeout(Duration::from_secs(2)).send().await {
+                match http
+                    .get(format!("{base}/api/ready"))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status().is_success() => Ok(format!("{base} ready")),
                     Ok(r) => Err(format!("{base} answered {}", r.status())),
                     Err(e) => Err(format!("{base} unreachable: {e}")),

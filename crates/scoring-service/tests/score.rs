@@ -42,7 +42,12 @@ async fn scores_caches_with_ttl_and_counts_percentiles() {
     let (status, players) = score(&router, &photo("players.jpg"), None).await;
     assert_eq!(status, 200, "{players}");
     assert!(players["faces_detected"].as_u64().unwrap() >= 14);
-    let total: u64 = redis.client().hvals::<_, Vec<u64>>(store::HISTOGRAM_KEY).unwrap().iter().sum();
+    let total: u64 = redis
+        .client()
+        .hvals::<_, Vec<u64>>(store::HISTOGRAM_KEY)
+        .unwrap()
+        .iter()
+        .sum();
     assert_eq!(total, 2, "a cached answer must not count twice");
     let p = players["percentile"].as_f64().unwrap();
     assert!(p == 25.0 || p == 50.0 || p == 75.0, "{p}");
@@ -52,12 +57,22 @@ async fn scores_caches_with_ttl_and_counts_percentiles() {
 async fn short_ttl_expires() {
     let redis = Redis::start(None);
     let (det, emb) = ml_services().await;
-    let router = app(AppState::new(&scoring_args(&det, &emb, &redis.url(), &["--cache-ttl-secs", "1"])).unwrap());
+    let router = app(AppState::new(&scoring_args(
+        &det,
+        &emb,
+        &redis.url(),
+        &["--cache-ttl-secs", "1"],
+    ))
+    .unwrap());
     let yao = photo("yaoming.jpg");
     assert_eq!(score(&router, &yao, None).await.1["cached"], false);
     assert_eq!(score(&router, &yao, None).await.1["cached"], true);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(score(&router, &yao, None).await.1["cached"], false, "entry should have expired");
+    assert_eq!(
+        score(&router, &yao, None).await.1["cached"],
+        false,
+        "entry should have expired"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,14 +88,24 @@ async fn distribution_survives_a_redis_restart() {
         assert_eq!(score(&router, &photo("gdp.jpg"), None).await.0, 200);
     } // redis-server killed (SIGKILL): only the fsynced append-only file remains
     let redis = Redis::start_on(port, Some(dir.path()));
-    let total: u64 = redis.client().hvals::<_, Vec<u64>>(store::HISTOGRAM_KEY).unwrap().iter().sum();
+    let total: u64 = redis
+        .client()
+        .hvals::<_, Vec<u64>>(store::HISTOGRAM_KEY)
+        .unwrap()
+        .iter()
+        .sum();
     assert_eq!(total, 2);
     // a fresh service instance (as after a deploy) sees the old distribution
     let router = app(AppState::new(&scoring_args(&det, &emb, &url, &[])).unwrap());
     let (status, body) = score(&router, &photo("players.jpg"), None).await;
     assert_eq!(status, 200, "{body}");
     let p = body["percentile"].as_f64().unwrap();
-    assert!([100.0 / 6.0, 50.0, 500.0 / 6.0].iter().any(|x| (x - p).abs() < 1e-9), "{p}");
+    assert!(
+        [100.0 / 6.0, 50.0, 500.0 / 6.0]
+            .iter()
+            .any(|x| (x - p).abs() < 1e-9),
+        "{p}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,7 +119,9 @@ async fn redis_down_still_answers_and_ready_is_degraded() {
     assert_eq!(body["cached"], false);
     assert!(body["percentile"].is_null());
     assert!(started.elapsed() < Duration::from_secs(15));
-    let ready = axum::http::Request::get("/api/ready").body(axum::body::Body::empty()).unwrap();
+    let ready = axum::http::Request::get("/api/ready")
+        .body(axum::body::Body::empty())
+        .unwrap();
     let (status, body) = call(&router, ready).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "degraded");
@@ -111,9 +138,18 @@ async fn ml_service_down_is_a_quick_503() {
     let (status, body) = score(&router, &photo("yaoming.jpg"), None).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "upstream_unavailable");
-    assert!(body["error"]["message"].as_str().unwrap().contains("face-detection"));
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
-    let ready = axum::http::Request::get("/api/ready").body(axum::body::Body::empty()).unwrap();
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("face-detection"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    let ready = axum::http::Request::get("/api/ready")
+        .body(axum::body::Body::empty())
+        .unwrap();
     let (status, body) = call(&router, ready).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unavailable");
@@ -123,12 +159,19 @@ async fn ml_service_down_is_a_quick_503() {
 async fn bad_inputs_get_4xx_without_reaching_the_ml_services() {
     let redis = Redis::start(None);
     let (det, emb) = ml_services().await;
-    let router = app(AppState::new(&scoring_args(&det, &emb, &redis.url(), &["--max-body-bytes", "200000"])).unwrap());
+    let router = app(AppState::new(&scoring_args(
+        &det,
+        &emb,
+        &redis.url(),
+        &["--max-body-bytes", "200000"],
+    ))
+    .unwrap());
     let code = |b: &serde_json::Value| b["error"]["code"].as_str().unwrap_or("").to_owned();
 
     let grey = image::RgbImage::from_pixel(320, 240, image::Rgb([128, 128, 128]));
     let mut png = Vec::new();
-    grey.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    grey.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
     let (s, b) = score(&router, &png, None).await;
     assert_eq!((s, code(&b).as_str()), (422, "no_face"), "{b}");
 
@@ -140,10 +183,20 @@ async fn bad_inputs_get_4xx_without_reaching_the_ml_services() {
     let (s, b) = score(&router, &photo("players.jpg"), None).await;
     assert_eq!((s, code(&b).as_str()), (413, "payload_too_large"), "{b}");
     let (ct, body) = common::form(&yao, Some(&"x".repeat(500)));
-    let request = axum::http::Request::post("/api/score").header("content-type", ct).body(axum::body::Body::from(body)).unwrap();
+    let request = axum::http::Request::post("/api/score")
+        .header("content-type", ct)
+        .body(axum::body::Body::from(body))
+        .unwrap();
     let (s, b) = call(&router, request).await;
     assert_eq!((s, code(&b).as_str()), (400, "invalid_user_id"), "{b}");
-    let request = axum::http::Request::post("/api/score").header("content-type", "application/json").body(axum::body::Body::from("{}")).unwrap();
+    let request = axum::http::Request::post("/api/score")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from("{}"))
+        .unwrap();
     let (s, b) = call(&router, request).await;
-    assert_eq!((s, code(&b).as_str()), (415, "unsupported_content_type"), "{b}");
+    assert_eq!(
+        (s, code(&b).as_str()),
+        (415, "unsupported_content_type"),
+        "{b}"
+    );
 }

@@ -32,7 +32,11 @@ pub fn require(relative: &str) -> PathBuf {
     );
     if std::env::var_os("ORT_DYLIB_PATH").is_none() {
         let lib = root.join("runtimes/onnxruntime/libonnxruntime.so.1");
-        assert!(lib.exists(), "onnx runtime {} is missing: run scripts/fetch-assets.sh", lib.display());
+        assert!(
+            lib.exists(),
+            "onnx runtime {} is missing: run scripts/fetch-assets.sh",
+            lib.display()
+        );
         // Tests are the only callers; they set it before any runtime use.
         std::env::set_var("ORT_DYLIB_PATH", lib);
     }

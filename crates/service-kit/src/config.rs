@@ -42,7 +42,10 @@ impl ServerArgs {
 
     /// The image limits these settings describe.
     pub fn image_limits(&self) -> crate::imaging::ImageLimits {
-        crate::imaging::ImageLimits { max_side: self.max_image_side, max_pixels: self.max_image_pixels }
+        crate::imaging::ImageLimits {
+            max_side: self.max_image_side,
+            max_pixels: self.max_image_pixels,
+        }
     }
 
     /// The drain timeout.

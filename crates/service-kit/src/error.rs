@@ -63,7 +63,12 @@ pub struct AppError {
 impl AppError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), detail: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            detail: None,
+        }
     }
 
     /// 400 with the given code.
@@ -73,8 +78,12 @@ impl AppError {
 
     /// 500 whose cause is logged but not sent.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error, see the service log")
-            .with_detail(detail)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error, see the service log",
+        )
+        .with_detail(detail)
     }
 
     /// Attaches internal detail for the log.
@@ -87,7 +96,13 @@ impl AppError {
 
 impl std::fmt::Display for AppError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
     }
 }
 
@@ -114,12 +129,18 @@ impl From<Error> for AppError {
     fn from(e: Error) -> Self {
         let message = e.to_string();
         match e {
-            Error::ImageTooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "image_too_large", message),
-            Error::ImageDecode(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_image", message),
-            Error::MissingImage => Self::bad_request("missing_image", message),
-            Error::UnsupportedContentType(_) => {
-                Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_content_type", message)
+            Error::ImageTooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "image_too_large", message)
             }
+            Error::ImageDecode(_) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_image", message)
+            }
+            Error::MissingImage => Self::bad_request("missing_image", message),
+            Error::UnsupportedContentType(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_content_type",
+                message,
+            ),
             Error::Onnx(_) | Error::Serve { .. } => Self::internal(message),
         }
     }

@@ -24,7 +24,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 10 * 1024 * 1024, request_timeout: Duration::from_secs(30) }
+        Self {
+            max_body_bytes: 10 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -38,7 +41,11 @@ struct Common {
 /// Adds `/api/health`, `/api/ready`, `/metrics`, the body limit, the
 /// per-request timeout and request metrics around a service's `routes`.
 pub fn wrap(routes: Router, limits: Limits, metrics: Metrics, readiness: Readiness) -> Router {
-    let common = Common { metrics, readiness, timeout: limits.request_timeout };
+    let common = Common {
+        metrics,
+        readiness,
+        timeout: limits.request_timeout,
+    };
     let shared = Router::new()
         .route("/api/health", get(health))
         .route("/api/ready", get(ready))
@@ -61,11 +68,19 @@ async fn ready(State(common): State<Common>) -> Response {
 }
 
 async fn render_metrics(State(common): State<Common>) -> Response {
-    ([("content-type", "text/plain; version=0.0.4")], common.metrics.render()).into_response()
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        common.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn not_found(uri: axum::http::Uri) -> AppError {
-    AppError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
+    AppError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {}", uri.path()),
+    )
 }
 
 /// Times out, counts and times each request.
@@ -81,13 +96,18 @@ async fn observe(State(common): State<Common>, request: Request, next: Next) -> 
         Err(_) => AppError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
-            format!("request took longer than {} ms; retry later", common.timeout.as_millis()),
+            format!(
+                "request took longer than {} ms; retry later",
+                common.timeout.as_millis()
+            ),
         )
         .into_response(),
     };
     let elapsed = started.elapsed();
     let status = response.status();
-    common.metrics.record_request(&route, status.as_u16(), elapsed);
+    common
+        .metrics
+        .record_request(&route, status.as_u16(), elapsed);
     if let Some(ErrorCode(code)) = response.extensions().get::<ErrorCode>() {
         common.metrics.record_error(code);
     }

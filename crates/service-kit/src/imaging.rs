@@ -21,7 +21,10 @@ pub struct ImageLimits {
 
 impl Default for ImageLimits {
     fn default() -> Self {
-        Self { max_side: 8192, max_pixels: 40_000_000 }
+        Self {
+            max_side: 8192,
+            max_pixels: 40_000_000,
+        }
     }
 }
 
@@ -39,7 +42,8 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
 ///
 /// [`Error::ImageDecode`] when the bytes are not a readable JPEG/PNG/WebP header.
 pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32)> {
-    let format = sniff(bytes).ok_or_else(|| Error::ImageDecode("not a jpeg, png or webp file".into()))?;
+    let format =
+        sniff(bytes).ok_or_else(|| Error::ImageDecode("not a jpeg, png or webp file".into()))?;
     ImageReader::with_format(Cursor::new(bytes), format)
         .into_dimensions()
         .map_err(|e| Error::ImageDecode(e.to_string()))
@@ -63,12 +67,22 @@ fn has_jpeg_end(bytes: &[u8]) -> bool {
 /// [`Error::ImageDecode`] when the bytes are not a complete JPEG/PNG/WebP.
 pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<RgbImage> {
     let (width, height) = dimensions(bytes)?;
-    if width.max(height) > limits.max_side || u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(Error::ImageTooLarge { width, height, max_side: limits.max_side, max_pixels: limits.max_pixels });
+    if width.max(height) > limits.max_side
+        || u64::from(width) * u64::from(height) > limits.max_pixels
+    {
+        return Err(Error::ImageTooLarge {
+            width,
+            height,
+            max_side: limits.max_side,
+            max_pixels: limits.max_pixels,
+        });
     }
-    let format = sniff(bytes).ok_or_else(|| Error::ImageDecode("not a jpeg, png or webp file".into()))?;
+    let format =
+        sniff(bytes).ok_or_else(|| Error::ImageDecode("not a jpeg, png or webp file".into()))?;
     if format == ImageFormat::Jpeg && !has_jpeg_end(bytes) {
-        return Err(Error::ImageDecode("jpeg is truncated (no end-of-image marker)".into()));
+        return Err(Error::ImageDecode(
+            "jpeg is truncated (no end-of-image marker)".into(),
+        ));
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut caps = image::Limits::default();
@@ -77,7 +91,9 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<RgbImage> {
     // RGBA16 is the widest buffer these decoders produce: 8 bytes a pixel.
     caps.max_alloc = Some(limits.max_pixels.saturating_mul(8));
     reader.limits(caps);
-    let image = reader.decode().map_err(|e| Error::ImageDecode(e.to_string()))?;
+    let image = reader
+        .decode()
+        .map_err(|e| Error::ImageDecode(e.to_string()))?;
     Ok(image.to_rgb8())
 }
 
@@ -95,7 +111,11 @@ mod tests {
             for &b in &body {
                 crc ^= u32::from(b);
                 for _ in 0..8 {
-                    crc = if crc & 1 == 1 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0xedb8_8320
+                    } else {
+                        crc >> 1
+                    };
                 }
             }
             out.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -107,7 +127,11 @@ mod tests {
         ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
         let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
         chunk(&mut v, b"IHDR", &ihdr);
-        chunk(&mut v, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        chunk(
+            &mut v,
+            b"IDAT",
+            &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+        );
         chunk(&mut v, b"IEND", &[]);
         v
     }
@@ -115,25 +139,43 @@ mod tests {
     #[test]
     fn huge_png_header_is_refused_before_decoding() {
         let err = decode(&png_header(60000, 60000), ImageLimits::default()).unwrap_err();
-        assert!(matches!(err, Error::ImageTooLarge { width: 60000, height: 60000, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::ImageTooLarge {
+                    width: 60000,
+                    height: 60000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn small_png_round_trips() {
         let img = RgbImage::from_pixel(3, 2, image::Rgb([1, 2, 3]));
         let mut png = Vec::new();
-        img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
         let back = decode(&png, ImageLimits::default()).unwrap();
         assert_eq!(back, img);
     }
 
     #[test]
     fn garbage_and_truncation_are_decode_errors() {
-        assert!(matches!(decode(b"hello", ImageLimits::default()), Err(Error::ImageDecode(_))));
+        assert!(matches!(
+            decode(b"hello", ImageLimits::default()),
+            Err(Error::ImageDecode(_))
+        ));
         let img = RgbImage::from_pixel(64, 64, image::Rgb([9, 9, 9]));
         let mut png = Vec::new();
-        img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+            .unwrap();
         png.truncate(png.len() / 2);
-        assert!(matches!(decode(&png, ImageLimits::default()), Err(Error::ImageDecode(_))));
+        assert!(matches!(
+            decode(&png, ImageLimits::default()),
+            Err(Error::ImageDecode(_))
+        ));
     }
 }

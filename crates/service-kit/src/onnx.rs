@@ -40,7 +40,10 @@ pub fn init_runtime() -> Result<()> {
             .commit();
         Ok(path)
     });
-    outcome.as_ref().map(|_| ()).map_err(|e| Error::Onnx(e.clone()))
+    outcome
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| Error::Onnx(e.clone()))
 }
 
 /// A model session; ONNX Runtime sessions need `&mut` to run, so callers
@@ -67,7 +70,9 @@ impl Model {
                 path.display()
             )));
         }
-        let onnx = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::Onnx(format!("{}: {e}", path.display()));
+        let onnx = |e: ort::Error<ort::session::builder::SessionBuilder>| {
+            Error::Onnx(format!("{}: {e}", path.display()))
+        };
         let session = Session::builder()
             .map_err(|e| Error::Onnx(e.to_string()))?
             .with_intra_threads(intra_threads)
@@ -76,7 +81,10 @@ impl Model {
             .map_err(onnx)?
             .commit_from_file(path)
             .map_err(|e| Error::Onnx(format!("cannot load model {}: {e}", path.display())))?;
-        Ok(Self { session: Mutex::new(session), path: path.to_owned() })
+        Ok(Self {
+            session: Mutex::new(session),
+            path: path.to_owned(),
+        })
     }
 
     /// Runs `f` with exclusive use of the session; returns its result and
@@ -85,10 +93,14 @@ impl Model {
     /// # Errors
     ///
     /// Whatever `f` returns, as [`Error::Onnx`].
-    pub fn with_session<T>(&self, f: impl FnOnce(&mut Session) -> ort::Result<T>) -> Result<(T, Duration)> {
+    pub fn with_session<T>(
+        &self,
+        f: impl FnOnce(&mut Session) -> ort::Result<T>,
+    ) -> Result<(T, Duration)> {
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
         let started = Instant::now();
-        let out = f(&mut session).map_err(|e| Error::Onnx(format!("{}: {e}", self.path.display())))?;
+        let out =
+            f(&mut session).map_err(|e| Error::Onnx(format!("{}: {e}", self.path.display())))?;
         Ok((out, started.elapsed()))
     }
 }

@@ -14,13 +14,18 @@ use std::process::Command;
 ///
 /// When python3, onnxruntime or numpy is missing, or the script fails.
 pub fn python_outputs(model: &Path, input: &[f32], shape: &[usize]) -> Vec<Vec<f32>> {
-    let dir = std::env::temp_dir().join(format!("ort-parity-{}-{}", std::process::id(), input.len()));
+    let dir =
+        std::env::temp_dir().join(format!("ort-parity-{}-{}", std::process::id(), input.len()));
     std::fs::create_dir_all(&dir).unwrap();
     let input_path = dir.join("input.bin");
     let bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&input_path, bytes).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/ort_reference.py");
-    let shape_arg = shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let shape_arg = shape
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let out = Command::new("python3")
         .arg(&script)
         .arg(model)
@@ -35,11 +40,20 @@ pub fn python_outputs(model: &Path, input: &[f32], shape: &[usize]) -> Vec<Vec<f
         script.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    eprintln!("python reference: {}", String::from_utf8_lossy(&out.stdout).trim());
+    eprintln!(
+        "python reference: {}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
     let mut outputs = Vec::new();
     for i in 0.. {
-        let Ok(raw) = std::fs::read(dir.join(format!("{i}.bin"))) else { break };
-        outputs.push(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
+        let Ok(raw) = std::fs::read(dir.join(format!("{i}.bin"))) else {
+            break;
+        };
+        outputs.push(
+            raw.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     outputs
@@ -52,5 +66,8 @@ pub fn python_outputs(model: &Path, input: &[f32], shape: &[usize]) -> Vec<Vec<f
 /// When the lengths differ.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "output lengths differ");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

@@ -29,8 +29,18 @@ impl Check {
     /// A check outcome.
     pub fn new(name: &'static str, required: bool, result: Result<String, String>) -> Self {
         match result {
-            Ok(detail) => Self { name, ok: true, required, detail },
-            Err(detail) => Self { name, ok: false, required, detail },
+            Ok(detail) => Self {
+                name,
+                ok: true,
+                required,
+                detail,
+            },
+            Err(detail) => Self {
+                name,
+                ok: false,
+                required,
+                detail,
+            },
         }
     }
 }

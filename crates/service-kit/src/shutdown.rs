@@ -48,7 +48,10 @@ pub async fn signal() {
 pub async fn bind(host: &str, port: u16) -> Result<TcpListener> {
     TcpListener::bind((host, port))
         .await
-        .map_err(|source| Error::Serve { addr: format!("{host}:{port}"), source })
+        .map_err(|source| Error::Serve {
+            addr: format!("{host}:{port}"),
+            source,
+        })
 }
 
 /// Serves `app` until SIGTERM/Ctrl-C, then drains for at most `drain`.
@@ -71,7 +74,9 @@ pub async fn serve_until(
     drain: Duration,
     trigger: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let addr = listener.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
     tracing::info!(%addr, "listening");
     let (tx, mut rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {

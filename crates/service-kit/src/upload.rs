@@ -20,10 +20,18 @@ pub struct Upload {
 
 fn body_error(status: StatusCode, text: String) -> AppError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        AppError::new(status, "payload_too_large", "request body is over the size limit; send a smaller image")
-            .with_detail(text)
+        AppError::new(
+            status,
+            "payload_too_large",
+            "request body is over the size limit; send a smaller image",
+        )
+        .with_detail(text)
     } else {
-        AppError::new(status, "invalid_body", format!("cannot read request body: {text}"))
+        AppError::new(
+            status,
+            "invalid_body",
+            format!("cannot read request body: {text}"),
+        )
     }
 }
 
@@ -40,22 +48,37 @@ pub async fn read_upload(request: Request) -> Result<Upload, AppError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let mime = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let mut upload = Upload::default();
     if mime == "multipart/form-data" {
         let mut form = Multipart::from_request(request, &())
             .await
             .map_err(|e| body_error(e.status(), e.body_text()))?;
         loop {
-            let field = form.next_field().await.map_err(|e| body_error(e.status(), e.body_text()))?;
+            let field = form
+                .next_field()
+                .await
+                .map_err(|e| body_error(e.status(), e.body_text()))?;
             let Some(field) = field else { break };
             let name = field.name().unwrap_or("").to_owned();
-            let data = field.bytes().await.map_err(|e| body_error(e.status(), e.body_text()))?;
+            let data = field
+                .bytes()
+                .await
+                .map_err(|e| body_error(e.status(), e.body_text()))?;
             if name == "image" {
                 upload.image = data;
             } else {
-                let text = String::from_utf8(data.to_vec())
-                    .map_err(|_| AppError::bad_request("invalid_field", format!("form field {name:?} is not utf-8 text")))?;
+                let text = String::from_utf8(data.to_vec()).map_err(|_| {
+                    AppError::bad_request(
+                        "invalid_field",
+                        format!("form field {name:?} is not utf-8 text"),
+                    )
+                })?;
                 upload.fields.insert(name, text);
             }
         }

@@ -13,7 +13,11 @@ use service_kit::assets;
 
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A redis-server child process, killed on drop.
@@ -31,9 +35,23 @@ impl Redis {
 
     pub fn start_on(port: u16, dir: Option<&Path>) -> Self {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]);
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
         match dir {
-            Some(d) => cmd.args(["--dir", d.to_str().unwrap(), "--appendonly", "yes", "--appendfsync", "always"]),
+            Some(d) => cmd.args([
+                "--dir",
+                d.to_str().unwrap(),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]),
             None => cmd.args(["--appendonly", "no"]),
         };
         let child = cmd
@@ -58,7 +76,10 @@ impl Redis {
 
     /// A synchronous client for assertions.
     pub fn client(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 }
 
@@ -89,7 +110,12 @@ pub async fn ml_services() -> (String, String) {
 }
 
 /// Scoring settings against the given services and Redis.
-pub fn scoring_args(detection: &str, embedding: &str, redis_url: &str, extra: &[&str]) -> scoring_service::Args {
+pub fn scoring_args(
+    detection: &str,
+    embedding: &str,
+    redis_url: &str,
+    extra: &[&str],
+) -> scoring_service::Args {
     let mut argv = vec![
         "t",
         "--face-detection-service",
@@ -119,22 +145,39 @@ pub fn form(image: &[u8], user: Option<&str>) -> (String, Vec<u8>) {
     body.extend_from_slice(image);
     body.extend_from_slice(b"\r\n");
     if let Some(u) = user {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"userId\"\r\n\r\n{u}\r\n").as_bytes());
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"userId\"\r\n\r\n{u}\r\n"
+            )
+            .as_bytes(),
+        );
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 /// Sends a request through the router: status and JSON body.
-pub async fn call(router: &axum::Router, request: axum::http::Request<axum::body::Body>) -> (u16, serde_json::Value) {
+pub async fn call(
+    router: &axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (u16, serde_json::Value) {
     use tower::ServiceExt;
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
 }
 
-pub async fn score(router: &axum::Router, image: &[u8], user: Option<&str>) -> (u16, serde_json::Value) {
+pub async fn score(
+    router: &axum::Router,
+    image: &[u8],
+    user: Option<&str>,
+) -> (u16, serde_json::Value) {
     let (ct, body) = form(image, user);
     let request = axum::http::Request::post("/api/score")
         .header("content-type", ct)
