@@ -9,6 +9,19 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Checks a generated plan the two ways its consumers do: the JSON Schema of
+/// docs/plan.schema.json and ocipack's own parser (unknown fields are errors).
+fn assert_valid_plan(plan: &serde_json::Value, name: &str) {
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo().join("docs/plan.schema.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(plan).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{name}: {errors:?}");
+    let text = serde_json::to_string(plan).unwrap();
+    ocipack::plan::Plan::from_json(&text, name, None).unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[test]
 fn every_definition_parses() {
     let paths = definition_paths(&repo().join("images")).unwrap();
@@ -46,6 +59,7 @@ fn every_host_buildable_definition_plans() {
         match plan_for(&def, &ctx) {
             Ok(plan) => {
                 assert_eq!(plan["name"], def.name.as_str());
+                assert_valid_plan(&plan, &def.name);
                 let models = plan["layers"]
                     .as_array()
                     .unwrap()

@@ -460,3 +460,18 @@ paths = ["/data"]
     assert!(entry(&layers[0], "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2").is_some());
     assert!(plan["config"]["env"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn fixture_plan_is_accepted_by_the_schema_and_ocipack() {
+    let plan = fixture().plan();
+    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/plan.schema.json");
+    let schema: Value = serde_json::from_slice(&std::fs::read(schema_path).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&plan)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let text = serde_json::to_string(&plan).unwrap();
+    ocipack::plan::Plan::from_json(&text, "fixture", None).unwrap();
+}
