@@ -242,6 +242,34 @@ fn corrupt_blob_is_refused_and_never_committed() {
     }
 }
 
+// Layouts built by Nix point their blobs into /nix/store.
+#[test]
+fn symlinked_blobs_are_followed() {
+    let reg = Registry::start(None);
+    let tmp = tempfile::tempdir().unwrap();
+    let img = write_layout(&tmp.path().join("img"), "s", &[&random_bytes(1_500_000, 5)]);
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    for d in [&img.layer_digests[0], &img.config_digest] {
+        let blob = img.blob_path(d);
+        let target = store.join(d.trim_start_matches("sha256:"));
+        std::fs::rename(&blob, &target).unwrap();
+        std::os::unix::fs::symlink(&target, &blob).unwrap();
+    }
+    let r = push(
+        &img.dir,
+        &target(&reg, "linked:s"),
+        insecure_opts(),
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(r.images[0].uploaded.blobs, 2);
+    assert_eq!(
+        skopeo_digest(&reg.host(), "linked:s", None),
+        img.manifest_digest
+    );
+}
+
 #[test]
 fn plain_http_needs_the_insecure_option() {
     let t = Target::parse("http://127.0.0.1:1/app:1").unwrap();
