@@ -475,3 +475,57 @@ fn fixture_plan_is_accepted_by_the_schema_and_ocipack() {
     let text = serde_json::to_string(&plan).unwrap();
     ocipack::plan::Plan::from_json(&text, "fixture", None).unwrap();
 }
+
+#[test]
+fn libraries_from_ld_so_conf_only_dirs_get_ld_library_path() {
+    // The image has no ld.so.cache: a library the host finds only through a
+    // directory of ld.so.conf (like /usr/local/lib) needs LD_LIBRARY_PATH.
+    let mut f = fixture();
+    let src = f.repo.join("../src");
+    let libdir = f.repo.join("../locallib");
+    std::fs::create_dir_all(&libdir).unwrap();
+    std::fs::write(src.join("fix.c"), "int fix(void) { return 42; }\n").unwrap();
+    std::fs::write(
+        src.join("usefix.c"),
+        "int fix(void);\nint main(void) { return fix() == 42 ? 0 : 1; }\n",
+    )
+    .unwrap();
+    let lib = libdir.join("libfix.so.1");
+    gcc(
+        &[
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libfix.so.1",
+            "-o",
+            lib.to_str().unwrap(),
+            "fix.c",
+        ],
+        &src,
+    );
+    std::os::unix::fs::symlink("libfix.so.1", libdir.join("libfix.so")).unwrap();
+    let svc = f.ctx.bin_dir.join("svc");
+    gcc(
+        &[
+            "-o",
+            svc.to_str().unwrap(),
+            "usefix.c",
+            "-L",
+            libdir.to_str().unwrap(),
+            "-lfix",
+        ],
+        &src,
+    );
+    let libdir = libdir.canonicalize().unwrap();
+    f.ctx.search.configured.insert(0, libdir.clone());
+    let plan = f.plan();
+    let env: Vec<&str> = plan["config"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let expected = format!("LD_LIBRARY_PATH={}", libdir.display());
+    assert!(env.contains(&expected.as_str()), "{env:?}");
+    let system = &plan["layers"][0];
+    assert!(entry(system, libdir.join("libfix.so.1").to_str().unwrap()).is_some());
+}
