@@ -57,10 +57,20 @@ pub fn build(a: BuildArgs, json: bool) -> Result<()> {
         let attrs = Attrs::load()?;
         let text = serde_json::to_string(attrs.get("plan")?)?;
         let origin = format!("{} (attribute plan)", attrs.origin);
-        (Plan::from_json(&text, &origin, None)?, origin, attrs.out()?, true)
+        (
+            Plan::from_json(&text, &origin, None)?,
+            origin,
+            attrs.out()?,
+            true,
+        )
     } else {
         let path = a.plan.expect("clap requires it");
-        (Plan::load(&path)?, path.display().to_string(), a.output.expect("clap requires it"), a.link_blobs)
+        (
+            Plan::load(&path)?,
+            path.display().to_string(),
+            a.output.expect("clap requires it"),
+            a.link_blobs,
+        )
     };
     let bar = Bar::new(json);
     let opts = BuildOptions {
@@ -70,7 +80,13 @@ pub fn build(a: BuildArgs, json: bool) -> Result<()> {
     };
     let report = ocipack::build(&plan, &origin, &out, &opts);
     bar.finish();
-    let report = report.with_context(|| format!("building {} failed; nothing was written to {}", plan.name, out.display()))?;
+    let report = report.with_context(|| {
+        format!(
+            "building {} failed; nothing was written to {}",
+            plan.name,
+            out.display()
+        )
+    })?;
     if json {
         crate::print_json(&report)?;
     } else {
@@ -90,21 +106,34 @@ pub fn layer(a: LayerArgs, json: bool) -> Result<()> {
     let (spec, origin, out): (LayerSpec, String, PathBuf) = if a.nix_attrs {
         let attrs = Attrs::load()?;
         let origin = format!("{} (attribute layerSpec)", attrs.origin);
-        let spec = serde_json::from_value(attrs.get("layerSpec")?.clone()).with_context(|| origin.clone())?;
+        let spec = serde_json::from_value(attrs.get("layerSpec")?.clone())
+            .with_context(|| origin.clone())?;
         (spec, origin, attrs.out()?)
     } else {
         let path = a.spec.expect("clap requires it");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read the layer spec", path.display()))?;
-        let mut spec: LayerSpec = serde_json::from_str(&text).with_context(|| format!("{}: not a valid layer spec", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot read the layer spec", path.display()))?;
+        let mut spec: LayerSpec = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a valid layer spec", path.display()))?;
         let base = path.parent().map(PathBuf::from).unwrap_or_default();
         resolve_relative(&mut spec, &base);
-        (spec, path.display().to_string(), a.output.expect("clap requires it"))
+        (
+            spec,
+            path.display().to_string(),
+            a.output.expect("clap requires it"),
+        )
     };
     let desc = ocipack::build_layer(&spec, &origin, &out, threads(a.threads)?)?;
     if json {
         crate::print_json(&desc)?;
     } else {
-        eprintln!("layer {} ({} bytes, {} files) -> {}", desc.digest, desc.size, desc.files, out.display());
+        eprintln!(
+            "layer {} ({} bytes, {} files) -> {}",
+            desc.digest,
+            desc.size,
+            desc.files,
+            out.display()
+        );
     }
     Ok(())
 }

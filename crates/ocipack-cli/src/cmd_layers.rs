@@ -36,9 +36,14 @@ pub struct LayersArgs {
 pub fn run(a: LayersArgs, json: bool) -> Result<()> {
     let (graph, roots, max, out) = if a.nix_attrs {
         let attrs = Attrs::load()?;
-        let graph = parse_graph(&serde_json::to_string(attrs.get("graph")?)?, &attrs.origin, None)?;
+        let graph = parse_graph(
+            &serde_json::to_string(attrs.get("graph")?)?,
+            &attrs.origin,
+            None,
+        )?;
         let roots: Vec<String> = match attrs.value.get("roots") {
-            Some(v) => serde_json::from_value(v.clone()).context("attribute roots must be a list of paths")?,
+            Some(v) => serde_json::from_value(v.clone())
+                .context("attribute roots must be a list of paths")?,
             None => a.roots.clone(),
         };
         let max = match attrs.value.get("maxLayers") {
@@ -48,17 +53,32 @@ pub fn run(a: LayersArgs, json: bool) -> Result<()> {
         (graph, roots, max, Some(attrs.out()?))
     } else {
         let path = a.graph.expect("clap requires it");
-        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read the graph", path.display()))?;
-        (parse_graph(&text, &path.display().to_string(), a.key.as_deref())?, a.roots.clone(), a.max, None)
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{}: cannot read the graph", path.display()))?;
+        (
+            parse_graph(&text, &path.display().to_string(), a.key.as_deref())?,
+            a.roots.clone(),
+            a.max,
+            None,
+        )
     };
     let assignment = assign(&graph, &roots, max, a.large)?;
-    let text = String::from_utf8(ocipack::json::canonical(&serde_json::to_value(&assignment)?))?;
+    let text = String::from_utf8(ocipack::json::canonical(&serde_json::to_value(
+        &assignment,
+    )?))?;
     match out {
-        Some(out) => std::fs::write(&out, format!("{text}\n")).with_context(|| format!("{}: cannot write", out.display()))?,
+        Some(out) => std::fs::write(&out, format!("{text}\n"))
+            .with_context(|| format!("{}: cannot write", out.display()))?,
         None if json => println!("{text}"),
         None => {
             for (i, l) in assignment.layers.iter().enumerate() {
-                println!("layer {:>3} {:>12} {:<7} {}", i + 1, l.nar_size, l.reason, l.paths.join(" "));
+                println!(
+                    "layer {:>3} {:>12} {:<7} {}",
+                    i + 1,
+                    l.nar_size,
+                    l.reason,
+                    l.paths.join(" ")
+                );
             }
         }
     }

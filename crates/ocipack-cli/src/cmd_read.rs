@@ -58,12 +58,19 @@ pub struct ExportArgs {
 pub fn verify(a: VerifyArgs, json: bool) -> Result<()> {
     let (dir, out) = if a.nix_attrs {
         let attrs = Attrs::load()?;
-        let dir = attrs.get("image")?.as_str().context("attribute image must be a path")?.into();
+        let dir = attrs
+            .get("image")?
+            .as_str()
+            .context("attribute image must be a path")?
+            .into();
         (dir, Some(attrs.out()?))
     } else {
         (a.layout.expect("clap requires it"), None)
     };
-    let policy = Policy { allow_root: a.allow_root, allow_shell: a.allow_shell };
+    let policy = Policy {
+        allow_root: a.allow_root,
+        allow_shell: a.allow_shell,
+    };
     let report = ocipack::verify::verify(&dir, policy)?;
     if json {
         crate::print_json(&report)?;
@@ -76,10 +83,18 @@ pub fn verify(a: VerifyArgs, json: bool) -> Result<()> {
         return Err(Exit(3).into());
     }
     if !json {
-        eprintln!("{}: ok ({} image(s), {} blobs re-hashed)", dir.display(), report.images, report.blobs);
+        eprintln!(
+            "{}: ok ({} image(s), {} blobs re-hashed)",
+            dir.display(),
+            report.images,
+            report.blobs
+        );
     }
     if let Some(out) = out {
-        std::fs::write(&out, format!("ok: {} image(s), {} blobs\n", report.images, report.blobs))?;
+        std::fs::write(
+            &out,
+            format!("ok: {} image(s), {} blobs\n", report.images, report.blobs),
+        )?;
     }
     Ok(())
 }
@@ -93,14 +108,29 @@ pub fn inspect(a: InspectArgs, json: bool) -> Result<()> {
         println!("tags:     {}", img.tags.join(", "));
         println!("manifest: {}", img.manifest_digest);
         println!("config:   {}", img.config_digest);
-        println!("size:     {} ({} bytes)", HumanBytes(img.total_size), img.total_size);
+        println!(
+            "size:     {} ({} bytes)",
+            HumanBytes(img.total_size),
+            img.total_size
+        );
         let c = &img.config["config"];
-        for key in ["User", "Entrypoint", "Cmd", "Env", "WorkingDir", "ExposedPorts", "Healthcheck"] {
+        for key in [
+            "User",
+            "Entrypoint",
+            "Cmd",
+            "Env",
+            "WorkingDir",
+            "ExposedPorts",
+            "Healthcheck",
+        ] {
             if !c[key].is_null() {
                 println!("{:<13} {}", format!("{key}:"), c[key]);
             }
         }
-        println!("{:<3} {:<19} {:<19} {:<10} {:>10} {:>12} {:>6}  holds", "#", "digest", "diff_id", "type", "size", "uncompressed", "files");
+        println!(
+            "{:<3} {:<19} {:<19} {:<10} {:>10} {:>12} {:>6}  holds",
+            "#", "digest", "diff_id", "type", "size", "uncompressed", "files"
+        );
         for (i, l) in img.layers.iter().enumerate() {
             let kind = l.media_type.rsplit('.').next().unwrap_or("");
             println!(
@@ -122,23 +152,44 @@ pub fn inspect(a: InspectArgs, json: bool) -> Result<()> {
 
 pub fn export(a: ExportArgs, json: bool) -> Result<()> {
     let repo_tag = a.tag.clone().unwrap_or_else(|| {
-        let name = a.layout.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into());
+        let name = a
+            .layout
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
         format!("{name}:{}", a.from_tag.as_deref().unwrap_or("latest"))
     });
     if a.docker_archive.as_os_str() == "-" {
         let stdout = std::io::stdout();
         let mut lock = stdout.lock();
-        ocipack::export::export_docker_archive(&a.layout, a.from_tag.as_deref(), &repo_tag, &mut lock)?;
+        ocipack::export::export_docker_archive(
+            &a.layout,
+            a.from_tag.as_deref(),
+            &repo_tag,
+            &mut lock,
+        )?;
         return lock.flush().context("stdout");
     }
     let dest = &a.docker_archive;
-    let tmp = dest.with_file_name(format!(".{}.ocipack-tmp", dest.file_name().context("--docker-archive needs a file name")?.to_string_lossy()));
+    let tmp = dest.with_file_name(format!(
+        ".{}.ocipack-tmp",
+        dest.file_name()
+            .context("--docker-archive needs a file name")?
+            .to_string_lossy()
+    ));
     let result = (|| -> Result<()> {
-        let f = std::fs::File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?;
+        let f = std::fs::File::create(&tmp)
+            .with_context(|| format!("{}: cannot create", tmp.display()))?;
         let mut w = std::io::BufWriter::new(f);
-        ocipack::export::export_docker_archive(&a.layout, a.from_tag.as_deref(), &repo_tag, &mut w)?;
+        ocipack::export::export_docker_archive(
+            &a.layout,
+            a.from_tag.as_deref(),
+            &repo_tag,
+            &mut w,
+        )?;
         w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, dest).with_context(|| format!("{}: cannot rename into place", dest.display()))?;
+        std::fs::rename(&tmp, dest)
+            .with_context(|| format!("{}: cannot rename into place", dest.display()))?;
         Ok(())
     })();
     if result.is_err() {

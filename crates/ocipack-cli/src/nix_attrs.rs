@@ -29,13 +29,22 @@ impl Attrs {
             .unwrap_or_else(|| PathBuf::from(".attrs.json"));
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("{}: cannot read the structured attrs; --nix-attrs only works inside a derivation with __structuredAttrs = true", path.display()))?;
-        let value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
-        Ok(Attrs { value, origin: path.display().to_string() })
+        let value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+        Ok(Attrs {
+            value,
+            origin: path.display().to_string(),
+        })
     }
 
     /// A required attribute.
     pub fn get(&self, key: &str) -> Result<&Value> {
-        self.value.get(key).ok_or_else(|| anyhow!("{}: attribute {key:?} is missing; set it in the derivation", self.origin))
+        self.value.get(key).ok_or_else(|| {
+            anyhow!(
+                "{}: attribute {key:?} is missing; set it in the derivation",
+                self.origin
+            )
+        })
     }
 
     /// The `out` output path.

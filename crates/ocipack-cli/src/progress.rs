@@ -49,7 +49,13 @@ impl Progress for Bar {
     }
     fn layer_done(&self, index: usize, d: &LayerDescriptor) {
         if let Some(b) = &self.bar {
-            b.println(format!("layer {index}: {} {} ({} files) {}", &d.digest[..19], HumanBytes(d.size), d.files, d.comment));
+            b.println(format!(
+                "layer {index}: {} {} ({} files) {}",
+                &d.digest[..19],
+                HumanBytes(d.size),
+                d.files,
+                d.comment
+            ));
         }
     }
 }

@@ -19,12 +19,20 @@ fn files(entries: serde_json::Value) -> serde_json::Value {
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { name: "missing source", plan: |d| files(serde_json::json!([{"source": d.join("nope"), "target": "/x"}])), expect: &["layer 1 entry 1", "nope", "cannot be read"] },
+        Case {
+            name: "missing source",
+            plan: |d| files(serde_json::json!([{"source": d.join("nope"), "target": "/x"}])),
+            expect: &["layer 1 entry 1", "nope", "cannot be read"],
+        },
         Case {
             name: "fifo",
             plan: |d| {
                 let p = d.join("fifo");
-                assert!(std::process::Command::new("mkfifo").arg(&p).status().unwrap().success());
+                assert!(std::process::Command::new("mkfifo")
+                    .arg(&p)
+                    .status()
+                    .unwrap()
+                    .success());
                 files(serde_json::json!([{"source": p, "target": "/x"}]))
             },
             expect: &["layer 1 entry 1", "fifo", "is a fifo"],
@@ -40,13 +48,33 @@ fn cases() -> Vec<Case> {
             },
             expect: &["s.sock", "is a socket"],
         },
-        Case { name: "device", plan: |_| files(serde_json::json!([{"source": "/dev/null", "target": "/x"}])), expect: &["/dev/null", "character device"] },
-        Case { name: "relative target", plan: |d| files(serde_json::json!([{"source": d.join("f"), "target": "x/y"}])), expect: &["layer 1", "\"x/y\"", "relative"] },
-        Case { name: "dot-dot target", plan: |d| files(serde_json::json!([{"source": d.join("f"), "target": "/a/../etc"}])), expect: &["layer 1", "/a/../etc", ".."] },
+        Case {
+            name: "device",
+            plan: |_| files(serde_json::json!([{"source": "/dev/null", "target": "/x"}])),
+            expect: &["/dev/null", "character device"],
+        },
+        Case {
+            name: "relative target",
+            plan: |d| files(serde_json::json!([{"source": d.join("f"), "target": "x/y"}])),
+            expect: &["layer 1", "\"x/y\"", "relative"],
+        },
+        Case {
+            name: "dot-dot target",
+            plan: |d| files(serde_json::json!([{"source": d.join("f"), "target": "/a/../etc"}])),
+            expect: &["layer 1", "/a/../etc", ".."],
+        },
         Case {
             name: "collision",
-            plan: |d| files(serde_json::json!([{"source": d.join("f"), "target": "/x"}, {"source": d.join("g"), "target": "/x"}])),
-            expect: &["layer 1 entry 2", "/x", "given twice with different content"],
+            plan: |d| {
+                files(
+                    serde_json::json!([{"source": d.join("f"), "target": "/x"}, {"source": d.join("g"), "target": "/x"}]),
+                )
+            },
+            expect: &[
+                "layer 1 entry 2",
+                "/x",
+                "given twice with different content",
+            ],
         },
         Case {
             name: "symlink loop",
@@ -67,18 +95,52 @@ fn cases() -> Vec<Case> {
             },
             expect: &["127 layers", "limit of 127"],
         },
-        Case { name: "unknown field", plan: |_| serde_json::json!({"version": 1, "name": "bad", "layers": [], "labels": {}}), expect: &["unknown field `labels`"] },
+        Case {
+            name: "unknown field",
+            plan: |_| serde_json::json!({"version": 1, "name": "bad", "layers": [], "labels": {}}),
+            expect: &["unknown field `labels`"],
+        },
         Case {
             name: "unknown nested field",
-            plan: |d| files(serde_json::json!([{"source": d.join("f"), "target": "/x", "owner": "root"}])),
+            plan: |d| {
+                files(serde_json::json!([{"source": d.join("f"), "target": "/x", "owner": "root"}]))
+            },
             expect: &["unknown field `owner`"],
         },
-        Case { name: "root user", plan: |_| serde_json::json!({"version": 1, "name": "bad", "user": {"uid": 0}, "layers": []}), expect: &["root is refused", "allowRoot"] },
-        Case { name: "root config user", plan: |_| serde_json::json!({"version": 1, "name": "bad", "config": {"user": "0:0"}, "layers": []}), expect: &["runs as root"] },
-        Case { name: "setuid file", plan: |d| files(serde_json::json!([{"source": d.join("f"), "target": "/x", "mode": "4755"}])), expect: &["setuid"] },
-        Case { name: "world-writable dir", plan: |_| files(serde_json::json!([{"target": "/srv", "directory": true, "mode": "0777"}])), expect: &["world-writable"] },
-        Case { name: "wrong version", plan: |_| serde_json::json!({"version": 2, "name": "bad", "layers": []}), expect: &["version 2 is not supported"] },
-        Case { name: "missing model", plan: |d| serde_json::json!({"version": 1, "name": "bad", "layers": [{"kind": "model", "name": "m", "source": d.join("none.onnx"), "target": "/models/m/m.onnx"}]}), expect: &["model m", "none.onnx"] },
+        Case {
+            name: "root user",
+            plan: |_| serde_json::json!({"version": 1, "name": "bad", "user": {"uid": 0}, "layers": []}),
+            expect: &["root is refused", "allowRoot"],
+        },
+        Case {
+            name: "root config user",
+            plan: |_| serde_json::json!({"version": 1, "name": "bad", "config": {"user": "0:0"}, "layers": []}),
+            expect: &["runs as root"],
+        },
+        Case {
+            name: "setuid file",
+            plan: |d| {
+                files(serde_json::json!([{"source": d.join("f"), "target": "/x", "mode": "4755"}]))
+            },
+            expect: &["setuid"],
+        },
+        Case {
+            name: "world-writable dir",
+            plan: |_| {
+                files(serde_json::json!([{"target": "/srv", "directory": true, "mode": "0777"}]))
+            },
+            expect: &["world-writable"],
+        },
+        Case {
+            name: "wrong version",
+            plan: |_| serde_json::json!({"version": 2, "name": "bad", "layers": []}),
+            expect: &["version 2 is not supported"],
+        },
+        Case {
+            name: "missing model",
+            plan: |d| serde_json::json!({"version": 1, "name": "bad", "layers": [{"kind": "model", "name": "m", "source": d.join("none.onnx"), "target": "/models/m/m.onnx"}]}),
+            expect: &["model m", "none.onnx"],
+        },
     ]
 }
 
@@ -89,18 +151,42 @@ fn each_bad_input_fails_cleanly() {
         std::fs::write(t.path().join("f"), "f").unwrap();
         std::fs::write(t.path().join("g"), "g").unwrap();
         let plan_path = t.path().join("plan.json");
-        std::fs::write(&plan_path, serde_json::to_vec(&(case.plan)(t.path())).unwrap()).unwrap();
+        std::fs::write(
+            &plan_path,
+            serde_json::to_vec(&(case.plan)(t.path())).unwrap(),
+        )
+        .unwrap();
         let outdir = t.path().join("outputs");
         std::fs::create_dir(&outdir).unwrap();
-        let out = ocipack().arg("build").arg(&plan_path).arg("-o").arg(outdir.join("image")).output().unwrap();
+        let out = ocipack()
+            .arg("build")
+            .arg(&plan_path)
+            .arg("-o")
+            .arg(outdir.join("image"))
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{}: {err}", case.name);
-        assert!(err.contains("plan.json"), "{}: error does not name the plan: {err}", case.name);
+        assert!(
+            err.contains("plan.json"),
+            "{}: error does not name the plan: {err}",
+            case.name
+        );
         for e in case.expect {
             assert!(err.contains(e), "{}: error lacks {e:?}: {err}", case.name);
         }
-        assert_eq!(err.trim_end().lines().count(), 1, "{}: error is not one line: {err}", case.name);
-        assert!(listing(&outdir).is_empty(), "{}: left {:?}", case.name, listing(&outdir));
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{}: error is not one line: {err}",
+            case.name
+        );
+        assert!(
+            listing(&outdir).is_empty(),
+            "{}: left {:?}",
+            case.name,
+            listing(&outdir)
+        );
     }
 }
 
@@ -109,7 +195,13 @@ fn malformed_json_names_line_and_column() {
     let t = tempfile::tempdir().unwrap();
     let p = t.path().join("plan.json");
     std::fs::write(&p, "{\"version\": 1,\n \"name\": }").unwrap();
-    let out = ocipack().arg("build").arg(&p).arg("-o").arg(t.path().join("o")).output().unwrap();
+    let out = ocipack()
+        .arg("build")
+        .arg(&p)
+        .arg("-o")
+        .arg(t.path().join("o"))
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("plan.json:2:"), "{err}");
@@ -122,7 +214,11 @@ fn unreadable_file_fails_and_keeps_previous_output() {
     let f = t.path().join("f");
     std::fs::write(&f, "ok").unwrap();
     let p = t.path().join("plan.json");
-    std::fs::write(&p, serde_json::to_vec(&files(serde_json::json!([{"source": f, "target": "/f"}]))).unwrap()).unwrap();
+    std::fs::write(
+        &p,
+        serde_json::to_vec(&files(serde_json::json!([{"source": f, "target": "/f"}]))).unwrap(),
+    )
+    .unwrap();
     let out = t.path().join("image");
     build(&p, &out, &[]);
     let good = manifest_digest(&out);
@@ -132,9 +228,24 @@ fn unreadable_file_fails_and_keeps_previous_output() {
     std::fs::create_dir(&f).unwrap();
     std::fs::write(f.join("inner"), "x").unwrap();
     std::fs::write(&p, serde_json::to_vec(&files(serde_json::json!([{"source": f.join("inner"), "target": "/f", "mode": "0755"}, {"source": "/proc/self/mem", "target": "/mem"}]))).unwrap()).unwrap();
-    let o = ocipack().arg("build").arg(&p).arg("-o").arg(&out).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = ocipack()
+        .arg("build")
+        .arg(&p)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(String::from_utf8_lossy(&o.stderr).contains("/proc/self/mem"));
-    assert_eq!(manifest_digest(&out), good, "previous good output must survive a failed build");
+    assert_eq!(
+        manifest_digest(&out),
+        good,
+        "previous good output must survive a failed build"
+    );
     assert_eq!(listing(t.path()), vec!["f", "image", "plan.json"]);
 }

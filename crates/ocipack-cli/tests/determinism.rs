@@ -10,7 +10,10 @@ use std::process::Command;
 /// Creates the same tree under `root` with a shell, so umask, creation order
 /// and mtimes really differ between variants.
 fn make_tree(root: &Path, umask: &str, reverse: bool, stamp: &str) {
-    let mut script = format!("set -e; umask {umask}; mkdir -p {r}; cd {r}; ", r = root.display());
+    let mut script = format!(
+        "set -e; umask {umask}; mkdir -p {r}; cd {r}; ",
+        r = root.display()
+    );
     let mut steps = vec![
         "mkdir -p a/b/c d; printf 'alpha\\n' > a/one.txt",
         "printf '#!/x\\necho\\n' > a/b/run; chmod +x a/b/run",
@@ -54,7 +57,14 @@ fn same_digest_under_different_conditions() {
 
     let out_a = t.path().join("out-a");
     run(
-        ocipack().args(["build", "--threads", "1"]).arg(&pa).arg("-o").arg(&out_a).env("TZ", "UTC").env("LANG", "C").current_dir(t.path()),
+        ocipack()
+            .args(["build", "--threads", "1"])
+            .arg(&pa)
+            .arg("-o")
+            .arg(&out_a)
+            .env("TZ", "UTC")
+            .env("LANG", "C")
+            .current_dir(t.path()),
         true,
     );
     let out_b = t.path().join("elsewhere/out-b");
@@ -73,7 +83,10 @@ fn same_digest_under_different_conditions() {
     );
     assert_eq!(manifest_digest(&out_a), manifest_digest(&out_b));
     // Not only the manifest: every blob is the same set of bytes.
-    assert_eq!(listing(&out_a.join("blobs/sha256")), listing(&out_b.join("blobs/sha256")));
+    assert_eq!(
+        listing(&out_a.join("blobs/sha256")),
+        listing(&out_b.join("blobs/sha256"))
+    );
 }
 
 #[test]
@@ -83,16 +96,34 @@ fn source_date_epoch_moves_file_layers_but_not_model_or_base_layers() {
     let rx = build(&plan("golden.json"), &x, &[]);
     // The same plan without sourceDateEpoch, moved to a temp dir with absolute sources.
     let text = std::fs::read_to_string(plan("golden.json")).unwrap();
-    let text = text.replace("../fixture", &repo().join("tests/data/fixture").display().to_string());
+    let text = text.replace(
+        "../fixture",
+        &repo().join("tests/data/fixture").display().to_string(),
+    );
     let mut p: serde_json::Value = serde_json::from_str(&text).unwrap();
     p.as_object_mut().unwrap().remove("sourceDateEpoch");
     let moved = t.path().join("moved.json");
     std::fs::write(&moved, serde_json::to_vec(&p).unwrap()).unwrap();
-    let out = ocipack().args(["build", "--json"]).arg(&moved).arg("-o").arg(&y).env("SOURCE_DATE_EPOCH", "1800000000").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ocipack()
+        .args(["build", "--json"])
+        .arg(&moved)
+        .arg("-o")
+        .arg(&y)
+        .env("SOURCE_DATE_EPOCH", "1800000000")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let d = |r: &serde_json::Value, i: usize| r["layers"][i]["digest"].as_str().unwrap().to_owned();
     assert_eq!(d(&rx, 0), d(&ry, 0), "base layer is shared");
-    assert_ne!(d(&rx, 1), d(&ry, 1), "files layer follows SOURCE_DATE_EPOCH");
+    assert_ne!(
+        d(&rx, 1),
+        d(&ry, 1),
+        "files layer follows SOURCE_DATE_EPOCH"
+    );
     assert_eq!(d(&rx, 2), d(&ry, 2), "model layer is shared");
 }

@@ -12,15 +12,30 @@ fn skopeo_and_oci_image_tool_accept_the_layout() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("img");
     build(&plan("gzip-only.json"), &out, &[]);
-    let o = run(tool("skopeo").arg("inspect").arg(format!("oci:{}:latest", out.display())), true);
+    let o = run(
+        tool("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{}:latest", out.display())),
+        true,
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["Digest"].as_str().unwrap(), manifest_digest(&out));
     assert_eq!(v["Layers"].as_array().unwrap().len(), 3);
-    run(tool("oci-image-tool").args(["validate", "--type", "image", "--ref", "name=latest"]).arg(&out), true);
+    run(
+        tool("oci-image-tool")
+            .args(["validate", "--type", "image", "--ref", "name=latest"])
+            .arg(&out),
+        true,
+    );
     // skopeo also reads the zstd golden image; --raw because its parsed view drops the Docker Healthcheck.
     let golden = t.path().join("golden");
     build(&plan("golden.json"), &golden, &[]);
-    let o = run(tool("skopeo").args(["inspect", "--config", "--raw"]).arg(format!("oci:{}:1.0.0", golden.display())), true);
+    let o = run(
+        tool("skopeo")
+            .args(["inspect", "--config", "--raw"])
+            .arg(format!("oci:{}:1.0.0", golden.display())),
+        true,
+    );
     let cfg: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(cfg["config"]["User"], "65532:65532");
     assert_eq!(cfg["config"]["Healthcheck"]["Interval"], 10_000_000_000u64);
@@ -32,8 +47,18 @@ fn tree(root: &Path) -> BTreeMap<String, (u32, u32, u32, char)> {
     for entry in walk(root) {
         let meta = std::fs::symlink_metadata(&entry).unwrap();
         let rel = format!("/{}", entry.strip_prefix(root).unwrap().display());
-        let kind = if meta.is_dir() { 'd' } else if meta.file_type().is_symlink() { 'l' } else { 'f' };
-        let mode = if kind == 'l' { 0o777 } else { meta.mode() & 0o7777 };
+        let kind = if meta.is_dir() {
+            'd'
+        } else if meta.file_type().is_symlink() {
+            'l'
+        } else {
+            'f'
+        };
+        let mode = if kind == 'l' {
+            0o777
+        } else {
+            meta.mode() & 0o7777
+        };
         m.insert(rel, (mode, meta.uid(), meta.gid(), kind));
     }
     m
@@ -58,7 +83,13 @@ fn umoci_unpacks_the_tree_the_plan_describes() {
     let out = t.path().join("img");
     build(&plan("gzip-only.json"), &out, &[]);
     let bundle = t.path().join("bundle");
-    run(tool("umoci").args(["unpack", "--image"]).arg(format!("{}:latest", out.display())).arg(&bundle), true);
+    run(
+        tool("umoci")
+            .args(["unpack", "--image"])
+            .arg(format!("{}:latest", out.display()))
+            .arg(&bundle),
+        true,
+    );
     let got = tree(&bundle.join("rootfs"));
     let expect: BTreeMap<String, (u32, u32, u32, char)> = [
         ("/app", (0o755, 0, 0, 'd')),
@@ -84,10 +115,19 @@ fn umoci_unpacks_the_tree_the_plan_describes() {
     .collect();
     assert_eq!(got, expect);
     let root = bundle.join("rootfs");
-    assert_eq!(std::fs::read_link(root.join("app/bin/fox-link")).unwrap(), Path::new("../share/doc/fox.txt"));
-    assert_eq!(std::fs::read(root.join("app/bin/hello")).unwrap(), std::fs::read(repo().join("tests/data/fixture/app/bin/hello")).unwrap());
+    assert_eq!(
+        std::fs::read_link(root.join("app/bin/fox-link")).unwrap(),
+        Path::new("../share/doc/fox.txt")
+    );
+    assert_eq!(
+        std::fs::read(root.join("app/bin/hello")).unwrap(),
+        std::fs::read(repo().join("tests/data/fixture/app/bin/hello")).unwrap()
+    );
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
-    assert!(passwd.contains("app:x:65532:65532:app:/home/app:/sbin/nologin"), "{passwd}");
+    assert!(
+        passwd.contains("app:x:65532:65532:app:/home/app:/sbin/nologin"),
+        "{passwd}"
+    );
 }
 
 #[test]
@@ -96,19 +136,54 @@ fn docker_archive_round_trips_through_skopeo() {
     let out = t.path().join("img");
     build(&plan("gzip-only.json"), &out, &[]);
     let archive = t.path().join("img.tar");
-    run(ocipack().arg("export").arg(&out).arg("--docker-archive").arg(&archive).args(["--tag", "gzip-only:latest"]), true);
+    run(
+        ocipack()
+            .arg("export")
+            .arg(&out)
+            .arg("--docker-archive")
+            .arg(&archive)
+            .args(["--tag", "gzip-only:latest"]),
+        true,
+    );
     let back = t.path().join("back");
     run(
-        tool("skopeo").arg("copy").arg(format!("docker-archive:{}", archive.display())).arg(format!("oci:{}:latest", back.display())),
+        tool("skopeo")
+            .arg("copy")
+            .arg(format!("docker-archive:{}", archive.display()))
+            .arg(format!("oci:{}:latest", back.display())),
         true,
     );
     // skopeo writes its own manifest; the layer content (diff_ids) must be ours.
-    let ours = run(tool("skopeo").args(["inspect", "--config"]).arg(format!("oci:{}:latest", out.display())), true);
-    let theirs = run(tool("skopeo").args(["inspect", "--config"]).arg(format!("oci:{}:latest", back.display())), true);
-    let d = |o: &std::process::Output| serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["rootfs"]["diff_ids"].clone();
+    let ours = run(
+        tool("skopeo")
+            .args(["inspect", "--config"])
+            .arg(format!("oci:{}:latest", out.display())),
+        true,
+    );
+    let theirs = run(
+        tool("skopeo")
+            .args(["inspect", "--config"])
+            .arg(format!("oci:{}:latest", back.display())),
+        true,
+    );
+    let d = |o: &std::process::Output| {
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["rootfs"]["diff_ids"]
+            .clone()
+    };
     assert_eq!(d(&ours), d(&theirs));
     // The archive itself is deterministic.
     let again = t.path().join("again.tar");
-    run(ocipack().arg("export").arg(&out).arg("--docker-archive").arg(&again).args(["--tag", "gzip-only:latest"]), true);
-    assert_eq!(std::fs::read(&archive).unwrap(), std::fs::read(&again).unwrap());
+    run(
+        ocipack()
+            .arg("export")
+            .arg(&out)
+            .arg("--docker-archive")
+            .arg(&again)
+            .args(["--tag", "gzip-only:latest"]),
+        true,
+    );
+    assert_eq!(
+        std::fs::read(&archive).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
 }

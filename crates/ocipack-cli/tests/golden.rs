@@ -21,6 +21,9 @@ fn fixture_plans_match_their_golden_digests() {
         std::fs::write(&path, serde_json::to_string_pretty(&actual).unwrap() + "\n").unwrap();
         return;
     }
-    let expected: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("golden file; create it with UPDATE_GOLDEN=1")).unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&path).expect("golden file; create it with UPDATE_GOLDEN=1"),
+    )
+    .unwrap();
     assert_eq!(actual, expected, "digests changed; if that is intended, rerun with UPDATE_GOLDEN=1 and say why in the commit");
 }

@@ -9,18 +9,24 @@ use std::process::Command;
 fn two_images_share_the_model_layer_byte_for_byte() {
     let t = tempfile::tempdir().unwrap();
     let model = t.path().join("weights.onnx");
-    std::fs::write(&model, (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(
+        &model,
+        (0..200_000u32)
+            .flat_map(|i| i.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let mk = |name: &str, extra: &str| {
         let dir = t.path().join(name);
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("bin"), extra).unwrap();
         let p = dir.join("plan.json");
         let plan = serde_json::json!({"version": 1, "name": name, "sourceDateEpoch": extra.len(),
-            "config": {"env": [format!("NAME={name}")]},
-            "layers": [
-                {"kind": "files", "entries": [{"source": dir.join("bin"), "target": "/app/bin/x"}]},
-                {"kind": "model", "name": "w", "source": model, "target": "/models/w/weights.onnx"}
-            ]});
+        "config": {"env": [format!("NAME={name}")]},
+        "layers": [
+            {"kind": "files", "entries": [{"source": dir.join("bin"), "target": "/app/bin/x"}]},
+            {"kind": "model", "name": "w", "source": model, "target": "/models/w/weights.onnx"}
+        ]});
         std::fs::write(&p, serde_json::to_vec(&plan).unwrap()).unwrap();
         build(&p, &t.path().join(format!("{name}-out")), &[])
     };
@@ -28,11 +34,24 @@ fn two_images_share_the_model_layer_byte_for_byte() {
     let b = mk("embedder", "a different binary");
     assert_ne!(a["manifestDigest"], b["manifestDigest"]);
     assert_ne!(a["layers"][1]["digest"], b["layers"][1]["digest"]);
-    assert_eq!(a["layers"][2]["digest"], b["layers"][2]["digest"], "model layers must be identical");
-    assert_eq!(a["layers"][2]["mediaType"], "application/vnd.oci.image.layer.v1.tar");
-    assert_eq!(a["layers"][2]["digest"], a["layers"][2]["diffId"], "model layers are uncompressed");
+    assert_eq!(
+        a["layers"][2]["digest"], b["layers"][2]["digest"],
+        "model layers must be identical"
+    );
+    assert_eq!(
+        a["layers"][2]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar"
+    );
+    assert_eq!(
+        a["layers"][2]["digest"], a["layers"][2]["diffId"],
+        "model layers are uncompressed"
+    );
     let blob = |r: &serde_json::Value, name: &str| {
-        let hex = r["layers"][2]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
+        let hex = r["layers"][2]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_owned();
         std::fs::read(t.path().join(format!("{name}-out/blobs/sha256/{hex}"))).unwrap()
     };
     assert_eq!(blob(&a, "detector"), blob(&b, "embedder"));
@@ -64,9 +83,16 @@ fn two_gib_model_streams_in_bounded_memory() {
         .arg(t.path().join("out"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let kib: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    eprintln!("peak RSS packing a 2 GiB model and a 64 MiB gzip layer: {} MiB", kib / 1024);
+    eprintln!(
+        "peak RSS packing a 2 GiB model and a 64 MiB gzip layer: {} MiB",
+        kib / 1024
+    );
     assert!(kib < 100 * 1024, "peak RSS {kib} KiB exceeds 100 MiB");
     run(ocipack().arg("verify").arg(t.path().join("out")), true);
 }

@@ -10,7 +10,7 @@ use crate::compress::default_threads;
 use crate::digest::{hex_of, sha256_reader};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::{store_blob, write_layer, LayerDescriptor, LayerOptions, Progress, Quiet};
-use crate::layout::{self, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, CONFIG_MEDIA_TYPE};
+use crate::layout::{self, CONFIG_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::plan::{Compression, Layer, LayerSpec, Plan, User, PLAN_VERSION};
 use crate::tree::Tree;
 
@@ -30,7 +30,11 @@ pub struct BuildOptions<'a> {
 
 impl Default for BuildOptions<'_> {
     fn default() -> Self {
-        BuildOptions { link_blobs: false, threads: default_threads(), progress: &Quiet }
+        BuildOptions {
+            link_blobs: false,
+            threads: default_threads(),
+            progress: &Quiet,
+        }
     }
 }
 
@@ -64,7 +68,12 @@ pub struct BuildReport {
 ///
 /// # Errors
 /// Any bad input of the plan, or I/O errors.
-pub fn build(plan: &Plan, origin: &str, out: &Path, opts: &BuildOptions<'_>) -> Result<BuildReport> {
+pub fn build(
+    plan: &Plan,
+    origin: &str,
+    out: &Path,
+    opts: &BuildOptions<'_>,
+) -> Result<BuildReport> {
     let staging = Staging::new(out)?;
     let blobs = staging.path.join("blobs/sha256");
     fs::create_dir_all(&blobs).at(&blobs)?;
@@ -72,7 +81,15 @@ pub fn build(plan: &Plan, origin: &str, out: &Path, opts: &BuildOptions<'_>) -> 
 
     let mut layers = Vec::with_capacity(plan.layers.len() + 1);
     let base = base_tree(&plan.user)?;
-    layers.push(pack(&base, &blobs, 0, "base: users, groups, /tmp, home", SHARED_LAYER_MTIME, Compression::Gzip, opts)?);
+    layers.push(pack(
+        &base,
+        &blobs,
+        0,
+        "base: users, groups, /tmp, home",
+        SHARED_LAYER_MTIME,
+        Compression::Gzip,
+        opts,
+    )?);
     for (i, layer) in plan.layers.iter().enumerate() {
         let loc = format!("{origin}: layer {}", i + 1);
         let desc = match layer {
@@ -82,7 +99,15 @@ pub fn build(plan: &Plan, origin: &str, out: &Path, opts: &BuildOptions<'_>) -> 
             }
             Layer::Model(m) => {
                 let tree = model_tree(m, &loc)?;
-                pack(&tree, &blobs, i + 1, &format!("model {}", m.name), SHARED_LAYER_MTIME, Compression::None, opts)?
+                pack(
+                    &tree,
+                    &blobs,
+                    i + 1,
+                    &format!("model {}", m.name),
+                    SHARED_LAYER_MTIME,
+                    Compression::None,
+                    opts,
+                )?
             }
             Layer::Prebuilt(p) => import_prebuilt(&p.path, &blobs, opts.link_blobs, &loc)?,
         };
@@ -91,13 +116,20 @@ pub fn build(plan: &Plan, origin: &str, out: &Path, opts: &BuildOptions<'_>) -> 
 
     let created = plan.created_time()?;
     let config = config_json(plan, &created, &layers);
-    let (config_digest, config_size) = layout::write_blob(&blobs, &crate::json::canonical(&config))?;
+    let (config_digest, config_size) =
+        layout::write_blob(&blobs, &crate::json::canonical(&config))?;
     let manifest = manifest_json(plan, &config_digest, config_size, &layers);
     let manifest_bytes = crate::json::canonical(&manifest);
     let (manifest_digest, manifest_size) = layout::write_blob(&blobs, &manifest_bytes)?;
     let index = index_json(plan, &manifest_digest, manifest_size);
-    layout::write_file(&staging.path.join("index.json"), &crate::json::canonical(&index))?;
-    layout::write_file(&staging.path.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    layout::write_file(
+        &staging.path.join("index.json"),
+        &crate::json::canonical(&index),
+    )?;
+    layout::write_file(
+        &staging.path.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )?;
     staging.commit()?;
 
     Ok(BuildReport {
@@ -116,17 +148,34 @@ pub fn build(plan: &Plan, origin: &str, out: &Path, opts: &BuildOptions<'_>) -> 
 ///
 /// # Errors
 /// Bad input, or I/O errors.
-pub fn build_layer(spec: &LayerSpec, origin: &str, out: &Path, threads: usize) -> Result<LayerDescriptor> {
+pub fn build_layer(
+    spec: &LayerSpec,
+    origin: &str,
+    out: &Path,
+    threads: usize,
+) -> Result<LayerDescriptor> {
     if spec.version != PLAN_VERSION {
         return Err(Error::Plan {
             origin: origin.to_owned(),
-            message: format!("layer spec version {} is not supported; use {PLAN_VERSION}", spec.version),
+            message: format!(
+                "layer spec version {} is not supported; use {PLAN_VERSION}",
+                spec.version
+            ),
         });
     }
-    crate::plan::validate_layer(&spec.layer, false).map_err(|message| Error::Plan { origin: origin.to_owned(), message })?;
+    crate::plan::validate_layer(&spec.layer, false).map_err(|message| Error::Plan {
+        origin: origin.to_owned(),
+        message,
+    })?;
     let staging = Staging::new(out)?;
     let blob = staging.path.join("blob");
-    let opts = |mtime, compression, comment: String| LayerOptions { mtime, compression, threads, comment, progress: &Quiet };
+    let opts = |mtime, compression, comment: String| LayerOptions {
+        mtime,
+        compression,
+        threads,
+        comment,
+        progress: &Quiet,
+    };
     let desc = match &spec.layer {
         Layer::Files(f) => {
             let tree = Tree::from_files(f, origin, false)?;
@@ -138,7 +187,15 @@ pub fn build_layer(spec: &LayerSpec, origin: &str, out: &Path, threads: usize) -
         }
         Layer::Model(m) => {
             let tree = model_tree(m, origin)?;
-            write_layer(&tree, &blob, &opts(SHARED_LAYER_MTIME, Compression::None, format!("model {}", m.name)))?
+            write_layer(
+                &tree,
+                &blob,
+                &opts(
+                    SHARED_LAYER_MTIME,
+                    Compression::None,
+                    format!("model {}", m.name),
+                ),
+            )?
         }
         Layer::Prebuilt(_) => {
             return Err(Error::Plan {
@@ -148,18 +205,36 @@ pub fn build_layer(spec: &LayerSpec, origin: &str, out: &Path, threads: usize) -
         }
     };
     let text = serde_json::to_value(&desc).expect("descriptor serialises");
-    layout::write_file(&staging.path.join("descriptor.json"), &crate::json::canonical(&text))?;
+    layout::write_file(
+        &staging.path.join("descriptor.json"),
+        &crate::json::canonical(&text),
+    )?;
     staging.commit()?;
     Ok(desc)
 }
 
-fn pack(tree: &Tree, blobs: &Path, index: usize, comment: &str, mtime: u64, compression: Compression, opts: &BuildOptions<'_>) -> Result<LayerDescriptor> {
-    opts.progress.layer_started(index, comment, tree.content_bytes());
+fn pack(
+    tree: &Tree,
+    blobs: &Path,
+    index: usize,
+    comment: &str,
+    mtime: u64,
+    compression: Compression,
+    opts: &BuildOptions<'_>,
+) -> Result<LayerDescriptor> {
+    opts.progress
+        .layer_started(index, comment, tree.content_bytes());
     let tmp = blobs.join(format!(".partial-{index}"));
     let desc = write_layer(
         tree,
         &tmp,
-        &LayerOptions { mtime, compression, threads: opts.threads, comment: comment.to_owned(), progress: opts.progress },
+        &LayerOptions {
+            mtime,
+            compression,
+            threads: opts.threads,
+            comment: comment.to_owned(),
+            progress: opts.progress,
+        },
     )?;
     store_blob(&tmp, blobs, &desc.digest)?;
     opts.progress.layer_done(index, &desc);
@@ -169,12 +244,20 @@ fn pack(tree: &Tree, blobs: &Path, index: usize, comment: &str, mtime: u64, comp
 fn model_tree(m: &crate::plan::ModelLayer, loc: &str) -> Result<Tree> {
     let meta = fs::metadata(&m.source).map_err(|e| Error::Input {
         location: loc.to_owned(),
-        message: format!("model {} source {} cannot be read: {e}; fetch the model first", m.name, m.source.display()),
+        message: format!(
+            "model {} source {} cannot be read: {e}; fetch the model first",
+            m.name,
+            m.source.display()
+        ),
     })?;
     if !meta.is_file() {
         return Err(Error::Input {
             location: loc.to_owned(),
-            message: format!("model {} source {} is not a regular file", m.name, m.source.display()),
+            message: format!(
+                "model {} source {} is not a regular file",
+                m.name,
+                m.source.display()
+            ),
         });
     }
     Ok(Tree::single_file(&m.target, &m.source, meta.len()))
@@ -184,18 +267,38 @@ fn model_tree(m: &crate::plan::ModelLayer, loc: &str) -> Result<Tree> {
 /// Its bytes depend only on `user`.
 fn base_tree(user: &User) -> Result<Tree> {
     use crate::tree::{Kind, Node};
-    let node = |kind, uid, gid, mode| Node { kind, uid, gid, mode, explicit: true };
+    let node = |kind, uid, gid, mode| Node {
+        kind,
+        uid,
+        gid,
+        mode,
+        explicit: true,
+    };
     let passwd = format!(
         "root:x:0:0:root:/root:/sbin/nologin\n{n}:x:{u}:{g}:{n}:{h}:/sbin/nologin\n",
-        n = user.name, u = user.uid, g = user.gid, h = user.home
+        n = user.name,
+        u = user.uid,
+        g = user.gid,
+        h = user.home
     );
     let group = format!("root:x:0:\n{n}:x:{g}:\n", n = user.name, g = user.gid);
     let mut tree = Tree::default();
-    tree.nodes.insert("/etc".into(), node(Kind::Dir, 0, 0, 0o755));
-    tree.nodes.insert("/etc/passwd".into(), node(Kind::Data(passwd.into_bytes()), 0, 0, 0o644));
-    tree.nodes.insert("/etc/group".into(), node(Kind::Data(group.into_bytes()), 0, 0, 0o644));
-    tree.nodes.insert("/tmp".into(), node(Kind::Dir, 0, 0, 0o1777));
-    tree.nodes.insert(user.home.clone(), node(Kind::Dir, user.uid, user.gid, 0o755));
+    tree.nodes
+        .insert("/etc".into(), node(Kind::Dir, 0, 0, 0o755));
+    tree.nodes.insert(
+        "/etc/passwd".into(),
+        node(Kind::Data(passwd.into_bytes()), 0, 0, 0o644),
+    );
+    tree.nodes.insert(
+        "/etc/group".into(),
+        node(Kind::Data(group.into_bytes()), 0, 0, 0o644),
+    );
+    tree.nodes
+        .insert("/tmp".into(), node(Kind::Dir, 0, 0, 0o1777));
+    tree.nodes.insert(
+        user.home.clone(),
+        node(Kind::Dir, user.uid, user.gid, 0o755),
+    );
     tree.add_parents("base layer")?;
     Ok(tree)
 }
@@ -204,7 +307,10 @@ fn import_prebuilt(dir: &Path, blobs: &Path, link: bool, loc: &str) -> Result<La
     let desc_path = dir.join("descriptor.json");
     let text = fs::read_to_string(&desc_path).map_err(|e| Error::Input {
         location: loc.to_owned(),
-        message: format!("{} cannot be read: {e}; build the layer with `ocipack layer`", desc_path.display()),
+        message: format!(
+            "{} cannot be read: {e}; build the layer with `ocipack layer`",
+            desc_path.display()
+        ),
     })?;
     let desc: LayerDescriptor = crate::plan::parse_json(&text, &desc_path.display().to_string())?;
     let blob = dir.join("blob");
@@ -237,7 +343,10 @@ fn import_prebuilt(dir: &Path, blobs: &Path, link: bool, loc: &str) -> Result<La
 fn config_json(plan: &Plan, created: &str, layers: &[LayerDescriptor]) -> Value {
     let c = &plan.config;
     let mut cfg = Map::new();
-    let user = c.user.clone().unwrap_or_else(|| format!("{}:{}", plan.user.uid, plan.user.gid));
+    let user = c
+        .user
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", plan.user.uid, plan.user.gid));
     cfg.insert("User".into(), json!(user));
     if !c.env.is_empty() {
         cfg.insert("Env".into(), json!(c.env));
@@ -248,7 +357,13 @@ fn config_json(plan: &Plan, created: &str, layers: &[LayerDescriptor]) -> Value 
     if !c.cmd.is_empty() {
         cfg.insert("Cmd".into(), json!(c.cmd));
     }
-    cfg.insert("WorkingDir".into(), json!(c.working_dir.clone().unwrap_or_else(|| plan.user.home.clone())));
+    cfg.insert(
+        "WorkingDir".into(),
+        json!(c
+            .working_dir
+            .clone()
+            .unwrap_or_else(|| plan.user.home.clone())),
+    );
     let set = |v: &[String]| Value::Object(v.iter().map(|k| (k.clone(), json!({}))).collect());
     if !c.exposed_ports.is_empty() {
         cfg.insert("ExposedPorts".into(), set(&c.exposed_ports));
@@ -294,7 +409,12 @@ fn config_json(plan: &Plan, created: &str, layers: &[LayerDescriptor]) -> Value 
     })
 }
 
-fn manifest_json(plan: &Plan, config_digest: &str, config_size: u64, layers: &[LayerDescriptor]) -> Value {
+fn manifest_json(
+    plan: &Plan,
+    config_digest: &str,
+    config_size: u64,
+    layers: &[LayerDescriptor],
+) -> Value {
     let mut m = json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST_MEDIA_TYPE,
@@ -339,14 +459,25 @@ impl Staging {
             path: out.to_owned(),
             source: std::io::Error::other("output path has no file name"),
         })?;
-        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         fs::create_dir_all(parent).at(parent)?;
-        let path = parent.join(format!(".{}.ocipack-tmp-{}", name.to_string_lossy(), std::process::id()));
+        let path = parent.join(format!(
+            ".{}.ocipack-tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         if path.exists() {
             fs::remove_dir_all(&path).at(&path)?;
         }
         fs::create_dir(&path).at(&path)?;
-        Ok(Staging { path, out: out.to_owned(), done: false })
+        Ok(Staging {
+            path,
+            out: out.to_owned(),
+            done: false,
+        })
     }
 
     /// Swaps the staged output into place; an older output is removed only after.
@@ -360,7 +491,10 @@ impl Staging {
             if had_old {
                 let _ = fs::rename(&old, &self.out);
             }
-            return Err(Error::Io { path: self.out.clone(), source: e });
+            return Err(Error::Io {
+                path: self.out.clone(),
+                source: e,
+            });
         }
         self.done = true;
         if had_old {

@@ -70,19 +70,33 @@ pub struct Assignment {
 /// # Errors
 /// Malformed JSON or no array of nodes.
 pub fn parse_graph(text: &str, origin: &str, key: Option<&str>) -> Result<Vec<GraphNode>> {
-    let err = |m: String| Error::Graph { origin: origin.to_owned(), message: m };
+    let err = |m: String| Error::Graph {
+        origin: origin.to_owned(),
+        message: m,
+    };
     let v: Value = serde_json::from_str(text).map_err(|e| err(format!("not JSON: {e}")))?;
     let arr = match (&v, key) {
         (Value::Array(_), _) => v,
-        (Value::Object(m), Some(k)) => m.get(k).cloned().ok_or_else(|| err(format!("no key {k:?}")))?,
+        (Value::Object(m), Some(k)) => m
+            .get(k)
+            .cloned()
+            .ok_or_else(|| err(format!("no key {k:?}")))?,
         (Value::Object(m), None) => {
             let arrays: Vec<&Value> = m.values().filter(|x| x.is_array()).collect();
             match arrays.as_slice() {
                 [one] => (*one).clone(),
-                _ => return Err(err("an object with several arrays; name the graph's key".into())),
+                _ => {
+                    return Err(err(
+                        "an object with several arrays; name the graph's key".into()
+                    ))
+                }
             }
         }
-        _ => return Err(err("expected an array of {path, narSize, references}".into())),
+        _ => {
+            return Err(err(
+                "expected an array of {path, narSize, references}".into()
+            ))
+        }
     };
     serde_json::from_value(arr).map_err(|e| err(format!("not a reference graph: {e}")))
 }
@@ -92,9 +106,14 @@ pub fn parse_graph(text: &str, origin: &str, key: Option<&str>) -> Result<Vec<Gr
 /// # Errors
 /// `max` out of 1..=127, an empty graph, duplicate paths, dangling references, unknown roots.
 pub fn assign(graph: &[GraphNode], roots: &[String], max: usize, large: u64) -> Result<Assignment> {
-    let err = |m: String| Error::Graph { origin: "closure".into(), message: m };
+    let err = |m: String| Error::Graph {
+        origin: "closure".into(),
+        message: m,
+    };
     if max == 0 || max > MAX_LAYERS {
-        return Err(err(format!("--max {max} must be between 1 and {MAX_LAYERS}")));
+        return Err(err(format!(
+            "--max {max} must be between 1 and {MAX_LAYERS}"
+        )));
     }
     let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, n) in graph.iter().enumerate() {
@@ -109,40 +128,67 @@ pub fn assign(graph: &[GraphNode], roots: &[String], max: usize, large: u64) -> 
     let mut parents: Vec<Vec<usize>> = vec![Vec::new(); graph.len()];
     for (i, n) in graph.iter().enumerate() {
         for r in &n.references {
-            let &j = index.get(r.as_str()).ok_or_else(|| err(format!("{} references {r}, which is not in the graph", n.path)))?;
+            let &j = index.get(r.as_str()).ok_or_else(|| {
+                err(format!(
+                    "{} references {r}, which is not in the graph",
+                    n.path
+                ))
+            })?;
             if j != i {
                 parents[j].push(i);
             }
         }
     }
     let roots: BTreeSet<usize> = if roots.is_empty() {
-        (0..graph.len()).filter(|&i| parents[i].is_empty()).collect()
+        (0..graph.len())
+            .filter(|&i| parents[i].is_empty())
+            .collect()
     } else {
         roots
             .iter()
-            .map(|r| index.get(r.as_str()).copied().ok_or_else(|| err(format!("root {r} is not in the graph"))))
+            .map(|r| {
+                index
+                    .get(r.as_str())
+                    .copied()
+                    .ok_or_else(|| err(format!("root {r} is not in the graph")))
+            })
             .collect::<Result<_>>()?
     };
     let popularity: Vec<usize> = (0..graph.len()).map(|i| ancestors(i, &parents)).collect();
 
     let mut rest: Vec<usize> = (0..graph.len()).filter(|i| !roots.contains(i)).collect();
-    rest.sort_by(|&a, &b| popularity[b].cmp(&popularity[a]).then_with(|| graph[a].path.cmp(&graph[b].path)));
+    rest.sort_by(|&a, &b| {
+        popularity[b]
+            .cmp(&popularity[a])
+            .then_with(|| graph[a].path.cmp(&graph[b].path))
+    });
 
     let group = |ids: &[usize], reason: &str| {
         let mut paths: Vec<String> = ids.iter().map(|&i| graph[i].path.clone()).collect();
         paths.sort();
-        Group { paths, nar_size: ids.iter().map(|&i| graph[i].nar_size).sum(), reason: reason.to_owned() }
+        Group {
+            paths,
+            nar_size: ids.iter().map(|&i| graph[i].nar_size).sum(),
+            reason: reason.to_owned(),
+        }
     };
     let top = group(&roots.iter().copied().collect::<Vec<_>>(), "top");
     if max == 1 {
         let all: Vec<usize> = (0..graph.len()).collect();
-        return Ok(Assignment { version: 1, layers: vec![group(&all, "top")] });
+        return Ok(Assignment {
+            version: 1,
+            layers: vec![group(&all, "top")],
+        });
     }
     // Budget for everything below the top layer.
     let budget = max - 1;
     let mut singles: Vec<(usize, &str)> = Vec::new();
     let mut leftover: Vec<usize> = Vec::new();
-    let large_ids: Vec<usize> = rest.iter().copied().filter(|&i| graph[i].nar_size >= large).collect();
+    let large_ids: Vec<usize> = rest
+        .iter()
+        .copied()
+        .filter(|&i| graph[i].nar_size >= large)
+        .collect();
     let mut slots = budget;
     let needs_rest_slot = rest.len() > budget;
     if needs_rest_slot {
@@ -163,7 +209,11 @@ pub fn assign(graph: &[GraphNode], roots: &[String], max: usize, large: u64) -> 
             leftover.push(i);
         }
     }
-    singles.sort_by(|&(a, _), &(b, _)| popularity[b].cmp(&popularity[a]).then_with(|| graph[a].path.cmp(&graph[b].path)));
+    singles.sort_by(|&(a, _), &(b, _)| {
+        popularity[b]
+            .cmp(&popularity[a])
+            .then_with(|| graph[a].path.cmp(&graph[b].path))
+    });
     let mut layers: Vec<Group> = singles.iter().map(|&(i, why)| group(&[i], why)).collect();
     if !leftover.is_empty() {
         layers.push(group(&leftover, "rest"));
@@ -194,7 +244,11 @@ mod tests {
     use super::*;
 
     fn node(p: &str, size: u64, refs: &[&str]) -> GraphNode {
-        GraphNode { path: p.into(), nar_size: size, references: refs.iter().map(|s| s.to_string()).collect() }
+        GraphNode {
+            path: p.into(),
+            nar_size: size,
+            references: refs.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     fn graph() -> Vec<GraphNode> {
@@ -219,7 +273,10 @@ mod tests {
             all.dedup();
             assert_eq!(all.len(), g.len());
             if max > 1 {
-                assert_eq!(a.layers.last().unwrap().paths, vec!["/s/app".to_string(), "/s/tool".to_string()]);
+                assert_eq!(
+                    a.layers.last().unwrap().paths,
+                    vec!["/s/app".to_string(), "/s/tool".to_string()]
+                );
             }
             if max >= 4 {
                 // Enough room for every path alone: the most popular sits lowest.
@@ -231,6 +288,9 @@ mod tests {
     #[test]
     fn dangling_reference_is_an_error() {
         let g = vec![node("/s/a", 1, &["/s/missing"])];
-        assert!(assign(&g, &[], 10, DEFAULT_LARGE).unwrap_err().to_string().contains("/s/missing"));
+        assert!(assign(&g, &[], 10, DEFAULT_LARGE)
+            .unwrap_err()
+            .to_string()
+            .contains("/s/missing"));
     }
 }

@@ -175,7 +175,11 @@ impl<W: Write> ParallelGzip<W> {
             self.next_out += 1;
             return Ok(());
         }
-        while self.workers.as_ref().is_some_and(|p| p.in_flight >= p.max_in_flight) {
+        while self
+            .workers
+            .as_ref()
+            .is_some_and(|p| p.in_flight >= p.max_in_flight)
+        {
             self.collect_one()?;
         }
         let pool = self.workers.as_mut().expect("pool exists");
@@ -263,12 +267,16 @@ mod tests {
 
     #[test]
     fn same_bytes_whatever_the_thread_count() {
-        let data: Vec<u8> = (0..(GZIP_CHUNK * 3 + 12345)).map(|i| (i * 7 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(GZIP_CHUNK * 3 + 12345))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
         let one = compress(&data, 1);
         assert_eq!(one, compress(&data, 2));
         assert_eq!(one, compress(&data, 5));
         let mut back = Vec::new();
-        flate2::read::MultiGzDecoder::new(&one[..]).read_to_end(&mut back).unwrap();
+        flate2::read::MultiGzDecoder::new(&one[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, data);
     }
 
@@ -276,7 +284,9 @@ mod tests {
     fn empty_input_is_a_valid_gzip() {
         let z = compress(&[], 2);
         let mut back = Vec::new();
-        flate2::read::MultiGzDecoder::new(&z[..]).read_to_end(&mut back).unwrap();
+        flate2::read::MultiGzDecoder::new(&z[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert!(back.is_empty());
         assert_eq!(&z[..4], &[0x1f, 0x8b, 8, 0]);
     }

@@ -23,7 +23,11 @@ impl<W: Write> HashWriter<W> {
 
     /// Returns the inner writer, the `sha256:<hex>` digest and the byte count.
     pub fn finish(self) -> (W, String, u64) {
-        (self.inner, format_digest(self.hasher.finalize().as_slice()), self.count)
+        (
+            self.inner,
+            format_digest(self.hasher.finalize().as_slice()),
+            self.count,
+        )
     }
 
     /// The inner writer.
@@ -74,6 +78,9 @@ pub fn sha256_reader(mut r: impl io::Read) -> io::Result<(String, u64)> {
 /// The hex part of a `sha256:<hex>` digest, if well formed.
 pub fn hex_of(digest: &str) -> Option<&str> {
     let hex = digest.strip_prefix("sha256:")?;
-    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-        .then_some(hex)
+    (hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(hex)
 }

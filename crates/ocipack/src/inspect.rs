@@ -73,7 +73,11 @@ pub fn inspect(dir: &Path) -> Result<Vec<ImageInfo>> {
         for (i, l) in manifest.layers().iter().enumerate() {
             let digest = l.digest().to_string();
             let scan = scan_layer(&layout, &digest, &l.media_type().to_string())?;
-            let holds = comments.get(i).filter(|c| !c.is_empty()).cloned().unwrap_or_else(|| scan.top_level().join(" "));
+            let holds = comments
+                .get(i)
+                .filter(|c| !c.is_empty())
+                .cloned()
+                .unwrap_or_else(|| scan.top_level().join(" "));
             layers.push(LayerInfo {
                 digest,
                 diff_id: scan.diff_id,
@@ -88,7 +92,9 @@ pub fn inspect(dir: &Path) -> Result<Vec<ImageInfo>> {
             tags: image.tag.into_iter().collect(),
             manifest_digest: image.digest.clone(),
             config_digest: manifest.config().digest().to_string(),
-            total_size: layers.iter().map(|l| l.size).sum::<u64>() + config_bytes.len() as u64 + image.size,
+            total_size: layers.iter().map(|l| l.size).sum::<u64>()
+                + config_bytes.len() as u64
+                + image.size,
             config,
             layers,
         });

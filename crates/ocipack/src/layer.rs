@@ -84,7 +84,8 @@ pub fn write_layer(tree: &Tree, out: &Path, opts: &LayerOptions<'_>) -> Result<L
             Kind::Dir => {
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_size(0);
-                tar.append_data(&mut h, format!("{name}/"), io::empty()).at(out)?;
+                tar.append_data(&mut h, format!("{name}/"), io::empty())
+                    .at(out)?;
             }
             Kind::Symlink(target) => {
                 h.set_entry_type(tar::EntryType::Symlink);
@@ -101,13 +102,22 @@ pub fn write_layer(tree: &Tree, out: &Path, opts: &LayerOptions<'_>) -> Result<L
                 h.set_size(*size);
                 let f = File::open(source).map_err(|e| Error::Input {
                     location: opts.comment.clone(),
-                    message: format!("{} cannot be opened: {e}; check its permissions", source.display()),
+                    message: format!(
+                        "{} cannot be opened: {e}; check its permissions",
+                        source.display()
+                    ),
                 })?;
-                let mut r = Exact { inner: f, left: *size, path: source, progress: opts.progress };
-                tar.append_data(&mut h, name, &mut r).map_err(|e| Error::Input {
-                    location: opts.comment.clone(),
-                    message: format!("{}: {e}", source.display()),
-                })?;
+                let mut r = Exact {
+                    inner: f,
+                    left: *size,
+                    path: source,
+                    progress: opts.progress,
+                };
+                tar.append_data(&mut h, name, &mut r)
+                    .map_err(|e| Error::Input {
+                        location: opts.comment.clone(),
+                        message: format!("{}: {e}", source.display()),
+                    })?;
                 r.check_end()?;
             }
         }
@@ -118,7 +128,11 @@ pub fn write_layer(tree: &Tree, out: &Path, opts: &LayerOptions<'_>) -> Result<L
     let blob = enc.finish().at(out)?;
     let (mut buf, digest, size) = blob.finish();
     buf.flush().at(out)?;
-    buf.into_inner().map_err(|e| e.into_error()).at(out)?.sync_all().at(out)?;
+    buf.into_inner()
+        .map_err(|e| e.into_error())
+        .at(out)?
+        .sync_all()
+        .at(out)?;
     Ok(LayerDescriptor {
         comment: opts.comment.clone(),
         diff_id,
@@ -144,7 +158,9 @@ impl Read for Exact<'_> {
         if self.left == 0 {
             return Ok(0);
         }
-        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             return Err(io::Error::new(
@@ -167,7 +183,10 @@ impl Exact<'_> {
                 location: self.path.display().to_string(),
                 message: "file grew while being packed; pack from a stable source".into(),
             }),
-            Err(e) => Err(Error::Io { path: self.path.to_owned(), source: e }),
+            Err(e) => Err(Error::Io {
+                path: self.path.to_owned(),
+                source: e,
+            }),
         }
     }
 }

@@ -77,15 +77,23 @@ impl Layout {
         if v.get("imageLayoutVersion").and_then(|x| x.as_str()) != Some("1.0.0") {
             return Err(Error::Layout {
                 layout: dir.to_owned(),
-                message: format!("oci-layout has imageLayoutVersion {}, expected \"1.0.0\"", v["imageLayoutVersion"]),
+                message: format!(
+                    "oci-layout has imageLayoutVersion {}, expected \"1.0.0\"",
+                    v["imageLayoutVersion"]
+                ),
             });
         }
-        Ok(Layout { dir: dir.to_owned() })
+        Ok(Layout {
+            dir: dir.to_owned(),
+        })
     }
 
     /// The error for this layout.
     pub fn err(&self, message: impl Into<String>) -> Error {
-        Error::Layout { layout: self.dir.clone(), message: message.into() }
+        Error::Layout {
+            layout: self.dir.clone(),
+            message: message.into(),
+        }
     }
 
     /// Path of a blob by digest.
@@ -93,7 +101,11 @@ impl Layout {
     /// # Errors
     /// A malformed digest.
     pub fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        let hex = hex_of(digest).ok_or_else(|| self.err(format!("digest {digest:?} is not sha256:<64 lowercase hex>")))?;
+        let hex = hex_of(digest).ok_or_else(|| {
+            self.err(format!(
+                "digest {digest:?} is not sha256:<64 lowercase hex>"
+            ))
+        })?;
         Ok(self.dir.join("blobs/sha256").join(hex))
     }
 
@@ -109,11 +121,16 @@ impl Layout {
             .map_err(|e| self.err(format!("blob {digest} cannot be read: {e}")))?;
         let actual = sha256(&bytes);
         if actual != digest {
-            return Err(self.err(format!("blob {digest} has digest {actual}; the layout is corrupt")));
+            return Err(self.err(format!(
+                "blob {digest} has digest {actual}; the layout is corrupt"
+            )));
         }
         if let Some(s) = size {
             if s != bytes.len() as u64 {
-                return Err(self.err(format!("blob {digest} is {} bytes, but its descriptor says {s}", bytes.len())));
+                return Err(self.err(format!(
+                    "blob {digest} is {} bytes, but its descriptor says {s}",
+                    bytes.len()
+                )));
             }
         }
         Ok(bytes)
@@ -125,7 +142,8 @@ impl Layout {
     /// Missing or unreadable blob.
     pub fn hash_blob(&self, digest: &str) -> Result<(String, u64)> {
         let path = self.blob_path(digest)?;
-        let f = fs::File::open(&path).map_err(|e| self.err(format!("blob {digest} cannot be read: {e}")))?;
+        let f = fs::File::open(&path)
+            .map_err(|e| self.err(format!("blob {digest} cannot be read: {e}")))?;
         sha256_reader(f).at(&path)
     }
 
@@ -135,8 +153,10 @@ impl Layout {
     /// Missing or malformed index.json.
     pub fn index(&self) -> Result<ImageIndex> {
         let path = self.dir.join("index.json");
-        let text = fs::read_to_string(&path).map_err(|e| self.err(format!("index.json cannot be read: {e}")))?;
-        serde_json::from_str(&text).map_err(|e| self.err(format!("index.json is not a valid OCI index: {e}")))
+        let text = fs::read_to_string(&path)
+            .map_err(|e| self.err(format!("index.json cannot be read: {e}")))?;
+        serde_json::from_str(&text)
+            .map_err(|e| self.err(format!("index.json is not a valid OCI index: {e}")))
     }
 
     /// Every image entry of the index.
@@ -149,7 +169,11 @@ impl Layout {
             .manifests()
             .iter()
             .map(|d| ImageRef {
-                tag: d.annotations().as_ref().and_then(|a| a.get(REF_NAME)).cloned(),
+                tag: d
+                    .annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .cloned(),
                 digest: d.digest().to_string(),
                 size: d.size(),
             })
@@ -163,7 +187,10 @@ impl Layout {
     pub fn find(&self, tag: Option<&str>) -> Result<ImageRef> {
         let images = self.images()?;
         match tag {
-            Some(t) => images.into_iter().find(|i| i.tag.as_deref() == Some(t)).ok_or_else(|| self.err(format!("no image tagged {t:?}"))),
+            Some(t) => images
+                .into_iter()
+                .find(|i| i.tag.as_deref() == Some(t))
+                .ok_or_else(|| self.err(format!("no image tagged {t:?}"))),
             None => {
                 let mut digests: Vec<&str> = images.iter().map(|i| i.digest.as_str()).collect();
                 digests.dedup();
@@ -182,7 +209,12 @@ impl Layout {
     /// Corrupt or malformed manifest.
     pub fn manifest(&self, image: &ImageRef) -> Result<(ImageManifest, Vec<u8>)> {
         let bytes = self.read_blob(&image.digest, Some(image.size))?;
-        let m = serde_json::from_slice(&bytes).map_err(|e| self.err(format!("manifest {} is not a valid OCI manifest: {e}", image.digest)))?;
+        let m = serde_json::from_slice(&bytes).map_err(|e| {
+            self.err(format!(
+                "manifest {} is not a valid OCI manifest: {e}",
+                image.digest
+            ))
+        })?;
         Ok((m, bytes))
     }
 
@@ -190,11 +222,20 @@ impl Layout {
     ///
     /// # Errors
     /// Corrupt or malformed config.
-    pub fn config(&self, manifest: &ImageManifest) -> Result<(ImageConfiguration, serde_json::Value, Vec<u8>)> {
+    pub fn config(
+        &self,
+        manifest: &ImageManifest,
+    ) -> Result<(ImageConfiguration, serde_json::Value, Vec<u8>)> {
         let d = manifest.config();
         let bytes = self.read_blob(d.digest().as_ref(), Some(d.size()))?;
-        let cfg = serde_json::from_slice(&bytes).map_err(|e| self.err(format!("config {} is not a valid OCI config: {e}", d.digest())))?;
-        let raw = serde_json::from_slice(&bytes).map_err(|e| self.err(format!("config {} is not JSON: {e}", d.digest())))?;
+        let cfg = serde_json::from_slice(&bytes).map_err(|e| {
+            self.err(format!(
+                "config {} is not a valid OCI config: {e}",
+                d.digest()
+            ))
+        })?;
+        let raw = serde_json::from_slice(&bytes)
+            .map_err(|e| self.err(format!("config {} is not JSON: {e}", d.digest())))?;
         Ok((cfg, raw, bytes))
     }
 }

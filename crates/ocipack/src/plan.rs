@@ -305,9 +305,7 @@ impl Plan {
         for (i, layer) in self.layers.iter_mut().enumerate() {
             let loc = |what: &str| Error::Plan {
                 origin: format!("{origin}: layer {}", i + 1),
-                message: format!(
-                    "relative {what} path is not allowed here; give an absolute path"
-                ),
+                message: format!("relative {what} path is not allowed here; give an absolute path"),
             };
             match layer {
                 Layer::Files(f) => {
@@ -383,7 +381,10 @@ impl Plan {
             }
         }
         if let Some(u) = &self.config.user {
-            if !u.split(':').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            if !u
+                .split(':')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            {
                 return Err(err(format!(
                     "config.user {u:?} must be numeric uid or uid:gid, so runtimes can check non-root without /etc/passwd"
                 )));
@@ -474,7 +475,11 @@ pub(crate) fn parse_mode(m: &str) -> std::result::Result<u32, String> {
 }
 
 /// The image policy on modes: no setuid/setgid, nothing world-writable outside /tmp.
-pub(crate) fn check_mode(mode: u32, target: &str, allow_root: bool) -> std::result::Result<(), String> {
+pub(crate) fn check_mode(
+    mode: u32,
+    target: &str,
+    allow_root: bool,
+) -> std::result::Result<(), String> {
     if allow_root {
         return Ok(());
     }
@@ -494,16 +499,22 @@ pub(crate) fn check_mode(mode: u32, target: &str, allow_root: bool) -> std::resu
 /// A target must be absolute and normalised.
 pub(crate) fn check_target(t: &str) -> std::result::Result<(), String> {
     if !t.starts_with('/') {
-        return Err(format!("target {t:?} is relative; targets are absolute paths"));
+        return Err(format!(
+            "target {t:?} is relative; targets are absolute paths"
+        ));
     }
     if t == "/" {
         return Ok(());
     }
     if t.ends_with('/') || t.contains("//") {
-        return Err(format!("target {t:?} is not normalised (no trailing or double /)"));
+        return Err(format!(
+            "target {t:?} is not normalised (no trailing or double /)"
+        ));
     }
     if t.split('/').any(|c| c == "." || c == "..") {
-        return Err(format!("target {t:?} contains . or ..; give the normalised path"));
+        return Err(format!(
+            "target {t:?} contains . or ..; give the normalised path"
+        ));
     }
     if t.contains('\0') {
         return Err(format!("target {t:?} contains a NUL byte"));
@@ -516,12 +527,14 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
 }
 
 fn valid_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
     if b.len() < 20
         || !digits(0..4)
         || b[4] != b'-'

@@ -39,7 +39,13 @@ impl LayerScan {
         let set: BTreeSet<String> = self
             .entries
             .iter()
-            .filter_map(|e| e.path.trim_start_matches('/').split('/').next().map(|s| format!("/{s}")))
+            .filter_map(|e| {
+                e.path
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .map(|s| format!("/{s}"))
+            })
             .filter(|s| s != "/")
             .collect();
         set.into_iter().collect()
@@ -68,24 +74,43 @@ impl<R: Read> Read for HashReader<R> {
 /// Unknown media type, unreadable blob, corrupt compression or tar.
 pub fn scan_layer(layout: &Layout, digest: &str, media_type: &str) -> Result<LayerScan> {
     let path = layout.blob_path(digest)?;
-    let f = std::fs::File::open(&path).map_err(|e| layout.err(format!("layer {digest} cannot be read: {e}")))?;
+    let f = std::fs::File::open(&path)
+        .map_err(|e| layout.err(format!("layer {digest} cannot be read: {e}")))?;
     let f = io::BufReader::with_capacity(1 << 20, f);
-    let base = media_type.trim_start_matches("application/vnd.oci.image.layer.v1.").trim_start_matches("application/vnd.docker.image.rootfs.diff.");
+    let base = media_type
+        .trim_start_matches("application/vnd.oci.image.layer.v1.")
+        .trim_start_matches("application/vnd.docker.image.rootfs.diff.");
     let reader: Box<dyn Read> = match base {
         "tar" => Box::new(f),
         "tar+gzip" | "tar.gzip" => Box::new(flate2::read::MultiGzDecoder::new(f)),
-        "tar+zstd" => Box::new(zstd::stream::read::Decoder::new(f).map_err(|e| layout.err(format!("layer {digest}: {e}")))?),
-        _ => return Err(layout.err(format!("layer {digest} has unsupported media type {media_type}"))),
+        "tar+zstd" => Box::new(
+            zstd::stream::read::Decoder::new(f)
+                .map_err(|e| layout.err(format!("layer {digest}: {e}")))?,
+        ),
+        _ => {
+            return Err(layout.err(format!(
+                "layer {digest} has unsupported media type {media_type}"
+            )))
+        }
     };
-    let mut hr = HashReader { inner: reader, hasher: sha2::Digest::new(), count: 0 };
+    let mut hr = HashReader {
+        inner: reader,
+        hasher: sha2::Digest::new(),
+        count: 0,
+    };
     let mut entries = Vec::new();
     {
         let mut archive = tar::Archive::new(&mut hr);
-        let iter = archive.entries().map_err(|e| layout.err(format!("layer {digest} is not a tar: {e}")))?;
+        let iter = archive
+            .entries()
+            .map_err(|e| layout.err(format!("layer {digest} is not a tar: {e}")))?;
         for entry in iter {
-            let entry = entry.map_err(|e| layout.err(format!("layer {digest}: corrupt tar entry: {e}")))?;
+            let entry =
+                entry.map_err(|e| layout.err(format!("layer {digest}: corrupt tar entry: {e}")))?;
             let h = entry.header();
-            let p = entry.path().map_err(|e| layout.err(format!("layer {digest}: bad path: {e}")))?;
+            let p = entry
+                .path()
+                .map_err(|e| layout.err(format!("layer {digest}: bad path: {e}")))?;
             let p = p.to_string_lossy();
             let p = p.trim_start_matches("./").trim_end_matches('/');
             entries.push(EntryInfo {

@@ -97,7 +97,8 @@ impl Tree {
                 explicit: true,
             },
         );
-        tree.add_parents("model").expect("a single file has no conflicting parents");
+        tree.add_parents("model")
+            .expect("a single file has no conflicting parents");
         tree
     }
 
@@ -113,23 +114,42 @@ impl Tree {
             .sum()
     }
 
-    fn add_entry(&mut self, e: &Entry, uid: u32, gid: u32, mode: Option<u32>, loc: &str) -> Result<()> {
+    fn add_entry(
+        &mut self,
+        e: &Entry,
+        uid: u32,
+        gid: u32,
+        mode: Option<u32>,
+        loc: &str,
+    ) -> Result<()> {
         if e.directory {
             return self.insert(&e.target, dir_node(uid, gid, mode.unwrap_or(0o755)), loc);
         }
         if let Some(link) = &e.symlink {
             return self.insert(&e.target, link_node(link.clone(), uid, gid), loc);
         }
-        let source = e.source.as_ref().expect("validated: one of source/directory/symlink");
+        let source = e
+            .source
+            .as_ref()
+            .expect("validated: one of source/directory/symlink");
         let meta = fs::symlink_metadata(source).map_err(|err| {
-            input(loc, format!("source {} cannot be read: {err}; check the path", source.display()))
+            input(
+                loc,
+                format!(
+                    "source {} cannot be read: {err}; check the path",
+                    source.display()
+                ),
+            )
         })?;
         let ft = meta.file_type();
         if ft.is_dir() {
             if mode.is_some() {
                 return Err(input(
                     loc,
-                    format!("mode is not allowed on directory source {}; set modes per file", source.display()),
+                    format!(
+                        "mode is not allowed on directory source {}; set modes per file",
+                        source.display()
+                    ),
                 ));
             }
             self.insert(&e.target, dir_node(uid, gid, 0o755), loc)?;
@@ -137,14 +157,33 @@ impl Tree {
         }
         let node = self.leaf(source, &meta, uid, gid, loc)?;
         let node = match (mode, node) {
-            (Some(m), Node { kind: k @ Kind::File { .. }, .. }) => Node { kind: k, uid, gid, mode: m, explicit: true },
+            (
+                Some(m),
+                Node {
+                    kind: k @ Kind::File { .. },
+                    ..
+                },
+            ) => Node {
+                kind: k,
+                uid,
+                gid,
+                mode: m,
+                explicit: true,
+            },
             (_, n) => n,
         };
         self.insert(&e.target, node, loc)
     }
 
     /// A non-directory found on disk: a regular file or a symlink; anything else is refused.
-    fn leaf(&self, path: &Path, meta: &fs::Metadata, uid: u32, gid: u32, loc: &str) -> Result<Node> {
+    fn leaf(
+        &self,
+        path: &Path,
+        meta: &fs::Metadata,
+        uid: u32,
+        gid: u32,
+        loc: &str,
+    ) -> Result<Node> {
         let ft = meta.file_type();
         if ft.is_file() {
             let exec = meta.permissions().mode() & 0o111 != 0;
@@ -160,10 +199,20 @@ impl Tree {
             });
         }
         if ft.is_symlink() {
-            let target = fs::read_link(path)
-                .map_err(|err| input(loc, format!("symlink {} cannot be read: {err}", path.display())))?;
+            let target = fs::read_link(path).map_err(|err| {
+                input(
+                    loc,
+                    format!("symlink {} cannot be read: {err}", path.display()),
+                )
+            })?;
             let target = target.into_os_string().into_string().map_err(|t| {
-                input(loc, format!("symlink {} points to a non-UTF-8 path {t:?}; rename it", path.display()))
+                input(
+                    loc,
+                    format!(
+                        "symlink {} points to a non-UTF-8 path {t:?}; rename it",
+                        path.display()
+                    ),
+                )
             })?;
             return Ok(link_node(target, uid, gid));
         }
@@ -180,25 +229,45 @@ impl Tree {
         };
         Err(input(
             loc,
-            format!("source {} is {what}; only files, directories and symlinks can be packed", path.display()),
+            format!(
+                "source {} is {what}; only files, directories and symlinks can be packed",
+                path.display()
+            ),
         ))
     }
 
     fn walk(&mut self, dir: &Path, target: &str, uid: u32, gid: u32, loc: &str) -> Result<()> {
-        let rd = fs::read_dir(dir).map_err(|err| input(loc, format!("directory {} cannot be listed: {err}", dir.display())))?;
+        let rd = fs::read_dir(dir).map_err(|err| {
+            input(
+                loc,
+                format!("directory {} cannot be listed: {err}", dir.display()),
+            )
+        })?;
         // Sorted so that the first error reported is the same on every file system.
         let mut names = Vec::new();
         for ent in rd {
-            let ent = ent.map_err(|err| input(loc, format!("directory {} cannot be listed: {err}", dir.display())))?;
+            let ent = ent.map_err(|err| {
+                input(
+                    loc,
+                    format!("directory {} cannot be listed: {err}", dir.display()),
+                )
+            })?;
             names.push(ent.file_name());
         }
         names.sort();
         for name in names {
             let path = dir.join(&name);
             let name = name.into_string().map_err(|n| {
-                input(loc, format!("{} has a non-UTF-8 name {n:?}; rename it", dir.display()))
+                input(
+                    loc,
+                    format!("{} has a non-UTF-8 name {n:?}; rename it", dir.display()),
+                )
             })?;
-            let t = if target == "/" { format!("/{name}") } else { format!("{target}/{name}") };
+            let t = if target == "/" {
+                format!("/{name}")
+            } else {
+                format!("{target}/{name}")
+            };
             let meta = fs::symlink_metadata(&path)
                 .map_err(|err| input(loc, format!("{} cannot be read: {err}", path.display())))?;
             if meta.file_type().is_dir() {
@@ -251,7 +320,10 @@ impl Tree {
                     Some(n) if n.kind != Kind::Dir => {
                         return Err(input(
                             location,
-                            format!("{path} needs {p} to be a directory, but the layer has {} there", describe(n)),
+                            format!(
+                                "{path} needs {p} to be a directory, but the layer has {} there",
+                                describe(n)
+                            ),
                         ))
                     }
                     Some(_) => {}
@@ -301,7 +373,11 @@ impl Tree {
             }
             done.push(c);
             let here = format!("/{}", done.join("/"));
-            if let Some(Node { kind: Kind::Symlink(t), .. }) = self.nodes.get(&here) {
+            if let Some(Node {
+                kind: Kind::Symlink(t),
+                ..
+            }) = self.nodes.get(&here)
+            {
                 hops += 1;
                 if hops > MAX_SYMLINK_HOPS {
                     return true;
@@ -319,7 +395,8 @@ impl Tree {
     fn check_policy(&self, location: &str, allow_root: bool) -> Result<()> {
         for (path, n) in &self.nodes {
             if !matches!(n.kind, Kind::Symlink(_)) {
-                check_mode(n.mode, path, allow_root).map_err(|m| input(location, format!("{path}: {m}")))?;
+                check_mode(n.mode, path, allow_root)
+                    .map_err(|m| input(location, format!("{path}: {m}")))?;
             }
         }
         Ok(())
@@ -331,15 +408,30 @@ fn split(p: &str) -> Vec<String> {
 }
 
 fn dir_node(uid: u32, gid: u32, mode: u32) -> Node {
-    Node { kind: Kind::Dir, uid, gid, mode, explicit: true }
+    Node {
+        kind: Kind::Dir,
+        uid,
+        gid,
+        mode,
+        explicit: true,
+    }
 }
 
 fn link_node(target: String, uid: u32, gid: u32) -> Node {
-    Node { kind: Kind::Symlink(target), uid, gid, mode: 0o777, explicit: true }
+    Node {
+        kind: Kind::Symlink(target),
+        uid,
+        gid,
+        mode: 0o777,
+        explicit: true,
+    }
 }
 
 fn input(location: &str, message: String) -> Error {
-    Error::Input { location: location.to_owned(), message }
+    Error::Input {
+        location: location.to_owned(),
+        message,
+    }
 }
 
 fn describe(n: &Node) -> String {
@@ -360,14 +452,26 @@ fn same_content(a: &Node, b: &Node) -> bool {
         (Kind::Dir, Kind::Dir) => true,
         (Kind::Symlink(x), Kind::Symlink(y)) => x == y,
         (Kind::Data(x), Kind::Data(y)) => x == y,
-        (Kind::File { source: s1, size: n1 }, Kind::File { source: s2, size: n2 }) => {
-            n1 == n2 && (s1 == s2 || same_bytes(s1, s2))
-        }
+        (
+            Kind::File {
+                source: s1,
+                size: n1,
+            },
+            Kind::File {
+                source: s2,
+                size: n2,
+            },
+        ) => n1 == n2 && (s1 == s2 || same_bytes(s1, s2)),
         _ => false,
     }
 }
 
 fn same_bytes(a: &Path, b: &Path) -> bool {
-    let hash = |p: &Path| fs::File::open(p).and_then(crate::digest::sha256_reader).ok().map(|(d, _)| d);
+    let hash = |p: &Path| {
+        fs::File::open(p)
+            .and_then(crate::digest::sha256_reader)
+            .ok()
+            .map(|(d, _)| d)
+    };
     matches!((hash(a), hash(b)), (Some(x), Some(y)) if x == y)
 }

@@ -8,7 +8,9 @@ fn repo() -> &'static Path {
 }
 
 fn validator() -> jsonschema::Validator {
-    let schema: serde_json::Value = serde_json::from_slice(&std::fs::read(repo().join("docs/plan.schema.json")).unwrap()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo().join("docs/plan.schema.json")).unwrap())
+            .unwrap();
     jsonschema::validator_for(&schema).expect("the schema is valid JSON Schema")
 }
 
@@ -29,7 +31,16 @@ fn examples_validate_and_parse() {
     assert!(n >= 3);
     // The example in docs/plan-format.md too.
     let doc = std::fs::read_to_string(repo().join("docs/plan-format.md")).unwrap();
-    let example = doc.split("## Example").nth(1).unwrap().split("```json").nth(1).unwrap().split("```").next().unwrap();
+    let example = doc
+        .split("## Example")
+        .nth(1)
+        .unwrap()
+        .split("```json")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
     let json: serde_json::Value = serde_json::from_str(example).unwrap();
     assert!(v.is_valid(&json));
     ocipack::plan::Plan::from_json(example, "docs example", Some(Path::new("/"))).unwrap();
@@ -47,6 +58,9 @@ fn schema_and_parser_both_refuse_bad_plans() {
     ] {
         let json: serde_json::Value = serde_json::from_str(bad).unwrap();
         assert!(!v.is_valid(&json), "schema accepted {bad}");
-        assert!(ocipack::plan::Plan::from_json(bad, "t", Some(Path::new("/"))).is_err(), "parser accepted {bad}");
+        assert!(
+            ocipack::plan::Plan::from_json(bad, "t", Some(Path::new("/"))).is_err(),
+            "parser accepted {bad}"
+        );
     }
 }

@@ -6,7 +6,10 @@ use std::process::{Command, Output};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// A fixture plan under tests/data/plans.
@@ -37,13 +40,22 @@ pub fn run(cmd: &mut Command, ok: bool) -> Output {
 
 /// `ocipack build PLAN -o OUT --json`: the parsed report.
 pub fn build(plan: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
-    let o = run(ocipack().args(["build", "--json"]).arg(plan).arg("-o").arg(out).args(extra), true);
+    let o = run(
+        ocipack()
+            .args(["build", "--json"])
+            .arg(plan)
+            .arg("-o")
+            .arg(out)
+            .args(extra),
+        true,
+    );
     serde_json::from_slice(&o.stdout).expect("json report")
 }
 
 /// The manifest digest named by index.json.
 pub fn manifest_digest(layout: &Path) -> String {
-    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     index["manifests"][0]["digest"].as_str().unwrap().to_owned()
 }
 
@@ -58,7 +70,10 @@ pub fn tool(name: &str) -> Command {
 
 /// Sorted list of every entry in `dir` (excluded), for "nothing left behind" checks.
 pub fn listing(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     v.sort();
     v
 }
