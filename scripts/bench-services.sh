@@ -59,7 +59,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 bench() { # name binary path content-type body raw-inference-args...
   name=$1 bin=$target/release/$2 path=$3 ctype=$4 body=$5
   shift 5
-  raw=$("$bin" "$@" | tail -1)
+  raw=$("$bin" "$@")
   echo "== $name: raw inference (model run only, 2 intra-op threads): $raw"
   port=$(free_port)
   PORT=$port "$bin" >/dev/null 2>&1 &

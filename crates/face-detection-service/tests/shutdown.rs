@@ -39,6 +39,7 @@ fn sigterm_drains_in_flight_request_then_refuses() {
         .env("HOSTNAME", "127.0.0.1")
         .env("PORT", port.to_string())
         .env("DETECTION_MODEL_PATH", &model)
+        .env("ORT_DYLIB_PATH", assets::runtime_library())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

@@ -5,7 +5,10 @@
 //! credentials (`push`).
 
 mod cmd_build;
+mod cmd_deploy;
+mod cmd_host;
 mod cmd_layers;
+mod cmd_push;
 mod cmd_read;
 mod nix_attrs;
 mod progress;
@@ -30,7 +33,10 @@ const EXAMPLES: &str = "Examples:
   ocipack inspect out/scoring
   ocipack verify out/scoring
   ocipack export out/scoring --docker-archive scoring.tar --tag scoring:latest
-  ocipack layers graph.json --max 20";
+  ocipack layers graph.json --max 20
+  ocipack host --all -o out/images
+  ocipack push --all out/images 127.0.0.1:5000/aurum-circle --insecure
+  ocipack deploy --registry 127.0.0.1:5000/aurum-circle";
 
 #[derive(Subcommand)]
 enum Command {
@@ -46,6 +52,12 @@ enum Command {
     Inspect(cmd_read::InspectArgs),
     /// Write an image of a layout as a docker-archive tarball.
     Export(cmd_read::ExportArgs),
+    /// Build images from images/<name>.toml with the host's binaries and libraries (no Nix).
+    Host(cmd_host::HostArgs),
+    /// Push layouts to an OCI distribution registry.
+    Push(cmd_push::PushArgs),
+    /// Pin deploy/images.env and the kustomize images to the built digests.
+    Deploy(cmd_deploy::DeployArgs),
 }
 
 /// An error that carries its own exit code.
@@ -69,6 +81,9 @@ fn main() -> ExitCode {
         Command::Verify(a) => cmd_read::verify(a, json),
         Command::Inspect(a) => cmd_read::inspect(a, json),
         Command::Export(a) => cmd_read::export(a, json),
+        Command::Host(a) => cmd_host::run(a, json),
+        Command::Push(a) => cmd_push::run(a, json),
+        Command::Deploy(a) => cmd_deploy::run(a, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

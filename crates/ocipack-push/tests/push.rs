@@ -242,6 +242,66 @@ fn corrupt_blob_is_refused_and_never_committed() {
     }
 }
 
+#[test]
+fn image_index_pushes_children_first() {
+    let reg = Registry::start(None);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("multi");
+    let amd = write_layout(&dir, "amd64", &[b"amd64 layer"]);
+    let arm = write_layout(&dir, "arm64", &[b"arm64 layer", b"shared"]);
+    let entry = |img: &TestImage, arch: &str| {
+        let size = std::fs::metadata(img.blob_path(&img.manifest_digest))
+            .unwrap()
+            .len();
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": img.manifest_digest, "size": size,
+            "platform": {"architecture": arch, "os": "linux"},
+        })
+    };
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [entry(&amd, "amd64"), entry(&arm, "arm64")],
+    }))
+    .unwrap();
+    let index_digest = sha256(&index);
+    std::fs::write(
+        dir.join("blobs/sha256")
+            .join(index_digest.trim_start_matches("sha256:")),
+        &index,
+    )
+    .unwrap();
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": index_digest, "size": index.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "multi"},
+    }]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+
+    let r = push(&dir, &target(&reg, "multi"), insecure_opts(), &NoProgress).unwrap();
+    let im = &r.images[0];
+    assert_eq!(im.manifest_digest, index_digest);
+    assert_eq!(
+        im.uploaded.blobs, 5,
+        "two configs and three layers: {im:#?}"
+    );
+    assert_eq!(
+        skopeo_digest(&reg.host(), "multi:multi", None),
+        index_digest
+    );
+    for child in [&amd, &arm] {
+        assert_eq!(
+            skopeo_digest(
+                &reg.host(),
+                &format!("multi@{}", child.manifest_digest),
+                None
+            ),
+            child.manifest_digest
+        );
+    }
+}
+
 // Layouts built by Nix point their blobs into /nix/store.
 #[test]
 fn symlinked_blobs_are_followed() {

@@ -201,6 +201,10 @@ fn jwt(key: &PathBuf, x5c: &str, subject: &str, scopes: &[String]) -> String {
         .filter_map(|s| {
             let mut parts = s.splitn(3, ':');
             let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+            // alice owns team/*; everything else is out of bounds for her.
+            if !name.starts_with("team/") {
+                return None;
+            }
             Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
         })
         .collect();
@@ -345,6 +349,15 @@ fn bearer_tokens_push_mount_and_reject() {
         }
         other => panic!("unexpected challenge {other:?} from {header}"),
     }
+
+    let elsewhere = Target::parse(&format!("{}/other/x:1", reg.host())).unwrap();
+    let err = push(&a.dir, &elsewhere, with_creds("alice", "pw"), &NoProgress).unwrap_err();
+    assert!(matches!(err, Error::Denied { status: 401, .. }), "{err}");
+    assert!(err.is_auth());
+    assert!(
+        err.to_string().contains("denied alice access to other/x"),
+        "{err}"
+    );
 
     let anon = PushOptions {
         credentials: None,

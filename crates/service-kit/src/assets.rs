@@ -5,6 +5,11 @@
 //! fail loudly when they are missing: a skipped model test proves nothing.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// The runtime library to load when `ORT_DYLIB_PATH` is unset, once a test
+/// has called [`require`].
+pub(crate) static FALLBACK_DYLIB: OnceLock<PathBuf> = OnceLock::new();
 
 /// The assets directory: `ASSETS_DIR` or `<repo>/.cache/assets`.
 pub fn dir() -> PathBuf {
@@ -16,7 +21,7 @@ pub fn dir() -> PathBuf {
 
 /// The path of an asset relative to [`dir`], e.g. `photos/yaoming.jpg`.
 ///
-/// Also points `ORT_DYLIB_PATH` at the fetched runtime when it is unset.
+/// Also makes the fetched runtime the one loaded when `ORT_DYLIB_PATH` is unset.
 ///
 /// # Panics
 ///
@@ -51,4 +56,12 @@ pub fn detection_model() -> PathBuf {
 /// Path of the embedding model under [`dir`].
 pub fn embedding_model() -> PathBuf {
     require("models/w600k_mbf/w600k_mbf.onnx")
+}
+
+/// Path of the fetched ONNX Runtime library under [`dir`] (for child processes).
+pub fn runtime_library() -> PathBuf {
+    std::env::var_os("ORT_DYLIB_PATH").map_or_else(
+        || require("runtimes/onnxruntime/libonnxruntime.so.1"),
+        PathBuf::from,
+    )
 }
