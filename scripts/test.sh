@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite (what CI runs): static checks, the Rust tests with the
+# real models and real Redis, the deployment checks, the offline Nix tests and
+# the end-to-end runs under runc and a real Docker engine.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh STEP...    only these steps (names below)
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+"$repo/scripts/setup.sh" || exit 1
+export ASSETS_DIR=${ASSETS_DIR:-$repo/.cache/assets}
+export CARGO_TERM_COLOR=never
+
+steps=(fmt clippy msrv docs assets cargo-test deploy nix e2e-runc e2e-docker)
+[ $# -gt 0 ] && steps=("$@")
+
+run_step() {
+  case "$1" in
+    fmt) cargo fmt --all -- --check ;;
+    clippy) cargo clippy --workspace --all-targets --locked -- -D warnings ;;
+    msrv) cargo +1.91.1 check --workspace --all-targets --locked ;;
+    docs) RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked ;;
+    assets) scripts/fetch-assets.sh --dest "$ASSETS_DIR" ;;
+    cargo-test) cargo test --workspace --locked --no-fail-fast ;;
+    deploy) tests/deploy/validate.sh && tests/deploy/redis-backup-test.sh && tests/nix/check-static.sh ;;
+    nix) tests/nix/run.sh ;;
+    e2e-runc) tests/e2e/host-images.sh ;;
+    e2e-docker) tests/e2e/docker-stack.sh ;;
+    *) echo "unknown step $1 (known: fmt clippy msrv docs assets cargo-test deploy nix e2e-runc e2e-docker)" >&2; return 2 ;;
+  esac
+}
+
+passed=0 failed=0 failures=()
+for s in "${steps[@]}"; do
+  echo "==== $s" >&2
+  start=$(date +%s)
+  if run_step "$s"; then
+    passed=$((passed + 1)); echo "==== $s: PASS ($(( $(date +%s) - start ))s)" >&2
+  else
+    failed=$((failed + 1)); failures+=("$s"); echo "==== $s: FAIL ($(( $(date +%s) - start ))s)" >&2
+  fi
+done
+[ ${#failures[@]} -gt 0 ] && echo "failed steps: ${failures[*]}" >&2
+echo "test.sh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
