@@ -9,6 +9,8 @@ use std::process::Command;
 
 /// Creates the same tree under `root` with a shell, so umask, creation order
 /// and mtimes really differ between variants.
+/// The `reverse` variant also stores `d/same` as a hard link where the other
+/// copies the file: hard links are always packed as separate regular files.
 fn make_tree(root: &Path, umask: &str, reverse: bool, stamp: &str) {
     let mut script = format!(
         "set -e; umask {umask}; mkdir -p {r}; cd {r}; ",
@@ -27,6 +29,7 @@ fn make_tree(root: &Path, umask: &str, reverse: bool, stamp: &str) {
         script.push_str("mkdir -p a/b/c d; ");
     }
     script.push_str(&steps.join("; "));
+    script.push_str(if reverse { "; ln a/one.txt d/same" } else { "; cp a/one.txt d/same" });
     script.push_str(&format!("; find . -exec touch -h -d '{stamp}' {{}} +"));
     let st = Command::new("sh").arg("-c").arg(&script).status().unwrap();
     assert!(st.success());
