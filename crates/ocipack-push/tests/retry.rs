@@ -23,8 +23,10 @@ fn nginx_in_front_of(dir: &std::path::Path, upstream: u16) -> (Nginx, u16) {
     let port = free_port();
     let d = dir.display();
     std::fs::create_dir_all(dir.join("ngx")).unwrap();
+    // One process (no master/worker split): killing the child then stops
+    // nginx entirely instead of orphaning a worker.
     let conf = format!(
-        "worker_processes 1; pid {d}/ngx/pid; error_log {d}/ngx/error.log; daemon off;
+        "master_process off; pid {d}/ngx/pid; error_log {d}/ngx/error.log; daemon off;
 events {{ worker_connections 64; }}
 http {{
   client_body_temp_path {d}/ngx/b; proxy_temp_path {d}/ngx/p; fastcgi_temp_path {d}/ngx/f;
