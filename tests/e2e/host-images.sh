@@ -47,7 +47,7 @@ names() { find "$images" -mindepth 2 -maxdepth 2 -name oci-layout -printf '%h\n'
 # The ONNX Runtime and model layers, identified by their history comment.
 ml_extra_bytes() {
     ocipack --json inspect "$1" |
-        jq '[.[0].layers[] | select(.holds | test("onnxruntime|models/"; "i")) | .size] | add // 0'
+        jq '[.[0].layers[] | select(.holds | test("onnxruntime|^model "; "i")) | .size] | add // 0'
 }
 
 step_build() {
@@ -147,13 +147,16 @@ start_reg() { start_registry "$work/registry" "$reg_port" "$reg_user" "$reg_pass
 step_push_pull() {
     local name want got remote rc=0 out
     start_reg
+    mkdir -p "$work/pulled"
     OCIPACK_REGISTRY_USER=$reg_user OCIPACK_REGISTRY_PASSWORD=$reg_password \
         ocipack push --all --quiet --insecure "$images" "$reg/aurum-circle" || return 1
     for name in $(names); do
         want=$(image_digest "$images/$name")
         remote=docker://$reg/aurum-circle/$name:latest
         got=$(skopeo inspect --tls-verify=false --creds "$reg_user:$reg_password" "$remote" | jq -r .Digest)
-        skopeo copy -q --src-tls-verify=false --src-creds "$reg_user:$reg_password" \
+        # --preserve-digests: skopeo would otherwise gzip the uncompressed
+        # model layers on the way into an oci: layout (a new digest).
+        skopeo copy -q --preserve-digests --src-tls-verify=false --src-creds "$reg_user:$reg_password" \
             "$remote" "oci:$work/pulled/$name:latest" || {
             rc=1
             continue
@@ -191,8 +194,9 @@ step_fault() {
         >"$work/fault1.log" 2>&1 &
     push_pid=$!
     for ((i = 0; i < 1000; i++)); do
-        # An upload in progress with more than 2 MiB already received.
-        if find "$work/registry/data" -path "*/$repo/_uploads/*" -name data -size +2048k 2>/dev/null | grep -q .; then
+        # An upload in progress with more than 4 MiB received: only the
+        # onnxruntime and model blobs are that big, and they take many PATCHes.
+        if find "$work/registry/data" -path "*/$repo/_uploads/*" -name data -size +4096k 2>/dev/null | grep -q .; then
             hit=1
             break
         fi
@@ -242,9 +246,12 @@ step_run_each() {
             ;;
         nginx)
             runc_bundle "$images/$name" "$work/b-$name" || return 1
+            # As compose.test.yaml does: replace listen.conf and upstream.conf
+            # (the image's upstream `scoring:3000` does not resolve here).
             printf 'listen 127.0.0.1:%s;\n' "$port" >"$work/listen.conf"
-            jq --arg f "$work/listen.conf" '.mounts += [{destination: "/etc/nginx/listen.conf",
-                    type: "bind", source: $f, options: ["rbind", "ro"]}]' \
+            jq --arg f "$work/listen.conf" --arg u "$E2E_ROOT/deploy/nginx/test/upstream.conf" '.mounts += [
+                    {destination: "/etc/nginx/listen.conf", type: "bind", source: $f, options: ["rbind", "ro"]},
+                    {destination: "/etc/nginx/upstream.conf", type: "bind", source: $u, options: ["rbind", "ro"]}]' \
                 "$work/b-$name/config.json" >"$work/c.json" && mv "$work/c.json" "$work/b-$name/config.json"
             ;;
         *) runc_bundle "$images/$name" "$work/b-$name" HOSTNAME=127.0.0.1 "PORT=$port" || return 1 ;;
@@ -259,6 +266,18 @@ step_run_each() {
         *) wait_for_http 150 "http://127.0.0.1:$port/api/health" ;;
         esac || {
             log "$name did not answer on 127.0.0.1:$port: $(tail -5 "$work/b-$name.log")"
+            rc=1
+        }
+        # The kernel's view of the process, not just the config we wrote.
+        local st
+        st=/proc/$(cat "$work/b-$name.pid")/status
+        if ! grep -qE "^Uid:\s+$E2E_UID\s" "$st" || ! grep -qE '^CapEff:\s+0+$' "$st" ||
+            ! grep -qE '^NoNewPrivs:\s+1$' "$st"; then
+            log "$name: not uid $E2E_UID / no capabilities / no_new_privs: $(grep -E '^(Uid|CapEff|NoNewPrivs)' "$st" | tr '\n' ' ')"
+            rc=1
+        fi
+        awk '$5 == "/" && $6 ~ /^ro(,|$)/ {found = 1} END {exit !found}' "${st%status}mountinfo" || {
+            log "$name: the root filesystem is not mounted read-only"
             rc=1
         }
         [ "$rc" != 0 ] || echo "  $name: up under runc (uid $E2E_UID, read-only root, no caps) on 127.0.0.1:$port"

@@ -148,7 +148,8 @@ runc_bundle() {
     shift 2
     rm -rf -- "$bundle"
     umoci unpack --image "$layout:latest" "$bundle" >/dev/null || return 1
-    env_json=$(printf '%s\n' "$@" | jq -R . | jq -s .)
+    env_json='[]'
+    [ $# = 0 ] || env_json=$(printf '%s\n' "$@" | jq -R . | jq -s .)
     jq --argjson env "$env_json" --argjson uid "$E2E_UID" '
         ($env | map(split("=")[0])) as $keys
         | .process.terminal = false
