@@ -91,6 +91,11 @@ if [ ! -f "$demo/secrets.env" ]; then
     sed "s#^REDIS_PASSWORD=.*#REDIS_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')#" \
         deploy/.env.example >"$demo/secrets.env"
 fi
+# compose.yaml interpolates QDRANT_IMAGE even with qdrant disabled by
+# compose.test.yaml; host-built images have no qdrant, so a placeholder.
+sed -i '/^QDRANT_IMAGE=/d' "$demo/secrets.env"
+grep -q '^QDRANT_IMAGE=' "$demo/deploy/images.env" ||
+    echo "QDRANT_IMAGE=$reg/aurum-circle/qdrant:disabled-in-compose-test" >>"$demo/secrets.env"
 
 log "6/7 stack ($engine)"
 port=13002

@@ -73,6 +73,11 @@ step_engine() {
     cp -r deploy "$work/deploy"
     ocipack deploy --registry "$reg/aurum-circle" --layouts "$images" --deploy-dir "$work/deploy" || return 1
     sed "s#^REDIS_PASSWORD=.*#REDIS_PASSWORD=$redis_password#" deploy/.env.example >"$work/secrets.env"
+    # compose.yaml interpolates QDRANT_IMAGE (`:?`) even with qdrant disabled by
+    # compose.test.yaml, and `ocipack deploy` pins only the images it built, so
+    # the host-built set has none: a placeholder that is never pulled.
+    grep -q '^QDRANT_IMAGE=' "$work/deploy/images.env" ||
+        echo "QDRANT_IMAGE=$reg/aurum-circle/qdrant:disabled-in-compose-test" >>"$work/secrets.env"
     echo "  deploy/images.env (copy):"
     sed 's/^/    /' "$work/deploy/images.env" | grep -v '^    #'
     dockerd --data-root "$work/docker" --exec-root "$work/x" --pidfile "$work/d.pid" -H "$DOCKER_HOST" \
