@@ -102,12 +102,22 @@ step_up() {
         return 1
     }
     dc ps --format '{{.Service}} {{.Image}} {{.Status}}' | sed 's/^/  /'
-    local n
+    local n c want got
     n=$(dc ps --format '{{.Health}}' | grep -c '^healthy$')
     [ "$n" = 5 ] || {
         log "$n of 5 services healthy"
         return 1
     }
+    # Docker applied compose.yaml's hardening to every container.
+    want='65532:65532 true [ALL] host [no-new-privileges:true]'
+    for c in $(dc ps -q); do
+        got=$(docker inspect -f '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{.HostConfig.NetworkMode}} {{.HostConfig.SecurityOpt}}' "$c")
+        [ "$got" = "$want" ] || {
+            log "$(docker inspect -f '{{.Name}}' "$c"): user/ro-root/caps/network/secopt are '$got', want '$want'"
+            return 1
+        }
+    done
+    echo "  every container: uid 65532, read-only root, cap_drop ALL, host network, no-new-privileges"
 }
 
 step_score() {
@@ -116,7 +126,11 @@ step_score() {
     echo "  through nginx: $(jq -c '{score, percentile, cached, faces_detected}' "$work/score1.json")"
 }
 
+redis_run_id() { redis-cli -h 127.0.0.1 -p 16381 info server | tr -d '\r' | awk -F: '$1 == "run_id" {print $2}'; }
+
 step_restart_cached() {
+    local before after
+    before=$(redis_run_id)
     dc restart redis >"$work/restart.log" 2>&1 || {
         log "compose restart redis failed: $(tail -5 "$work/restart.log")"
         return 1
@@ -127,6 +141,11 @@ step_restart_cached() {
         log "redis did not come back on 16381"
         return 1
     }
+    after=$(redis_run_id)
+    if [ -z "$before" ] || [ "$before" = "$after" ]; then
+        log "redis run_id before '$before', after '$after': it did not restart"
+        return 1
+    fi
     # scoring reconnects to Redis on its own; give it a few bounded tries.
     local i
     for ((i = 0; i < 10; i++)); do
@@ -135,7 +154,7 @@ step_restart_cached() {
         sleep 1
     done
     check_score "$work/score2.json" true || return 1
-    echo "  after redis restart: $(jq -c '{score, percentile, cached}' "$work/score2.json")"
+    echo "  after redis restart (run_id $before -> $after): $(jq -c '{score, percentile, cached}' "$work/score2.json")"
 }
 
 step_down() {
