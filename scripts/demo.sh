@@ -4,7 +4,7 @@
 #   scripts/demo.sh          build, verify, push to a local registry, pin, run, score
 #   scripts/demo.sh stop     stop the stack, the registry and redis; clean mounts
 #
-# Run as root on Debian 12 after scripts/setup.sh. Steps: release binaries
+# Run as root on Debian 12 (it runs scripts/setup.sh first). Steps: release binaries
 # (cargo), assets (scripts/fetch-assets.sh), every host image (`ocipack host
 # --all -o out/images`), `ocipack verify`, a docker-registry on 127.0.0.1:5000
 # (or a free port), `ocipack push --all`, `ocipack deploy` into
@@ -59,6 +59,8 @@ if [ "${1:-}" = stop ]; then
 fi
 [ $# = 0 ] || die "unknown argument $1: use scripts/demo.sh, or scripts/demo.sh stop"
 require_root
+# A fresh machine gets its Debian packages, PyPI tools and toolchain here.
+"$E2E_ROOT/scripts/setup.sh"
 require_tools cargo python3 jq curl umoci runc docker-registry redis-server redis-cli
 mkdir -p "$demo"
 stop_all

@@ -7,7 +7,7 @@
 #   scripts/test.sh STEP...    only these steps (names below)
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-cd "$repo"
+cd "$repo" || exit 1
 "$repo/scripts/setup.sh" || exit 1
 export ASSETS_DIR=${ASSETS_DIR:-$repo/.cache/assets}
 export CARGO_TERM_COLOR=never

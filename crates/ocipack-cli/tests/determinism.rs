@@ -29,7 +29,11 @@ fn make_tree(root: &Path, umask: &str, reverse: bool, stamp: &str) {
         script.push_str("mkdir -p a/b/c d; ");
     }
     script.push_str(&steps.join("; "));
-    script.push_str(if reverse { "; ln a/one.txt d/same" } else { "; cp a/one.txt d/same" });
+    script.push_str(if reverse {
+        "; ln a/one.txt d/same"
+    } else {
+        "; cp a/one.txt d/same"
+    });
     script.push_str(&format!("; find . -exec touch -h -d '{stamp}' {{}} +"));
     let st = Command::new("sh").arg("-c").arg(&script).status().unwrap();
     assert!(st.success());

@@ -72,7 +72,7 @@ pub fn inspect(dir: &Path) -> Result<Vec<ImageInfo>> {
         let mut layers = Vec::new();
         for (i, l) in manifest.layers().iter().enumerate() {
             let digest = l.digest().to_string();
-            let scan = scan_layer(&layout, &digest, &l.media_type().to_string())?;
+            let scan = scan_layer(&layout, &digest, l.media_type().as_ref())?;
             let holds = comments
                 .get(i)
                 .filter(|c| !c.is_empty())

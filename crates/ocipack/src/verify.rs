@@ -148,7 +148,7 @@ fn verify_image(
                 continue;
             }
         }
-        let scan = match scan_layer(layout, &digest, &l.media_type().to_string()) {
+        let scan = match scan_layer(layout, &digest, l.media_type().as_ref()) {
             Ok(s) => s,
             Err(e) => {
                 problems.push(lat(e.to_string()));
