@@ -16,7 +16,7 @@ fn make_tree(root: &Path, umask: &str, reverse: bool, stamp: &str) {
         "set -e; umask {umask}; mkdir -p {r}; cd {r}; ",
         r = root.display()
     );
-    let mut steps = vec![
+    let mut steps = [
         "mkdir -p a/b/c d; printf 'alpha\\n' > a/one.txt",
         "printf '#!/x\\necho\\n' > a/b/run; chmod +x a/b/run",
         "head -c 300000 /dev/zero | tr '\\0' 'z' > a/b/c/big.txt",
