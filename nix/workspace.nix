@@ -47,7 +47,15 @@ let
     face-detection-service = crate "face-detection-service" "face-detection-service" "face-detection-service";
     face-embedding-service = crate "face-embedding-service" "face-embedding-service" "face-embedding-service";
     http-probe = crate "http-probe" "http-probe" "http-probe";
-    ocipack = crate "ocipack" "ocipack-cli" "ocipack";
+    # Content-addressed: editing a service crate changes the workspace
+    # source and so rebuilds this derivation, but the binary comes out
+    # byte-identical, so its store path stays the same and no layer
+    # derivation (each runs ocipack) has to be rebuilt.
+    ocipack = (crate "ocipack" "ocipack-cli" "ocipack").overrideAttrs (_: {
+      __contentAddressed = true;
+      outputHashMode = "recursive";
+      outputHashAlgo = "sha256";
+    });
   };
 in
 {
