@@ -91,6 +91,20 @@ step_engine() {
     echo "  private dockerd $(docker version -f '{{.Server.Version}}'), registry $reg"
 }
 
+# `ocipack export --docker-archive` is what `nix run .#load` uses: docker load
+# must accept it and give the image our config digest as its ID.
+step_docker_load() {
+    local d=$images/scoring want got
+    ocipack export "$d" --docker-archive - --tag aurum-export/scoring:latest | docker load || return 1
+    want=$(ocipack inspect --json "$d" | jq -r '.[0].configDigest')
+    got=$(docker image inspect -f '{{.Id}}' aurum-export/scoring:latest) || return 1
+    [ "$want" = "$got" ] || {
+        log "docker load gave image $got, the layout's config is $want"
+        return 1
+    }
+    echo "  docker load of the exported archive: aurum-export/scoring:latest = $got"
+}
+
 step_up() {
     echo "  qdrant: excluded (compose.test.yaml puts it in the never-activated profile qdrant)"
     dc up -d --wait --wait-timeout 180 >"$work/up.log" 2>&1 || {
@@ -186,9 +200,10 @@ step_down() {
 started=$(date +%s)
 run_step "1-images" step_images
 run_step "2-registry-deploy-dockerd" step_engine
-run_step "3-compose-up-wait-healthy" step_up
-run_step "4-score-through-nginx" step_score
-run_step "5-redis-restart-still-cached" step_restart_cached
-run_step "6-down-nothing-left" step_down
+run_step "3-docker-load-export" step_docker_load
+run_step "4-compose-up-wait-healthy" step_up
+run_step "5-score-through-nginx" step_score
+run_step "6-redis-restart-still-cached" step_restart_cached
+run_step "7-down-nothing-left" step_down
 echo "docker-stack: $(($(date +%s) - started)) s"
 e2e_summary docker-stack
