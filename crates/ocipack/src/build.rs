@@ -163,7 +163,7 @@ pub fn build_layer(
             ),
         });
     }
-    crate::plan::validate_layer(&spec.layer, false).map_err(|message| Error::Plan {
+    crate::rules::validate_layer(&spec.layer, false).map_err(|message| Error::Plan {
         origin: origin.to_owned(),
         message,
     })?;

@@ -30,6 +30,7 @@ pub mod json;
 pub mod layer;
 pub mod layout;
 pub mod plan;
+mod rules;
 pub mod scan;
 pub mod tree;
 pub mod verify;

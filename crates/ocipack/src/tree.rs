@@ -11,7 +11,8 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::plan::{check_mode, parse_mode, Entry, FilesLayer};
+use crate::plan::{Entry, FilesLayer};
+use crate::rules::{check_mode, parse_mode};
 
 /// What a node is.
 #[derive(Debug, Clone, PartialEq, Eq)]
