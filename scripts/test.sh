@@ -19,7 +19,7 @@ run_step() {
   case "$1" in
     fmt) cargo fmt --all -- --check ;;
     clippy) cargo clippy --workspace --all-targets --locked -- -D warnings ;;
-    msrv) cargo +1.91.1 check --workspace --all-targets --locked ;;
+    msrv) cargo +1.91.1 check --workspace --locked ;;
     docs) RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked ;;
     assets) scripts/fetch-assets.sh --dest "$ASSETS_DIR" ;;
     cargo-test) cargo test --workspace --locked --no-fail-fast ;;
