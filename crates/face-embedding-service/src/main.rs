@@ -6,18 +6,8 @@ use face_embedding_service::{app, AppState, Args};
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    if args.server.healthcheck {
-        return std::process::ExitCode::from(service_kit::healthcheck::run(args.port) as u8);
-    }
-    service_kit::logging::init();
-    match run(args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "face-embedding-service failed");
-            eprintln!("face-embedding-service: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let (healthcheck, port) = (args.server.healthcheck, args.port);
+    service_kit::entry::main("face-embedding-service", healthcheck, port, || run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -36,10 +26,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start tokio")?;
-    runtime.block_on(async {
-        let listener = service_kit::shutdown::bind(&args.hostname, args.port).await?;
-        service_kit::shutdown::serve(listener, app(state), args.server.drain()).await?;
-        Ok(())
-    })
+    service_kit::entry::serve_blocking(&args.hostname, args.port, app(state), args.server.drain())?;
+    Ok(())
 }

@@ -30,6 +30,7 @@
 
 pub mod assets;
 pub mod config;
+pub mod entry;
 pub mod error;
 pub mod healthcheck;
 pub mod http;
