@@ -2,28 +2,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::{Error, Result};
 
-/// A face as the detection service returns it.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-pub struct Face {
-    /// [x1, y1, x2, y2].
-    #[serde(rename = "box")]
-    pub bbox: [f32; 4],
-    /// Confidence.
-    pub score: f32,
-    /// Eyes, nose, mouth corners.
-    pub landmarks: [[f32; 2]; 5],
-}
-
-impl Face {
-    /// Box area.
-    pub fn area(&self) -> f32 {
-        (self.bbox[2] - self.bbox[0]).max(0.0) * (self.bbox[3] - self.bbox[1]).max(0.0)
-    }
-}
+pub use service_kit::face::Face;
 
 #[derive(Debug, Deserialize)]
 struct Detected {

@@ -32,6 +32,7 @@ pub mod assets;
 pub mod config;
 pub mod entry;
 pub mod error;
+pub mod face;
 pub mod healthcheck;
 pub mod http;
 pub mod imaging;
