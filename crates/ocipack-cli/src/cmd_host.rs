@@ -21,10 +21,10 @@ use crate::progress::Bar;
   ocipack host --all -o out/images          # one layout per definition, Nix-only ones skipped
   ocipack host images/redis.toml --plan-only # print the plan, build nothing")]
 pub struct HostArgs {
-    /// The image definition (images/<name>.toml).
+    /// The image definition (images/NAME.toml).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     definition: Option<PathBuf>,
-    /// Build every images/*.toml of the repository into OUTPUT/<name>.
+    /// Build every images/*.toml of the repository into OUTPUT/NAME.
     #[arg(long)]
     all: bool,
     /// The OCI layout to write (with --all: the directory holding one layout per image).

@@ -31,7 +31,7 @@ pub struct PushArgs {
     /// Destination REGISTRY/REPOSITORY[:TAG] (with --all: REGISTRY/PREFIX, no tag).
     /// Without a tag, every manifest of the layout is pushed under its ref name.
     pub target: String,
-    /// Push every layout in subdirectories of LAYOUT, each to TARGET/<subdirectory>,
+    /// Push every layout in subdirectories of LAYOUT, each to TARGET/SUBDIRECTORY,
     /// in one session: shared blobs are uploaded once and mounted elsewhere.
     #[arg(long)]
     pub all: bool,

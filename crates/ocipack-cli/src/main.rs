@@ -52,7 +52,7 @@ enum Command {
     Inspect(cmd_read::InspectArgs),
     /// Write an image of a layout as a docker-archive tarball.
     Export(cmd_read::ExportArgs),
-    /// Build images from images/<name>.toml with the host's binaries and libraries (no Nix).
+    /// Build images from images/NAME.toml with the host's binaries and libraries (no Nix).
     Host(cmd_host::HostArgs),
     /// Push layouts to an OCI distribution registry.
     Push(cmd_push::PushArgs),

@@ -1,7 +1,7 @@
 //! `ocipack`: a deterministic OCI image packer.
 //!
 //! A [`Plan`](plan::Plan) (JSON, `docs/plan-format.md`) names the layers of an
-//! image: sets of files, single model files, or blobs built earlier. [`build`]
+//! image: sets of files, single model files, or blobs built earlier. [`build()`]
 //! turns it into an OCI image layout whose every byte depends only on the plan
 //! and the bytes of the files it names: not on time, locale, umask, file
 //! system order, inode numbers or thread scheduling.

@@ -16,7 +16,7 @@ const BUCKETS: [f64; 12] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// A cumulative histogram over [`BUCKETS`].
+/// A cumulative histogram over fixed latency buckets (`BUCKETS`).
 #[derive(Debug, Default)]
 pub struct Histogram {
     counts: [AtomicU64; BUCKETS.len()],
