@@ -43,6 +43,7 @@ pub mod onnx;
 pub mod parity;
 pub mod ready;
 pub mod shutdown;
+pub mod testdata;
 pub mod upload;
 
 pub use error::{AppError, Error, Result};
