@@ -107,6 +107,16 @@ pub fn run(a: DeployArgs, json: bool) -> Result<()> {
             (Some(r), _) => (r.clone(), "pinned"),
             (None, Some(old)) => (old.clone(), "kept"),
             (None, None) => {
+                // compose.yaml requires every *_IMAGE: say which one is
+                // still missing and how to get it.
+                if !json {
+                    eprintln!(
+                        "missing {name:<15} no layout in {} and no earlier pin; build it (e.g. with Nix: nix build .#images.{name}) and rerun, or set {} in {} yourself",
+                        a.layouts.display(),
+                        pin.env,
+                        env_path.display()
+                    );
+                }
                 summary.push(serde_json::json!({"image": name, "status": "missing"}));
                 continue;
             }
