@@ -136,18 +136,7 @@ impl Client {
             return Ok(());
         }
         let url = format!("{}/v2/", self.base);
-        let resp = self.transport(
-            &Req {
-                method: Method::GET,
-                url: url.clone(),
-                headers: vec![],
-                body: None,
-                scope: String::new(),
-                tries: self.retry.max_tries,
-            },
-            None,
-            progress,
-        )?;
+        let resp = self.transport(&self.plain_get(&url), None, progress)?;
         let status = resp.status().as_u16();
         let scheme = match status {
             200 => Scheme::Anonymous,
@@ -160,14 +149,7 @@ impl Client {
                         });
                     };
                     let again = self.transport(
-                        &Req {
-                            method: Method::GET,
-                            url: url.clone(),
-                            headers: vec![],
-                            body: None,
-                            scope: String::new(),
-                            tries: self.retry.max_tries,
-                        },
+                        &self.plain_get(&url),
                         Some(creds.basic_header()),
                         progress,
                     )?;
@@ -287,14 +269,7 @@ impl Client {
         }
         let started = Instant::now();
         let resp = self.transport(
-            &Req {
-                method: Method::GET,
-                url: url.clone(),
-                headers: vec![],
-                body: None,
-                scope: String::new(),
-                tries: self.retry.max_tries,
-            },
+            &self.plain_get(&url),
             self.creds.as_ref().map(Credentials::basic_header),
             progress,
         )?;
@@ -336,6 +311,18 @@ impl Client {
             reason: format!("token response from {realm} has neither token nor access_token"),
         })?;
         Ok((token, expiry))
+    }
+
+    /// A GET without scope or body (the API root, token endpoints), retried as usual.
+    fn plain_get(&self, url: &str) -> Req<'static> {
+        Req {
+            method: Method::GET,
+            url: url.to_owned(),
+            headers: vec![],
+            body: None,
+            scope: String::new(),
+            tries: self.retry.max_tries,
+        }
     }
 
     /// One request, retried on 5xx, 429 and connection failures.
