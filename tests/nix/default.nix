@@ -10,6 +10,9 @@ let
   fixtures = import ./fixtures.nix {
     inherit system;
     busybox = tools;
+    # run.sh writes a fresh salt per run; see fixtures.nix.
+    salt =
+      if builtins.pathExists (tools + "/salt") then builtins.readFile (tools + "/salt") else "";
   };
   tiny = lib.fetchModel {
     name = "tiny";

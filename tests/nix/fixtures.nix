@@ -1,7 +1,15 @@
 # Fixture closures for the offline tests, built with busybox only: store
 # paths that reference each other, an application in two versions that differ
 # only in their top path, and a 32 MiB file standing in for a model.
-{ system, busybox }:
+#
+# `salt` goes into every fixture, so a new salt rebuilds everything from
+# scratch: tests/nix/run.sh passes a fresh one per run, so the run proves
+# what a cold build does, not what the store happened to hold.
+{
+  system,
+  busybox,
+  salt ? "",
+}:
 let
   bb = "${busybox}/bin/busybox";
   run =
@@ -16,6 +24,7 @@ let
           script
         ];
         PATH = "${busybox}/bin";
+        testSalt = salt;
       }
       // attrs
     );

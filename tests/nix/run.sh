@@ -18,15 +18,14 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $*" >&2; }
 
 # Flakes, and content-addressed derivations for the model layers. No
-# substituters: everything is built here. The sandbox is off by default:
-# it works here as root, but Nix 2.8 sets NIX_ATTRS_JSON_FILE to the
-# build directory's path outside the sandbox (/tmp/nix-build-...), which
-# ocipack then cannot open; NIX_TEST_SANDBOX=true turns it on once ocipack
-# falls back to ./.attrs.json.
+# substituters: everything is built here. Builds run in the sandbox (Debian
+# ships nix.conf with sandbox = false; this turns it on for the tests), so a
+# fixture or layer that reached outside its declared inputs fails here.
+# NIX_TEST_SANDBOX=false turns it off, for hosts that cannot sandbox.
 nix_flags=(
   --extra-experimental-features "nix-command flakes ca-derivations"
   --option substituters ""
-  --option sandbox "${NIX_TEST_SANDBOX:-false}"
+  --option sandbox "${NIX_TEST_SANDBOX:-true}"
 )
 if ! getent group nixbld >/dev/null; then
   # Without build users, a root nix builds as root.
@@ -48,6 +47,10 @@ RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release \
 rm -rf "$work" && mkdir -p "$work/tools/bin"
 cp "$target_dir/$triple/release/ocipack" "$work/tools/bin/ocipack"
 cp /bin/busybox "$work/tools/bin/busybox"
+# A fresh salt per run (see fixtures.nix): every fixture, layer and image is
+# built from scratch, so the run checks cold builds, not a warm store.
+# AURUM_NIX_TEST_SALT pins it, to check what a warm store does.
+printf '%s' "${AURUM_NIX_TEST_SALT:-$(date +%s%N)-$$}" >"$work/tools/salt"
 ocipack="$work/tools/bin/ocipack"
 
 build() { # build ATTR... -> prints output paths, one a line
