@@ -20,13 +20,15 @@
         "x86_64-linux"
         "aarch64-linux"
       ];
-      perSystem = f: nixpkgs.lib.genAttrs systems (system: f (project system));
-      project =
+      # Each system's project is evaluated once and shared by every output.
+      projects = nixpkgs.lib.genAttrs systems (
         system:
         import ./nix/project.nix {
           inherit nixpkgs crane system;
           root = ./.;
-        };
+        }
+      );
+      perSystem = f: builtins.mapAttrs (_: f) projects;
     in
     {
       packages = perSystem (p: p.packages);

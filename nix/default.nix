@@ -1,9 +1,9 @@
 # The Nix library of the image pipeline: one public function per file.
 #
 # Dependencies first: `ocipack` is a package (or directory) with
-# bin/ocipack, `busybox` one with bin/busybox (used only by fetchModel and
-# checkReproducible, never inside an image build). No nixpkgs needed, so the
-# offline tests in tests/nix use exactly this code.
+# bin/ocipack, `busybox` one with bin/busybox (used only by fetchModel,
+# fetchAssets and checkReproducible, never inside an image build). No
+# nixpkgs needed, so the offline tests in tests/nix use exactly this code.
 {
   ocipack,
   system,
@@ -40,6 +40,11 @@ let
     fetchModel = import ./fetchModel.nix {
       inherit system;
       busybox = needBusybox "fetchModel";
+    };
+    fetchAssets = import ./fetchAssets.nix {
+      inherit system;
+      inherit (lib) fetchModel;
+      busybox = needBusybox "fetchAssets";
     };
   };
 in

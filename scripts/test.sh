@@ -12,7 +12,7 @@ cd "$repo" || exit 1
 export ASSETS_DIR=${ASSETS_DIR:-$repo/.cache/assets}
 export CARGO_TERM_COLOR=never
 
-steps=(fmt clippy msrv docs assets cargo-test deploy nix e2e-runc e2e-docker)
+steps=(fmt clippy msrv docs assets cargo-test deploy nix nix-nextest e2e-runc e2e-docker)
 [ $# -gt 0 ] && steps=("$@")
 
 run_step() {
@@ -25,9 +25,10 @@ run_step() {
     cargo-test) cargo test --workspace --locked --no-fail-fast ;;
     deploy) tests/deploy/validate.sh && tests/deploy/redis-backup-test.sh && tests/nix/check-static.sh ;;
     nix) tests/nix/run.sh ;;
+    nix-nextest) tests/nix/nextest-sandbox.sh ;;
     e2e-runc) tests/e2e/host-images.sh ;;
     e2e-docker) tests/e2e/docker-stack.sh ;;
-    *) echo "unknown step $1 (known: fmt clippy msrv docs assets cargo-test deploy nix e2e-runc e2e-docker)" >&2; return 2 ;;
+    *) echo "unknown step $1 (known: fmt clippy msrv docs assets cargo-test deploy nix nix-nextest e2e-runc e2e-docker)" >&2; return 2 ;;
   esac
 }
 

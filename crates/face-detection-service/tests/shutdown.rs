@@ -67,11 +67,8 @@ fn sigterm_drains_in_flight_request_then_refuses() {
     conn.write_all(&photo[..half]).unwrap();
     std::thread::sleep(Duration::from_millis(200));
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     std::thread::sleep(Duration::from_millis(300));
 
     // The listener is closed: a new connection is refused.

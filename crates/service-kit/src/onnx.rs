@@ -41,6 +41,15 @@ pub fn init_runtime() -> Result<()> {
             .map_err(|e| format!("cannot load onnx runtime {}: {e}", path.display()))?
             .with_name("aurum")
             .commit();
+        // ort releases its global environment from a .fini_array entry of
+        // this binary, which runs after the dlopen'ed runtime's own C++
+        // destructors: ONNX Runtime 1.22 (nixpkgs 25.11's) then crashes
+        // every process at exit (SIGSEGV after a clean shutdown). Holding
+        // one reference for the life of the process means that entry never
+        // calls ReleaseEnv; the OS reclaims everything at exit.
+        let env = ort::environment::Environment::current()
+            .map_err(|e| format!("cannot create the onnx runtime environment ({}): {e}", path.display()))?;
+        std::mem::forget(env);
         Ok(path)
     });
     outcome

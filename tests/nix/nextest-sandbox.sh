@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# checks.nextest, run on the host the way Nix's build sandbox would run it.
+#
+# `nix flake check` runs the `nix` nextest profile (.config/nextest.toml)
+# inside the sandbox, with the assets as fixed-output derivations and
+# nixpkgs' ONNX Runtime. nixpkgs cannot be downloaded here, so this script
+# reproduces the parts of that sandbox a test could trip over:
+#   - the assets directory is built by Nix, offline, through the real
+#     nix/fetchAssets.nix (file:// copies of the pinned wheels, every sha256
+#     from models.toml checked);
+#   - ONNX Runtime 1.22.1 from PyPI (nixos-25.11 ships 1.22.x), not the
+#     1.31.1 the rest of the suite uses;
+#   - its own network namespace (loopback only), an unprivileged uid/gid
+#     like nixbld's, no supplementary groups or capabilities;
+#   - the repository reduced to what checks.nextest's source holds (cargo
+#     sources and .config/nix-test-sources, plus target/), read-only;
+#   - /usr/bin, /usr/sbin, /usr/local/bin, /tmp and /home hidden behind
+#     empty read-only mounts; PATH holds only copies of stdenv's tools
+#     (coreutils, bash, grep, sed, awk, find, tar, gzip, xz, bzip2, diff,
+#     make, patch) and redis-server; HOME=/homeless-shelter; TMPDIR private.
+# The test binaries are built first (cargo nextest archive, as root) and run
+# from the archive as the unprivileged user.
+#
+# Not reproduced: /usr/lib and /etc stay visible (the host's test binaries
+# need the host's glibc), so a test reading host libraries would pass here;
+# the profile leaves those tests (the host image builder's) out anyway.
+# Needs: root, util-linux (unshare, setpriv), iproute2, nix-bin, pip.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+# Not under /tmp: /tmp is hidden from the tests.
+work=${AURUM_NEXTEST_SANDBOX_DIR:-/var/tmp/aurum-nextest-sandbox}
+assets_cache=${ASSETS_DIR:-$repo/.cache/assets}
+uid=30001 gid=30000
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "== $*" >&2; }
+
+[ "$(id -u)" -eq 0 ] || fail "run as root (it needs namespaces and a uid switch)"
+
+ort_version=1.22.1
+ort_wheel=onnxruntime-1.22.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl
+ort_wheel_sha256=f6effa1299ac549a05c784d50292e3378dbbf010346ded67400193b09ddc2f04
+ort_member=onnxruntime/capi/libonnxruntime.so.1.22.1
+
+rm -rf "$work"
+mkdir -p "$work"/{tools/bin,tools/wheels,helpers,bin,ort}
+
+step "ONNX Runtime $ort_version (what nixos-25.11 ships), from PyPI, checked by sha256"
+compat=$assets_cache/compat
+if ! echo "$ort_wheel_sha256  $compat/$ort_wheel" | sha256sum --check --status 2>/dev/null; then
+  mkdir -p "$compat"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 311 \
+    --platform manylinux_2_28_x86_64 "onnxruntime==$ort_version" -d "$work/dl" ||
+    fail "cannot download onnxruntime==$ort_version from PyPI"
+  echo "$ort_wheel_sha256  $work/dl/$ort_wheel" | sha256sum --check --status ||
+    fail "$ort_wheel from PyPI does not match sha256 $ort_wheel_sha256"
+  mv "$work/dl/$ort_wheel" "$compat/$ort_wheel"
+fi
+python3 - "$compat/$ort_wheel" "$ort_member" "$work/ort/libonnxruntime.so.$ort_version" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+
+step "the assets directory, built by Nix through nix/fetchAssets.nix (offline)"
+wheels=$(python3 -c '
+import sys, tomllib
+d = tomllib.load(open(sys.argv[1], "rb"))
+urls = {m["source"]["wheel_url"] for m in d.get("models", {}).values()} | {d["photos"]["wheel_url"]}
+print("\n".join(sorted(u.rsplit("/", 1)[1] for u in urls)))' "$repo/models.toml")
+for w in $wheels; do
+  [ -f "$assets_cache/wheels/$w" ] || fail "$assets_cache/wheels/$w is missing: run scripts/fetch-assets.sh first"
+  cp "$assets_cache/wheels/$w" "$work/tools/wheels/$w"
+done
+cp /bin/busybox "$work/tools/bin/busybox"
+nix_flags=(
+  --extra-experimental-features "nix-command flakes ca-derivations"
+  --option substituters "" --option sandbox "${NIX_TEST_SANDBOX:-true}"
+)
+getent group nixbld >/dev/null || nix_flags+=(--option build-users-group "")
+nix "${nix_flags[@]}" build --offline --no-write-lock-file \
+  --override-input hostTools "path:$work/tools" \
+  --out-link "$work/assets" "git+file://$repo?dir=tests/nix#assets.dir"
+assets=$(readlink -f "$work/assets")
+for f in models/scrfd_500m_bnkps/scrfd_500m_bnkps.onnx models/w600k_mbf/w600k_mbf.onnx photos/yaoming.jpg; do
+  [ -f "$assets/$f" ] || fail "the Nix-built assets directory $assets lacks $f"
+done
+echo "assets: $assets" >&2
+
+step "building the test archive (cargo nextest archive)"
+(cd "$repo" && cargo nextest archive --workspace --locked --archive-file "$work/tests.tar.zst")
+
+step "the sandbox's PATH: copies of stdenv's tools and redis-server"
+tools=(bash sh grep sed awk find xargs tar gzip xz bzip2 diff cmp make patch redis-server)
+mapfile -t -O "${#tools[@]}" tools < <(dpkg -L coreutils | grep -E '^/usr/bin/|^/bin/' | xargs -n1 basename | sort -u)
+for t in "${tools[@]}"; do
+  p=$(type -P "$t") || fail "$t is not installed (scripts/setup.sh installs it)"
+  cp -L "$p" "$work/bin/$t"
+done
+cp -L "$(type -P cargo-nextest)" "$work/helpers/cargo-nextest"
+for h in setpriv mount; do cp -L "$(type -P "$h")" "$work/helpers/$h"; done
+mkdir -p "$work/tmp" "$work/extract"
+chown -R "$uid:$gid" "$work/tmp" "$work/extract"
+chmod 0755 "$work" "$work/helpers" "$work/bin"
+chmod 0644 "$work/tests.tar.zst"
+
+step "running the nix profile as uid $uid, loopback only, host tools hidden"
+# shellcheck disable=SC2016 # expanded by the inner shell
+WORK="$work" REPO="$repo" U="$uid" G="$gid" ASSETS="$assets" ORT="$work/ort/libonnxruntime.so.$ort_version" \
+unshare --net --mount --fork -- bash -euc '
+  ip link set lo up
+  mount --make-rprivate /
+  # The repository as checks.nextest sees it: the cargo sources, the files
+  # listed in .config/nix-test-sources, and target/ (the test binaries and
+  # the paths compiled into them); nothing else, read-only.
+  mkdir -p "$WORK/repo"
+  mount --bind "$REPO" "$WORK/repo"
+  mount -t tmpfs -o mode=0755,size=1m none "$REPO"
+  for p in Cargo.toml Cargo.lock crates target $(grep -v "^#" "$WORK/repo/.config/nix-test-sources"); do
+    if [ -d "$WORK/repo/$p" ]; then mkdir -p "$REPO/$p"; else mkdir -p "$(dirname "$REPO/$p")"; touch "$REPO/$p"; fi
+    mount --bind -o ro "$WORK/repo/$p" "$REPO/$p"
+  done
+  mount -o remount,ro "$REPO"
+  umount "$WORK/repo"
+  # /usr/bin goes too, so mount and setpriv run from copies.
+  for d in /usr/bin /usr/sbin /usr/local/bin /tmp /home; do
+    [ -d "$d" ] && "$WORK/helpers/mount" -t tmpfs -o ro,mode=0755,size=1m none "$d"
+  done
+  exec "$WORK/helpers/setpriv" --reuid="$U" --regid="$G" --clear-groups \
+    --inh-caps=-all --bounding-set=-all --no-new-privs -- \
+    "$WORK/bin/env" -i PATH="$WORK/bin" HOME=/homeless-shelter TMPDIR="$WORK/tmp" \
+      ASSETS_DIR="$ASSETS" ORT_DYLIB_PATH="$ORT" NEXTEST_PROFILE=nix \
+      CARGO_TERM_COLOR=never \
+    "$WORK/helpers/cargo-nextest" nextest run --archive-file "$WORK/tests.tar.zst" \
+      --workspace-remap "$REPO" --extract-to "$WORK/extract" --no-tests=fail
+' ||
+  fail "the nix nextest profile failed in the emulated sandbox"
+echo "PASS: tests/nix/nextest-sandbox.sh" >&2
