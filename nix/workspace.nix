@@ -1,6 +1,7 @@
 # workspace: the cargo workspace built with crane: one dependency build for
-# the whole workspace, each package reusing its artifacts, and the checks
-# (clippy, rustfmt, rustdoc, nextest).
+# the whole workspace, one build of every binary reusing its artifacts, one
+# content-addressed package per binary, and the checks (clippy, rustfmt,
+# rustdoc, nextest).
 {
   pkgs,
   craneLib,
@@ -51,31 +52,40 @@ let
     strictDeps = true;
   };
   cargoArtifacts = craneLib.buildDepsOnly commonArgs;
+  # Every binary in one build, with the same workspace-wide feature
+  # unification as the dependency build, so no dependency is compiled twice
+  # (`-p one-crate` builds would unify features per crate and rebuild many).
+  binaries = craneLib.buildPackage (
+    commonArgs
+    // {
+      inherit cargoArtifacts;
+      pname = "aurum-circle-binaries";
+      cargoExtraArgs = "--locked --workspace";
+      # The workspace tests run once, in checks.nextest.
+      doCheck = false;
+    }
+  );
+  # Each package is its binary copied out of that build, content-addressed:
+  # an edit to one service rebuilds `binaries`, but every other binary comes
+  # out byte-identical, so its store path, and so every layer and image
+  # built from it, stays the same (nothing rebuilt, nothing re-pushed).
   crate =
-    pname: cargoPackage: binary:
-    craneLib.buildPackage (
-      commonArgs
-      // {
-        inherit pname cargoArtifacts;
-        cargoExtraArgs = "--locked -p ${cargoPackage}";
-        # The workspace tests run once, in checks.nextest.
-        doCheck = false;
+    binary:
+    pkgs.runCommand binary
+      {
+        __contentAddressed = true;
         meta.mainProgram = binary;
       }
-    );
+      ''
+        mkdir -p $out/bin
+        cp ${binaries}/bin/${binary} $out/bin/${binary}
+      '';
   packages = {
-    scoring-service = crate "scoring-service" "scoring-service" "scoring-service";
-    face-detection-service = crate "face-detection-service" "face-detection-service" "face-detection-service";
-    face-embedding-service = crate "face-embedding-service" "face-embedding-service" "face-embedding-service";
-    http-probe = crate "http-probe" "http-probe" "http-probe";
-    # Content-addressed: editing a service crate changes the workspace
-    # source and so rebuilds this derivation, but the binary comes out
-    # byte-identical, so its store path stays the same and no layer
-    # derivation (each runs ocipack) has to be rebuilt. (mkDerivation sets
-    # the recursive sha256 output hash that content addressing needs.)
-    ocipack = (crate "ocipack" "ocipack-cli" "ocipack").overrideAttrs (_: {
-      __contentAddressed = true;
-    });
+    scoring-service = crate "scoring-service";
+    face-detection-service = crate "face-detection-service";
+    face-embedding-service = crate "face-embedding-service";
+    http-probe = crate "http-probe";
+    ocipack = crate "ocipack";
   };
 in
 {
