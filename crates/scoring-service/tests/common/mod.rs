@@ -126,6 +126,11 @@ pub fn scoring_args(
         redis_url,
         "--upstream-timeout-ms",
         "20000",
+        // The service only logs a failed Redis write (the score still
+        // answers 200); with the 500 ms default, an fsync stalled by a
+        // loaded CI disk (appendfsync always) lost a histogram update once.
+        "--redis-timeout-ms",
+        "10000",
     ];
     argv.extend_from_slice(extra);
     scoring_service::Args::parse_from(argv)
