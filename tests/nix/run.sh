@@ -168,6 +168,15 @@ mapfile -t again < <(build rebuilt.app-v1 rebuilt.other)
 [ "$(manifest_digest "$other")" = "$(manifest_digest "${again[1]}")" ] ||
   fail "other manifest digests differ between independent builds"
 
+step "fetchAssets refuses a photo without a sha256, naming it"
+bad_list='{ photos = { members = [ "pkg/lost.jpg" ]; wheel_url = "file:///nonexistent.whl"; wheel_sha256 = "00"; sha256 = { }; }; }'
+if err=$(nix-instantiate --eval --strict -E "
+  let lib = import $repo/nix { system = \"x86_64-linux\"; ocipack = \"/nonexistent\"; busybox = \"/nonexistent\"; };
+  in (lib.fetchAssets { list = $bad_list; }).photos.\"lost.jpg\".drvPath" 2>&1); then
+  fail "fetchAssets accepted a photo without a sha256"
+fi
+printf '%s\n' "$err" | grep -q 'photo lost.jpg has no sha256' || fail "unexpected fetchAssets error: $err"
+
 step "nix flake check (verify every image, reproducibility check)"
 nixc flake check --offline "${lock_flags[@]}" "$flake"
 
