@@ -38,7 +38,10 @@ let
       fixture-app-v2 = fixtures.appV2;
       fixture-other = fixtures.other;
     };
-    nixpkgs = byName "package" { fixture-other = fixtures.other; };
+    nixpkgs = byName "package" {
+      fixture-other = fixtures.other;
+      fixture-hello = fixtures.hello;
+    };
     model = byName "model" {
       big = {
         model = fixtures.bigModel;

@@ -57,6 +57,12 @@ in
     busybox mkdir -p $out/bin
     echo "other: ${libA}" > $out/bin/other
   '' { };
+  # Something to run: the static busybox as a package, so an image built
+  # through nix/ can be run under runc (tests/nix/run.sh).
+  hello = run "fixture-hello-1" ''
+    busybox mkdir -p $out/bin
+    busybox cp ${bb} $out/bin/busybox
+  '' { };
   # Zeros: deterministic and cheap; model layers are stored uncompressed, so
   # the layer is still a 32 MiB blob.
   bigModel = run "big-model.onnx" ''
