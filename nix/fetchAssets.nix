@@ -30,6 +30,10 @@ let
     }
   ) (list.models or { });
   photoList = list.photos or { members = [ ]; };
+  members =
+    photoList.members
+      or (throw "fetchAssets: [photos] has no `members`; list the photos' paths inside the wheel");
+  photoNames = map baseNameOf members;
   photos = builtins.listToAttrs (
     map (
       member:
@@ -48,7 +52,12 @@ let
           wheelSha256 = photoList.wheel_sha256;
         };
       }
-    ) photoList.members
+    ) (
+      if builtins.length photoNames == builtins.length (builtins.attrNames (builtins.groupBy (n: n) photoNames)) then
+        members
+      else
+        throw "fetchAssets: two photos share a file name in [photos] members (${builtins.concatStringsSep ", " photoNames}); photos are stored by file name"
+    )
   );
   # "dir/file store-path" lines; store paths and list keys have no spaces.
   links =

@@ -20,8 +20,10 @@
 }:
 let
   wheel = builtins.derivation {
-    # The URL may carry context (a file:// URL into the store, in tests).
-    name = "${name}-${baseNameOf (builtins.unsafeDiscardStringContext url)}";
+    # Named by the URL alone, so every file taken from one wheel shares one
+    # download. The URL may carry context (a file:// URL into the store, in
+    # tests).
+    name = baseNameOf (builtins.unsafeDiscardStringContext url);
     builder = "builtin:fetchurl";
     system = "builtin";
     inherit url;

@@ -95,6 +95,8 @@ in
       commonArgs
       // {
         inherit cargoArtifacts;
+        # A check: nothing chains on its target/, so do not store it.
+        doInstallCargoArtifacts = false;
         cargoClippyExtraArgs = "--all-targets -- --deny warnings";
       }
     );
@@ -103,6 +105,7 @@ in
       commonArgs
       // {
         inherit cargoArtifacts;
+        doInstallCargoArtifacts = false;
         env.RUSTDOCFLAGS = "--deny warnings";
       }
     );
@@ -117,6 +120,7 @@ in
       // {
         inherit cargoArtifacts;
         src = testSrc;
+        doInstallCargoArtifacts = false;
         cargoExtraArgs = "--locked";
         # An empty selection means a broken filter, not a pass.
         cargoNextestExtraArgs = "--profile nix --no-tests=fail";

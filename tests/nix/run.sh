@@ -139,10 +139,11 @@ jq '.process.terminal = false | .root.readonly = true
   "$bundle/config.json" >"$bundle/config.new" && mv "$bundle/config.new" "$bundle/config.json"
 [ "$(jq -c .process.user "$bundle/config.json")" = '{"uid":65532,"gid":65532}' ] ||
   fail "runnable does not run as 65532: $(jq -c .process.user "$bundle/config.json")"
-said=$(timeout 60 runc --root "$work/runc" run --bundle "$bundle" "aurum-nix-test-$$" </dev/null 2>&1) ||
+container=aurum-nix-test-$$
+trap 'runc --root "$work/runc" delete --force "$container" >/dev/null 2>&1 || true' EXIT
+said=$(timeout 60 runc --root "$work/runc" run --bundle "$bundle" "$container" </dev/null 2>&1) ||
   fail "runc run of the Nix-built image failed: $said"
 [ "$said" = "hello from a Nix-built image" ] || fail "the Nix-built image said '$said'"
-runc --root "$work/runc" delete --force "aurum-nix-test-$$" 2>/dev/null || true
 echo "runc: $said" >&2
 
 step "each layer is its own derivation, blobs link into it"

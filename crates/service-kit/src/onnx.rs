@@ -46,7 +46,8 @@ pub fn init_runtime() -> Result<()> {
         // destructors: ONNX Runtime 1.22 (nixpkgs 25.11's) then crashes
         // every process at exit (SIGSEGV after a clean shutdown). Holding
         // one reference for the life of the process means that entry never
-        // calls ReleaseEnv; the OS reclaims everything at exit.
+        // calls ReleaseEnv; the process is exiting, so nothing is lost
+        // (tests/nix/nextest-sandbox.sh runs the services on 1.22).
         let env = ort::environment::Environment::current()
             .map_err(|e| format!("cannot create the onnx runtime environment ({}): {e}", path.display()))?;
         std::mem::forget(env);
