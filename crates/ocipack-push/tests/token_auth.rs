@@ -338,8 +338,19 @@ fn bearer_tokens_push_mount_and_reject() {
         }) => {
             assert_eq!(realm, format!("http://127.0.0.1:{}/token", tokens.port));
             assert_eq!(service.as_deref(), Some(SERVICE));
+            // Order-free: the registry joins scopes and their actions in
+            // Go map order ("pull,push" or "push,pull"), which once failed
+            // an exact comparison.
             let scope = scope.unwrap();
-            let mut parts: Vec<&str> = scope.split(' ').collect();
+            let mut parts: Vec<String> = scope
+                .split(' ')
+                .map(|part| {
+                    let (resource, actions) = part.rsplit_once(':').unwrap();
+                    let mut actions: Vec<&str> = actions.split(',').collect();
+                    actions.sort_unstable();
+                    format!("{resource}:{}", actions.join(","))
+                })
+                .collect();
             parts.sort();
             assert_eq!(
                 parts,
