@@ -15,9 +15,10 @@
 #   - the repository reduced to what checks.nextest's source holds (cargo
 #     sources and .config/nix-test-sources, plus target/), read-only;
 #   - /usr/bin, /usr/sbin, /usr/local/bin, /tmp, /home and /root hidden
-#     behind empty read-only mounts (the repository may live under them); PATH holds only copies of stdenv's tools
-#     (coreutils, bash, grep, sed, awk, find, tar, gzip, xz, bzip2, diff,
-#     make, patch) and redis-server; HOME=/homeless-shelter; TMPDIR private;
+#     behind empty read-only mounts (the repository may live under them);
+#   - PATH holds only copies of stdenv's tools (coreutils and bash; grep,
+#     sed, awk, find, tar, gzip, xz, bzip2, diff, make, patch where
+#     installed) and redis-server; HOME=/homeless-shelter; TMPDIR private;
 #     SOURCE_DATE_EPOCH as stdenv sets it.
 # The test binaries are built first in the release profile, as crane's
 # cargoNextest builds them (cargo nextest archive, as root), and run from the
