@@ -80,16 +80,18 @@ pub fn build(
     let mtime = plan.mtime()?;
 
     let mut layers = Vec::with_capacity(plan.layers.len() + 1);
-    let base = base_tree(&plan.user)?;
-    layers.push(pack(
-        &base,
-        &blobs,
-        0,
-        "base: users, groups, /tmp, home",
-        SHARED_LAYER_MTIME,
-        Compression::Gzip,
-        opts,
-    )?);
+    if plan.generate_base {
+        let base = base_tree(&plan.user)?;
+        layers.push(pack(
+            &base,
+            &blobs,
+            0,
+            BASE_COMMENT,
+            SHARED_LAYER_MTIME,
+            Compression::Gzip,
+            opts,
+        )?);
+    }
     for (i, layer) in plan.layers.iter().enumerate() {
         let loc = format!("{origin}: layer {}", i + 1);
         let desc = match layer {
@@ -110,6 +112,12 @@ pub fn build(
                 )?
             }
             Layer::Prebuilt(p) => import_prebuilt(&p.path, &blobs, opts.link_blobs, &loc)?,
+            Layer::Base(_) => {
+                return Err(Error::Plan {
+                    origin: loc,
+                    message: "a base layer cannot be built inside a plan; prebuild it with `ocipack layer` and set generateBase: false".into(),
+                })
+            }
         };
         layers.push(desc);
     }
@@ -197,10 +205,16 @@ pub fn build_layer(
                 ),
             )?
         }
+        Layer::Base(b) => write_layer(
+            &base_tree(&b.user)?,
+            &blob,
+            &opts(SHARED_LAYER_MTIME, Compression::Gzip, BASE_COMMENT.into()),
+        )?,
         Layer::Prebuilt(_) => {
             return Err(Error::Plan {
                 origin: origin.to_owned(),
-                message: "a layer spec cannot be prebuilt; give a files or model layer".into(),
+                message: "a layer spec cannot be prebuilt; give a files, model or base layer"
+                    .into(),
             })
         }
     };
@@ -262,6 +276,9 @@ fn model_tree(m: &crate::plan::ModelLayer, loc: &str) -> Result<Tree> {
     }
     Ok(Tree::single_file(&m.target, &m.source, meta.len()))
 }
+
+/// The base layer's history comment, the same whether generated or prebuilt.
+const BASE_COMMENT: &str = "base: users, groups, /tmp, home";
 
 /// The generated base layer: who the image's user is, and where it may write.
 /// Its bytes depend only on `user`.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 pub use crate::rules::rfc3339;
-use crate::rules::{check_target, valid_rfc3339, valid_tag, validate_layer};
+use crate::rules::{valid_rfc3339, valid_tag, validate_layer};
 
 /// The only plan version this packer understands.
 pub const PLAN_VERSION: u32 = 1;
@@ -48,6 +48,12 @@ pub struct Plan {
     /// Allow root, setuid/setgid and world-writable paths.
     #[serde(default)]
     pub allow_root: bool,
+    /// Generate the base layer (users, groups, /tmp, home) below `layers`.
+    /// `false` when the first layer already is one, prebuilt by `ocipack
+    /// layer` from a `base` spec (the Nix library builds it once per user,
+    /// as a derivation of its own).
+    #[serde(default = "default_true")]
+    pub generate_base: bool,
     /// Runtime configuration.
     #[serde(default)]
     pub config: RunConfig,
@@ -145,6 +151,22 @@ pub enum Layer {
     Model(ModelLayer),
     /// A blob already built by `ocipack layer`.
     Prebuilt(PrebuiltLayer),
+    /// The base layer for `user`, as a plan generates it; only in layer
+    /// specs (`ocipack layer`), never in a plan's `layers`.
+    Base(BaseLayer),
+}
+
+/// The base layer of a layer spec: the same bytes a plan with this `user`
+/// generates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BaseLayer {
+    /// The image's unprivileged user.
+    #[serde(default)]
+    pub user: User,
+    /// Allow a root user (as a plan's `allowRoot`).
+    #[serde(default)]
+    pub allow_root: bool,
 }
 
 /// Compression of a layer blob.
@@ -233,6 +255,9 @@ pub struct LayerSpec {
     pub source_date_epoch: Option<u64>,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_tags() -> Vec<String> {
     vec!["latest".to_owned()]
 }
@@ -329,6 +354,7 @@ impl Plan {
                         p.path = base.ok_or_else(|| loc("prebuilt"))?.join(&p.path);
                     }
                 }
+                Layer::Base(_) => {}
             }
         }
         Ok(())
@@ -349,10 +375,11 @@ impl Plan {
                 self.version
             )));
         }
-        if self.layers.len() + 1 > MAX_LAYERS {
+        if self.layers.len() + usize::from(self.generate_base) > MAX_LAYERS {
             return Err(err(format!(
-                "{} layers plus the base layer exceed the limit of {MAX_LAYERS}; merge layers (see `ocipack layers --max`)",
-                self.layers.len()
+                "{} layers{} exceed the limit of {MAX_LAYERS}; merge layers (see `ocipack layers --max`)",
+                self.layers.len(),
+                if self.generate_base { " plus the base layer" } else { "" }
             )));
         }
         if self.tags.is_empty() {
@@ -365,14 +392,8 @@ impl Plan {
                 )));
             }
         }
-        check_target(&self.user.home).map_err(|m| err(format!("user.home: {m}")))?;
+        crate::rules::check_user(&self.user, self.allow_root).map_err(err)?;
         if !self.allow_root {
-            if self.user.uid == 0 || self.user.gid == 0 {
-                return Err(err(format!(
-                    "user {} has uid/gid {}:{}; root is refused, pick a non-zero id or set allowRoot",
-                    self.user.name, self.user.uid, self.user.gid
-                )));
-            }
             if let Some(u) = &self.config.user {
                 if u.split(':').next().is_some_and(|x| x == "0" || x == "root") {
                     return Err(err(format!(
@@ -400,6 +421,12 @@ impl Plan {
             }
         }
         for (i, layer) in self.layers.iter().enumerate() {
+            if matches!(layer, Layer::Base(_)) {
+                return Err(err(format!(
+                    "layer {}: a base layer cannot be built inside a plan; a plan generates its own from `user`, or takes one prebuilt by `ocipack layer` with generateBase: false",
+                    i + 1
+                )));
+            }
             validate_layer(layer, self.allow_root)
                 .map_err(|m| err(format!("layer {}: {m}", i + 1)))?;
         }

@@ -1,7 +1,37 @@
 //! The rules a plan must follow that need no file system: target paths,
 //! modes and the non-root policy, tags, times.
 
-use crate::plan::Layer;
+use crate::plan::{Layer, User};
+
+/// The image user's rules: a login name and home that fit /etc/passwd, and
+/// no root unless allowed.
+pub(crate) fn check_user(user: &User, allow_root: bool) -> std::result::Result<(), String> {
+    let name_ok = user.name.len() <= 32
+        && user.name.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_lowercase() || b == b'_' || (i > 0 && (b.is_ascii_digit() || b == b'-'))
+        })
+        && !user.name.is_empty();
+    if !name_ok {
+        return Err(format!(
+            "user.name {:?} is not a login name ([a-z_][a-z0-9_-]{{0,31}})",
+            user.name
+        ));
+    }
+    check_target(&user.home).map_err(|m| format!("user.home: {m}"))?;
+    if user.home.contains(':') || user.home == "/" {
+        return Err(format!(
+            "user.home {:?} cannot be a home directory (no ':' and not /)",
+            user.home
+        ));
+    }
+    if !allow_root && (user.uid == 0 || user.gid == 0) {
+        return Err(format!(
+            "user {} has uid/gid {}:{}; root is refused, pick a non-zero id or set allowRoot",
+            user.name, user.uid, user.gid
+        ));
+    }
+    Ok(())
+}
 
 /// Layer rules that need no file system access.
 pub(crate) fn validate_layer(layer: &Layer, allow_root: bool) -> std::result::Result<(), String> {
@@ -36,6 +66,7 @@ pub(crate) fn validate_layer(layer: &Layer, allow_root: bool) -> std::result::Re
             Ok(())
         }
         Layer::Prebuilt(_) => Ok(()),
+        Layer::Base(b) => check_user(&b.user, allow_root || b.allow_root),
     }
 }
 

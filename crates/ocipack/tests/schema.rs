@@ -55,6 +55,10 @@ fn schema_and_parser_both_refuse_bad_plans() {
         r#"{"version": 1, "name": "x", "layers": [{"kind": "files", "entries": [{"source": "a", "target": "rel"}]}]}"#,
         r#"{"version": 1, "name": "x", "layers": [{"kind": "model", "name": "m", "source": "a"}]}"#,
         r#"{"version": 1, "name": "x", "config": {"user": "app"}, "layers": []}"#,
+        r#"{"version": 1, "name": "x", "user": {"name": "a:b"}, "layers": []}"#,
+        r#"{"version": 1, "name": "x", "user": {"home": "/home/a:b"}, "layers": []}"#,
+        r#"{"version": 1, "name": "x", "layers": [{"kind": "base"}]}"#,
+        r#"{"version": 1, "name": "x", "generateBase": "no", "layers": []}"#,
     ] {
         let json: serde_json::Value = serde_json::from_str(bad).unwrap();
         assert!(!v.is_valid(&json), "schema accepted {bad}");
