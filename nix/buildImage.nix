@@ -4,11 +4,13 @@
 # runtime libraries), one layer per model, then the closure's top group (the
 # application) together with `entries` (symlinks into the store, writable
 # directories, extra files), so a new application build changes exactly one
-# layer. ocipack adds the base layer below all.
+# layer. Below all of them, the base layer for the plan's user (mkBaseLayer):
+# a derivation of its own, shared by every image with that user.
 {
   mkImage,
   mkLayer,
   mkModelLayer,
+  mkBaseLayer,
   closureLayers,
 }:
 {
@@ -36,6 +38,11 @@
 let
   extraAttrs = if rebuildTag == null then { } else { inherit rebuildTag; };
   modelLayers = map (m: mkModelLayer (m // { inherit extraAttrs; })) models;
+  baseLayer = mkBaseLayer {
+    user = planExtra.user or { };
+    allowRoot = planExtra.allowRoot or false;
+    inherit extraAttrs;
+  };
   entriesLayers =
     if entries == [ ] || contents != [ ] then
       [ ]
@@ -51,7 +58,7 @@ let
           };
         })
       ];
-  # 127 layers at most, the generated base layer included.
+  # 127 layers at most, the base layer included.
   budget = 126 - builtins.length modelLayers - builtins.length entriesLayers;
   closureMax =
     if budget < 1 then
@@ -90,11 +97,12 @@ mkImage {
     annotations
     planExtra
     extraAttrs
+    baseLayer
     ;
   layers = lower ++ modelLayers ++ top ++ entriesLayers;
 }
 // {
-  inherit modelLayers;
+  inherit modelLayers baseLayer;
   closureLayers = closure.layers;
   closureAssignment = closure.assignment;
 }

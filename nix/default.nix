@@ -19,6 +19,7 @@ let
   lib = {
     mkLayer = import ./mkLayer.nix { inherit ocipack system; };
     mkModelLayer = import ./mkModelLayer.nix { inherit (lib) mkLayer; };
+    mkBaseLayer = import ./mkBaseLayer.nix { inherit (lib) mkLayer; };
     layerAssignment = import ./layerAssignment.nix { inherit ocipack system; };
     closureLayers = import ./closureLayers.nix { inherit (lib) mkLayer layerAssignment; };
     mkImage = import ./mkImage.nix { inherit ocipack system; };
@@ -27,6 +28,7 @@ let
         mkImage
         mkLayer
         mkModelLayer
+        mkBaseLayer
         closureLayers
         ;
     };

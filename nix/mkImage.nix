@@ -6,9 +6,11 @@
 { ocipack, system }:
 {
   name,
-  # Layer derivations (mkLayer outputs), bottom first; ocipack adds the
-  # generated base layer below them.
+  # Layer derivations (mkLayer outputs), bottom first.
   layers,
+  # The base layer (mkBaseLayer), put below `layers`; null: ocipack
+  # generates it inside this derivation instead.
+  baseLayer ? null,
   tags ? [ "latest" ],
   # The plan's `config` object (entrypoint, env, healthcheck, ...).
   config ? { },
@@ -43,9 +45,11 @@ let
     layers = map (l: {
       kind = "prebuilt";
       path = "${l}";
-    }) layers;
+    }) allLayers;
   }
-  // planExtra;
+  // planExtra
+  // (if baseLayer == null then { } else { generateBase = false; });
+  allLayers = (if baseLayer == null then [ ] else [ baseLayer ]) ++ layers;
 in
 builtins.derivation (
   {
@@ -61,8 +65,9 @@ builtins.derivation (
   // extraAttrs
 )
 // {
-  # Kept for tests and apps: the layer derivations of this image.
-  imageLayers = layers;
+  # Kept for tests and apps: the layer derivations of this image, bottom
+  # first (the base layer included when given).
+  imageLayers = allLayers;
   imageName = name;
   inherit plan;
 }

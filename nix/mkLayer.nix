@@ -9,7 +9,8 @@
 {
   # Store-path-safe name; becomes `layer-<name>`.
   name,
-  # A `files` or `model` layer object of the plan format (docs/plan-format.md).
+  # A `files`, `model` or `base` layer object of the layer spec format
+  # (docs/plan-format.md).
   layer,
   # mtime of every entry of a `files` layer.
   sourceDateEpoch ? 1,

@@ -40,14 +40,22 @@ let
     busybox mkdir -p $out/lib
     echo "runtime, needs ${libA}" > $out/lib/libruntime.so
   '' { };
+  # Content-addressed, like the flake's crate packages: the closure split
+  # (exportReferencesGraph, import-from-derivation) runs on CA paths too.
   app =
     version:
-    run "fixture-app-${version}" ''
-      busybox mkdir -p $out/bin $out/share
-      echo "app ${version}: ${libB}/lib/libb.txt" > $out/bin/app
-      busybox chmod 0755 $out/bin/app
-      busybox ln -s ../bin/app $out/share/app-link
-    '' { };
+    run "fixture-app-${version}"
+      ''
+        busybox mkdir -p $out/bin $out/share
+        echo "app ${version}: ${libB}/lib/libb.txt" > $out/bin/app
+        busybox chmod 0755 $out/bin/app
+        busybox ln -s ../bin/app $out/share/app-link
+      ''
+      {
+        __contentAddressed = true;
+        outputHashMode = "recursive";
+        outputHashAlgo = "sha256";
+      };
 in
 {
   inherit libA libB runtime;

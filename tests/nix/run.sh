@@ -146,15 +146,17 @@ said=$(timeout 60 runc --root "$work/runc" run --bundle "$bundle" "$container" <
 [ "$said" = "hello from a Nix-built image" ] || fail "the Nix-built image said '$said'"
 echo "runc: $said" >&2
 
-step "each layer is its own derivation, blobs link into it"
+step "each layer is its own derivation, blobs link into it (the base layer too)"
 mapfile -t v1_layers < <(layers_of "$v1")
 n=${#v1_layers[@]}
 [ "$n" -ge 5 ] || fail "app-v1 has only $n layers"
-links=$(printf '%s\n' "${v1_layers[@]:1}" | awk '{print $2}')
-[ "$(printf '%s\n' "$links" | grep -c '^/nix/store/')" -eq $((n - 1)) ] ||
-  fail "some non-base layers of app-v1 are not links into the store"
-[ "$(printf '%s\n' "$links" | sort -u | wc -l)" -eq $((n - 1)) ] ||
+links=$(printf '%s\n' "${v1_layers[@]}" | awk '{print $2}')
+[ "$(printf '%s\n' "$links" | grep -c '^/nix/store/')" -eq "$n" ] ||
+  fail "some layers of app-v1 are not links into the store: $links"
+[ "$(printf '%s\n' "$links" | sort -u | wc -l)" -eq "$n" ] ||
   fail "two layers of app-v1 share one store path"
+printf '%s\n' "${v1_layers[0]}" | grep -q -- '-layer-base-app$' ||
+  fail "the bottom layer of app-v1 is not the base layer derivation: ${v1_layers[0]}"
 for l in $links; do
   drv=$(nix-store -q --deriver "$l")
   [ "$drv" != "unknown-deriver" ] || fail "layer $l has no deriver"
@@ -178,6 +180,19 @@ model_v1=$(printf '%s\n' "${v1_layers[@]}" | grep -- '-layer-model-big$' || true
 model_other=$(layers_of "$other" | grep -- '-layer-model-big$' || true)
 [ -n "$model_v1" ] || fail "app-v1 has no layer-model-big"
 [ "$model_v1" = "$model_other" ] || fail "model layer differs: app-v1 '$model_v1', other '$model_other'"
+
+step "content-addressed layers keep their store path across independent builds"
+# rebuilt.* salts every derivation: the model and base layers are built again
+# from scratch, and still land on the same store paths (every revision, every
+# image); the closure layers, input-addressed, do not.
+rebuilt_v1=$(build rebuilt.app-v1)
+for kind in model-big base-app; do
+  first=$(layers_of "$v1" | grep -- "-layer-$kind\$" || true)
+  again=$(layers_of "$rebuilt_v1" | grep -- "-layer-$kind\$" || true)
+  if [ -z "$first" ] || [ "$first" != "$again" ]; then
+    fail "layer-$kind: '$first' in the first build, '$again' in the independent one"
+  fi
+done
 
 step "two independent builds give the same manifest digest"
 build rebuilt.app-v1 rebuilt.other >/dev/null
