@@ -69,6 +69,31 @@ let
       inherit resolve rebuildTag;
     };
   images = load null;
+  # The project's own images/*.toml through the same library, with every
+  # crate, package, model and runtime stood in for by a fixture: this checks
+  # the definitions themselves (fields, paths, config) and their assembly
+  # offline; the real contents come from nixpkgs and crane in the flake.
+  modelFiles = builtins.mapAttrs (_: m: m.file) (
+    builtins.fromTOML (builtins.readFile ../../models.toml)
+  ).models;
+  realImages = lib.loadImages {
+    dir = ../../images;
+    resolve = {
+      crate = _: fixtures.other;
+      nixpkgs = _: fixtures.other;
+      model = name: {
+        model = tiny;
+        file = modelFiles.${name} or (throw "tests/nix: images/ names model ${name}, missing from models.toml");
+      };
+      runtime = _: {
+        package = fixtures.runtime;
+        env.ORT_DYLIB_PATH = "${fixtures.runtime}/lib/libruntime.so";
+      };
+      probe = fixtures.other;
+      cacert = fixtures.other;
+      root = ../..;
+    };
+  };
   # The same definitions again, every derivation salted: built from scratch.
   rebuilt = load "second-build";
 in
@@ -79,6 +104,7 @@ in
     fixtures
     tiny
     assets
+    realImages
     ;
   checks =
     builtins.listToAttrs (

@@ -203,6 +203,26 @@ again=("$(build rebuilt.app-v1)" "$(build rebuilt.other)")
 [ "$(manifest_digest "$other")" = "$(manifest_digest "${again[1]}")" ] ||
   fail "other manifest digests differ between independent builds"
 
+step "the project's own images/*.toml through nix/ (fixture contents): verified, config as defined"
+defs=("$repo"/images/*.toml)
+for def in "${defs[@]}"; do
+  name=$(basename "$def" .toml)
+  layout=$(build "realImages.$name") || fail "images/$name.toml does not build through nix/"
+  "$ocipack" verify "$layout" >/dev/null || fail "ocipack verify of images/$name.toml built through nix/"
+  skopeo inspect --config "oci:$layout:latest" | python3 -c '
+import json, sys, tomllib
+want = tomllib.load(open(sys.argv[1], "rb")).get("config", {})
+got = json.load(sys.stdin)["config"]
+assert got.get("Entrypoint") == want.get("entrypoint"), (got.get("Entrypoint"), want.get("entrypoint"))
+assert got.get("User") == "65532:65532", got.get("User")
+for k, v in want.get("env", {}).items():
+    assert f"{k}={v}" in got.get("Env", []), (k, v, got.get("Env"))
+for p in want.get("exposed_ports", []):
+    assert p in got.get("ExposedPorts", {}), (p, got.get("ExposedPorts"))
+' "$def" || fail "images/$name.toml: the Nix-built config does not follow the definition"
+done
+echo "${#defs[@]} definitions built through nix/" >&2
+
 step "fetchAssets refuses a photo without a sha256, naming it"
 bad_list='{ photos = { members = [ "pkg/lost.jpg" ]; wheel_url = "file:///nonexistent.whl"; wheel_sha256 = "00"; sha256 = { }; }; }'
 if err=$(nix-instantiate --eval --strict -E "
