@@ -148,16 +148,34 @@ in
       );
     };
   };
+  # The toolchain (from the checks' inputs) and what the tests and scripts
+  # call. Inside it the services and tests use nixpkgs' runtime and the
+  # Nix-fetched assets; scripts/test.sh remains the Debian host's entry point.
   devShell = workspace.craneLib.devShell {
     checks = workspace.checks;
+    ASSETS_DIR = "${assets.dir}";
+    ORT_DYLIB_PATH = ortDylib;
     packages = with pkgs; [
       cargo-nextest
       skopeo
       umoci
       runc
       redis
+      nginx
       jq
+      curl
       zstd
+      pigz
+      shellcheck
+      util-linux
+      iproute2
+      openssl
+      docker
+      # the parity tests compare with Python's onnxruntime (same library)
+      (python3.withPackages (ps: [
+        ps.numpy
+        ps.onnxruntime
+      ]))
       # the OCI registry (binary `registry`), htpasswd for its tests
       distribution
       apacheHttpd
