@@ -17,13 +17,14 @@ let
   # but .rs and .toml files). Not cleanCargoSource on the root, which keeps
   # every .toml file: an edit to images/*.toml or models.toml would then
   # rebuild every crate and change every binary's store path.
+  cargoFiles = fs.unions [
+    (root + "/Cargo.toml")
+    (root + "/Cargo.lock")
+    (craneLib.fileset.commonCargoSources (root + "/crates"))
+  ];
   src = fs.toSource {
     inherit root;
-    fileset = fs.unions [
-      (root + "/Cargo.toml")
-      (root + "/Cargo.lock")
-      (craneLib.fileset.commonCargoSources (root + "/crates"))
-    ];
+    fileset = cargoFiles;
   };
   # The tests also read the files listed in .config/nix-test-sources (the
   # same list tests/nix/nextest-sandbox.sh builds the tests from).
@@ -35,14 +36,7 @@ let
     map (l: root + "/${l}") wanted;
   testSrc = fs.toSource {
     inherit root;
-    fileset = fs.unions (
-      [
-        (root + "/Cargo.toml")
-        (root + "/Cargo.lock")
-        (craneLib.fileset.commonCargoSources (root + "/crates"))
-      ]
-      ++ testFiles
-    );
+    fileset = fs.unions ([ cargoFiles ] ++ testFiles);
   };
   commonArgs = {
     inherit src;

@@ -11,6 +11,11 @@ fn write_json(path: &Path, value: &serde_json::Value) {
     std::fs::write(path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
 }
 
+/// `ocipack layer SPEC -o OUT`, expected to succeed or fail as `ok` says.
+fn ocipack_layer(spec: &Path, out: &Path, ok: bool) -> std::process::Output {
+    run(ocipack().arg("layer").arg(spec).arg("-o").arg(out), ok)
+}
+
 fn layer_spec(dir: &Path, name: &str, layer: serde_json::Value) -> std::path::PathBuf {
     let spec = dir.join(format!("{name}.json"));
     write_json(&spec, &serde_json::json!({"version": 1, "layer": layer}));
@@ -39,23 +44,9 @@ fn prebuilt_base_layer_gives_the_same_image() {
         "base",
         serde_json::json!({"kind": "base", "user": user}),
     );
-    run(
-        ocipack()
-            .arg("layer")
-            .arg(&base_spec)
-            .arg("-o")
-            .arg(t.path().join("base")),
-        true,
-    );
+    ocipack_layer(&base_spec, &t.path().join("base"), true);
     let files_spec = layer_spec(t.path(), "files", files.clone());
-    run(
-        ocipack()
-            .arg("layer")
-            .arg(&files_spec)
-            .arg("-o")
-            .arg(t.path().join("files")),
-        true,
-    );
+    ocipack_layer(&files_spec, &t.path().join("files"), true);
     let assembled = t.path().join("assembled.json");
     write_json(
         &assembled,
@@ -76,14 +67,7 @@ fn prebuilt_base_layer_gives_the_same_image() {
 
     // The default user's base layer differs from this one.
     let default_spec = layer_spec(t.path(), "default", serde_json::json!({"kind": "base"}));
-    run(
-        ocipack()
-            .arg("layer")
-            .arg(&default_spec)
-            .arg("-o")
-            .arg(t.path().join("default")),
-        true,
-    );
+    ocipack_layer(&default_spec, &t.path().join("default"), true);
     assert_ne!(
         std::fs::read(t.path().join("default/blob")).unwrap(),
         std::fs::read(t.path().join("base/blob")).unwrap()
@@ -117,10 +101,7 @@ fn bad_base_layers_are_refused_with_their_reason() {
     ] {
         let spec = layer_spec(t.path(), name, layer);
         let out_dir = t.path().join(format!("out-{name}"));
-        let out = run(
-            ocipack().arg("layer").arg(&spec).arg("-o").arg(&out_dir),
-            false,
-        );
+        let out = ocipack_layer(&spec, &out_dir, false);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{name}: {stderr}");
         assert!(
