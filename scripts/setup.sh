@@ -57,6 +57,7 @@ if [ ! -x "$qdrant_dir/qdrant" ]; then
   tar --zstd -xf "$qdrant_tar" -C "$tmp"
   echo "4f02967556840b69abba239813e345f162c82f3a431ea4dc3bfd2a72eb9c062a  $tmp/qdrant" | sha256sum -c --quiet - \
     || { rm -rf "$tmp"; echo "setup.sh: the qdrant binary in $qdrant_tar does not match its sha256" >&2; exit 1; }
+  chmod 755 "$tmp"
   rm -rf "$qdrant_dir" && mv "$tmp" "$qdrant_dir"
 fi
 
