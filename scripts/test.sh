@@ -24,7 +24,7 @@ run_step() {
     docs) RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked ;;
     assets) scripts/fetch-assets.sh --dest "$ASSETS_DIR" ;;
     cargo-test) cargo test --workspace --locked --no-fail-fast ;;
-    deploy) tests/deploy/validate.sh && tests/deploy/redis-backup-test.sh && tests/nix/check-static.sh ;;
+    deploy) tests/deploy/validate.sh && tests/deploy/redis-backup-test.sh && tests/deploy/qdrant-backup-test.sh && tests/nix/check-static.sh ;;
     nix) tests/nix/run.sh ;;
     nix-nextest) tests/nix/nextest-sandbox.sh ;;
     e2e-runc) tests/e2e/host-images.sh ;;

@@ -194,7 +194,7 @@ section "image definitions"
 # --- 5. shell scripts ---------------------------------------------------------
 section "shell scripts"
 if command -v shellcheck >/dev/null; then
-    shellcheck scripts/redis-backup.sh scripts/redis-restore.sh tests/deploy/*.sh
+    shellcheck scripts/redis-*.sh scripts/qdrant-*.sh tests/deploy/*.sh
     echo "ok: shellcheck clean"
 else
     echo "skip: shellcheck not installed (apt-get install shellcheck)"
