@@ -1,0 +1,24 @@
+// Next.js configuration. `output: "standalone"` makes `next build` write a
+// self-contained server (server.js + the node_modules it needs) to
+// .next/standalone, which images/frontend.toml packs.
+import { staticSecurityHeaders } from "./lib/headers-static.mjs";
+
+/** @type {import('next').NextConfig} */
+const nextConfig = {
+  output: "standalone",
+  poweredByHeader: false,
+  reactStrictMode: true,
+  // The image's root file system is read-only: no image optimiser cache, no
+  // telemetry state. Photos are shown from blob: URLs anyway.
+  images: { unoptimized: true },
+  // Build only what is here (no tracing up to the Rust workspace).
+  outputFileTracingRoot: import.meta.dirname,
+  async headers() {
+    // Every response, static files included. The CSP itself is set per
+    // response (middleware for pages, lib/http.ts for route handlers) because
+    // pages need a fresh nonce.
+    return [{ source: "/:path*", headers: staticSecurityHeaders }];
+  },
+};
+
+export default nextConfig;
