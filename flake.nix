@@ -6,9 +6,6 @@
     crane.url = "github:ipetkov/crane/v0.23.4";
   };
 
-  # Model layers are content-addressed derivations.
-  nixConfig.extra-experimental-features = [ "ca-derivations" ];
-
   outputs =
     {
       self,
@@ -32,12 +29,13 @@
     in
     {
       packages = perSystem (p: p.packages);
-      # `nix build .#images.scoring` resolves here; flake check accepts
-      # legacyPackages holding a nested attrset.
-      legacyPackages = perSystem (p: { inherit (p) images; });
-      images = perSystem (p: p.images);
+      # `nix build .#images.scoring` and `nix run .#push` resolve here.
+      # legacyPackages is neither evaluated by `nix flake show` nor checked
+      # by `nix flake check`: the images split their closure with
+      # import-from-derivation (nix/closureLayers.nix), which only building
+      # or checking an image may trigger (docs/using-the-flake.md).
+      legacyPackages = perSystem (p: { inherit (p) images push load; });
       checks = perSystem (p: p.checks);
-      apps = perSystem (p: p.apps);
       devShells = perSystem (p: { default = p.devShell; });
       formatter = perSystem (p: p.formatter);
     };

@@ -4,8 +4,11 @@
 # runtime libraries), one layer per model, then the closure's top group (the
 # application) together with `entries` (symlinks into the store, writable
 # directories, extra files), so a new application build changes exactly one
-# layer. Below all of them, the base layer for the plan's user (mkBaseLayer):
-# a derivation of its own, shared by every image with that user.
+# layer's bytes. Below all of them, the base layer for the plan's user
+# (mkBaseLayer). Base and model layers are derivations of their own, shared
+# by every image with that user or model; the closure is split and packed at
+# build time in one derivation (closureLayers), with no
+# import-from-derivation.
 {
   mkImage,
   mkLayer,
@@ -19,7 +22,7 @@
   contents ? [ ],
   # Paths forming the top closure layer; ocipack's default if empty.
   roots ? [ ],
-  # [ { name, model, file, target? } ]: one content-addressed layer each.
+  # [ { name, model, file, target? } ]: one layer derivation each.
   models ? [ ],
   # Plan `files` entries ({target, symlink} etc.), packed with the top
   # closure group (or as a layer of their own without `contents`).
@@ -69,10 +72,7 @@ let
       budget;
   closure =
     if contents == [ ] then
-      {
-        layers = [ ];
-        assignment = null;
-      }
+      null
     else
       closureLayers {
         inherit
@@ -85,9 +85,8 @@ let
         topEntries = entries;
         maxLayers = closureMax;
       };
-  n = builtins.length closure.layers;
-  lower = if n == 0 then [ ] else builtins.genList (builtins.elemAt closure.layers) (n - 1);
-  top = if n == 0 then [ ] else [ (builtins.elemAt closure.layers (n - 1)) ];
+  lower = if closure == null then [ ] else [ { closureLower = closure; } ];
+  top = if closure == null then [ ] else [ { closureTop = closure; } ];
 in
 mkImage {
   inherit
@@ -103,6 +102,6 @@ mkImage {
 }
 // {
   inherit modelLayers baseLayer;
-  closureLayers = closure.layers;
-  closureAssignment = closure.assignment;
+  # The closure derivation ($out/<i>/blob, $out/count, $out/layers.json), or null.
+  closureLayers = closure;
 }

@@ -1,9 +1,11 @@
 # The Nix library of the image pipeline: one public function per file.
 #
 # Dependencies first: `ocipack` is a package (or directory) with
-# bin/ocipack, `busybox` one with bin/busybox (used only by fetchModel,
-# fetchAssets and checkReproducible, never inside an image build). No
-# nixpkgs needed, so the offline tests in tests/nix use exactly this code.
+# bin/ocipack, `busybox` one with bin/busybox (the shell of fetchModel,
+# fetchAssets, checkReproducible, and of the closure split and the image
+# assembly of buildImage; mkLayer, mkBaseLayer and mkModelLayer run ocipack
+# alone). No nixpkgs needed, so the offline tests in tests/nix use exactly
+# this code.
 {
   ocipack,
   system,
@@ -21,8 +23,14 @@ let
     mkModelLayer = import ./mkModelLayer.nix { inherit (lib) mkLayer; };
     mkBaseLayer = import ./mkBaseLayer.nix { inherit (lib) mkLayer; };
     layerAssignment = import ./layerAssignment.nix { inherit ocipack system; };
-    closureLayers = import ./closureLayers.nix { inherit (lib) mkLayer layerAssignment; };
-    mkImage = import ./mkImage.nix { inherit ocipack system; };
+    closureLayers = import ./closureLayers.nix {
+      inherit ocipack system;
+      busybox = needBusybox "closureLayers";
+    };
+    mkImage = import ./mkImage.nix {
+      inherit ocipack system;
+      busybox = needBusybox "mkImage with a closure";
+    };
     buildImage = import ./buildImage.nix {
       inherit (lib)
         mkImage

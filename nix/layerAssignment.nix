@@ -2,8 +2,9 @@
 #
 # Runs `ocipack layers --nix-attrs` over the `exportReferencesGraph` of
 # `contents`. The output is a JSON file {"version":1,"layers":[{"paths":[...]}]}
-# listing the groups bottom first; closureLayers reads it back at evaluation
-# time (import-from-derivation).
+# listing the groups bottom first. buildImage does not use it (closureLayers
+# splits at build time); it is there to inspect a closure's grouping:
+# `nix build` it and read the file.
 { ocipack, system }:
 {
   name,

@@ -1,9 +1,9 @@
 # mkBaseLayer: the image's base layer (/etc/passwd and /etc/group with root
 # and the user, /tmp, the user's home) as a derivation of its own.
 #
-# Its bytes depend only on `user`, and it is content-addressed by default, so
-# every image with the same user shares one store path (and one blob in a
-# registry). mkImage takes it as the first layer and tells ocipack not to
+# Its derivation depends only on the ocipack package and `user` (plus
+# `allowRoot`, `extraAttrs`), so every image with the same user shares one
+# store path (and one blob in a registry), and a service edit changes none. mkImage takes it as the first layer and tells ocipack not to
 # generate one (plan `generateBase: false`); the image is byte-identical to
 # one whose base layer ocipack generated.
 { mkLayer }:
@@ -12,7 +12,6 @@
   # (app, 65532:65532, /home/app).
   user ? { },
   allowRoot ? false,
-  contentAddressed ? true,
   extraAttrs ? { },
 }:
 mkLayer {
@@ -21,5 +20,5 @@ mkLayer {
     kind = "base";
     inherit user allowRoot;
   };
-  inherit contentAddressed extraAttrs;
+  inherit extraAttrs;
 }

@@ -14,9 +14,6 @@
   layer,
   # mtime of every entry of a `files` layer.
   sourceDateEpoch ? 1,
-  # Make the output content-addressed (needs the `ca-derivations` feature):
-  # the output path then depends on the layer's bytes only.
-  contentAddressed ? false,
   # Extra derivation attributes, e.g. a salt for independent rebuilds.
   extraAttrs ? { },
 }:
@@ -35,15 +32,5 @@ builtins.derivation (
       inherit layer sourceDateEpoch;
     };
   }
-  // (
-    if contentAddressed then
-      {
-        __contentAddressed = true;
-        outputHashMode = "recursive";
-        outputHashAlgo = "sha256";
-      }
-    else
-      { }
-  )
   // extraAttrs
 )

@@ -1,9 +1,11 @@
 # mkModelLayer: the layer holding one model file at /models/<name>/<file>.
 #
-# Its only inputs are the model file, the target path and the ocipack binary,
-# so every image shipping the same model gets the same layer derivation. It is
-# content-addressed by default, so even a new ocipack build that writes the
-# same bytes keeps the same output path across revisions.
+# Its derivation's only inputs are the ocipack package, the model's
+# fixed-output derivation and the target path (plus `extraAttrs`), so every
+# image shipping the same model shares one layer derivation, and an edit to
+# a service's source changes none of them: packages.ocipack is built from the
+# ocipack crates alone (nix/workspace.nix). A new ocipack build (an edit to
+# the packer, a new Cargo.lock) does give every model layer a new derivation.
 { mkLayer }:
 {
   # Model name (models.toml key), used in the layer name and by `ocipack inspect`.
@@ -14,7 +16,6 @@
   file,
   # Absolute target path inside the image.
   target ? "/models/${name}/${file}",
-  contentAddressed ? true,
   extraAttrs ? { },
 }:
 mkLayer {
@@ -24,5 +25,5 @@ mkLayer {
     inherit name target;
     source = "${model}";
   };
-  inherit contentAddressed extraAttrs;
+  inherit extraAttrs;
 }

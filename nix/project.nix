@@ -1,6 +1,7 @@
 # project: everything the flake exposes for one system, wired from nixpkgs,
-# crane and the library in this directory. Only evaluated where nixpkgs is
-# reachable; the image library itself is tested offline by tests/nix.
+# crane and the library in this directory. Evaluated offline by
+# tests/nix-flake (real crane, real nixpkgs lib, stub packages); the image
+# library itself is built offline by tests/nix.
 {
   nixpkgs,
   crane,
@@ -108,45 +109,36 @@ in
         b = rebuilt.scoring;
       };
     };
-  apps = {
-    push = {
-      type = "app";
-      meta.description = "Push every image to a registry with ocipack push (one session)";
-      program = pkgs.lib.getExe (
-        pkgs.writeShellApplication {
-          name = "push-images";
-          runtimeInputs = [ packages.ocipack ];
-          text = ''
-            if [ $# -lt 1 ]; then
-              echo "usage: nix run .#push -- REGISTRY/PREFIX [ocipack push options]" >&2
-              exit 2
-            fi
-            registry=$1; shift
-            exec ocipack push --all ${allImages} "$registry" "$@"
-          '';
-        }
-      );
-    };
-    load = {
-      type = "app";
-      meta.description = "Load every image into the local Docker daemon (docker-archive stream)";
-      program = pkgs.lib.getExe (
-        pkgs.writeShellApplication {
-          name = "load-images";
-          runtimeInputs = [
-            packages.ocipack
-            pkgs.docker-client
-          ];
-          text = ''
-            for layout in ${allImages}/*; do
-              name=''${layout##*/}
-              echo "loading $name:latest" >&2
-              ocipack export "$layout" --docker-archive - --tag "$name:latest" | docker load
-            done
-          '';
-        }
-      );
-    };
+  # `nix run .#push` / `.#load` (legacyPackages, see flake.nix): packages
+  # with a main program, not `apps`, so nothing but running them evaluates
+  # the images.
+  push = pkgs.writeShellApplication {
+    name = "push-images";
+    meta.description = "Push every image to a registry with ocipack push (one session)";
+    runtimeInputs = [ packages.ocipack ];
+    text = ''
+      if [ $# -lt 1 ]; then
+        echo "usage: nix run .#push -- REGISTRY/PREFIX [ocipack push options]" >&2
+        exit 2
+      fi
+      registry=$1; shift
+      exec ocipack push --all ${allImages} "$registry" "$@"
+    '';
+  };
+  load = pkgs.writeShellApplication {
+    name = "load-images";
+    meta.description = "Load every image into the local Docker daemon (docker-archive stream)";
+    runtimeInputs = [
+      packages.ocipack
+      pkgs.docker-client
+    ];
+    text = ''
+      for layout in ${allImages}/*; do
+        name=''${layout##*/}
+        echo "loading $name:latest" >&2
+        ocipack export "$layout" --docker-archive - --tag "$name:latest" | docker load
+      done
+    '';
   };
   # The toolchain (from the checks' inputs) and what the tests and scripts
   # call. Inside it the services and tests use nixpkgs' runtime and the

@@ -1,7 +1,7 @@
 # workspace: the cargo workspace built with crane: one dependency build for
-# the whole workspace, one build of every binary reusing its artifacts, one
-# content-addressed package per binary, and the checks (clippy, rustfmt,
-# rustdoc, nextest).
+# the whole workspace, one crane package per binary built from its own crate
+# and path dependencies (reusing that dependency build), and the checks
+# (clippy, rustfmt, rustdoc, nextest).
 {
   pkgs,
   craneLib,
@@ -45,41 +45,84 @@ let
     version = "0.1.0";
     strictDeps = true;
   };
+  # One dependency build for every package and check. crane builds it from a
+  # dummy source made of the manifests and Cargo.lock only (mkDummySrc), so
+  # an edit to any .rs file leaves its derivation unchanged.
   cargoArtifacts = craneLib.buildDepsOnly commonArgs;
-  # Every binary in one build, with the same workspace-wide feature
-  # unification as the dependency build, so no dependency is compiled twice
-  # (`-p one-crate` builds would unify features per crate and rebuild many).
-  binaries = craneLib.buildPackage (
-    commonArgs
-    // {
-      inherit cargoArtifacts;
-      pname = "aurum-circle-binaries";
-      cargoExtraArgs = "--locked --workspace";
+  cargoVendorDir = craneLib.vendorCargoDeps { inherit src; };
+  # The same dummy source: stand-ins for the members a package does not use.
+  dummySrc = craneLib.mkDummySrc { inherit src; };
+  cargoToml = dir: builtins.fromTOML (builtins.readFile (root + "/crates/${dir}/Cargo.toml"));
+  # A crate's directory plus those of its path dependencies, recursively
+  # ([dependencies] and [build-dependencies]; dev-dependencies are only
+  # needed by the tests, which build from the whole workspace).
+  pathDeps =
+    dir:
+    let
+      toml = cargoToml dir;
+      deps = (toml.dependencies or { }) // (toml.build-dependencies or { });
+      direct = map (d: baseNameOf d.path) (
+        builtins.filter (d: builtins.isAttrs d && d ? path) (builtins.attrValues deps)
+      );
+    in
+    pkgs.lib.unique ([ dir ] ++ pkgs.lib.concatMap pathDeps direct);
+  # One binary as its own crane package. Its source holds every manifest
+  # and Cargo.lock (cargo loads the whole workspace), the sources of the
+  # crate and its path dependencies, and nothing else: the other members get
+  # crane's dummy sources at build time. So an edit to one service changes
+  # neither ocipack's derivation nor any other binary's, nor any layer built
+  # with ocipack. Feature unification: `-p <crate>` unifies features over
+  # that crate only, see docs/using-the-flake.md for what it rebuilds.
+  crate =
+    {
+      dir,
+      binary ? dir,
+    }:
+    let
+      dirs = pathDeps dir;
+      crateSrc = fs.toSource {
+        inherit root;
+        fileset = fs.unions (
+          [
+            (root + "/Cargo.toml")
+            (root + "/Cargo.lock")
+            (craneLib.fileset.cargoTomlAndLock (root + "/crates"))
+          ]
+          ++ map (d: craneLib.fileset.commonCargoSources (root + "/crates/${d}")) dirs
+        );
+      };
+    in
+    craneLib.buildPackage {
+      src = crateSrc;
+      pname = binary;
+      inherit ((cargoToml dir).package) version;
+      inherit cargoArtifacts cargoVendorDir;
+      strictDeps = true;
+      cargoExtraArgs = "--locked -p ${(cargoToml dir).package.name} --bin ${binary}";
+      # Stand-ins for the members this package does not use (their
+      # manifests are real, so Cargo.lock stays valid under --locked).
+      postPatch = ''
+        for member in ${dummySrc}/crates/*/; do
+          name=$(basename "$member")
+          [ -d "crates/$name/src" ] && continue
+          (cd "$member" && find . -type f ! -name Cargo.toml) | while read -r f; do
+            install -D -m 0644 "$member/$f" "crates/$name/$f"
+          done
+        done
+      '';
       # The workspace tests run once, in checks.nextest.
       doCheck = false;
-    }
-  );
-  # Each package is its binary copied out of that build, content-addressed:
-  # an edit to one service rebuilds `binaries`, but every other binary comes
-  # out byte-identical, so its store path, and so every layer and image
-  # built from it, stays the same (nothing rebuilt, nothing re-pushed).
-  crate =
-    binary:
-    pkgs.runCommand binary
-      {
-        __contentAddressed = true;
-        meta.mainProgram = binary;
-      }
-      ''
-        mkdir -p $out/bin
-        cp ${binaries}/bin/${binary} $out/bin/${binary}
-      '';
+      meta.mainProgram = binary;
+    };
   packages = {
-    scoring-service = crate "scoring-service";
-    face-detection-service = crate "face-detection-service";
-    face-embedding-service = crate "face-embedding-service";
-    http-probe = crate "http-probe";
-    ocipack = crate "ocipack";
+    scoring-service = crate { dir = "scoring-service"; };
+    face-detection-service = crate { dir = "face-detection-service"; };
+    face-embedding-service = crate { dir = "face-embedding-service"; };
+    http-probe = crate { dir = "http-probe"; };
+    ocipack = crate {
+      dir = "ocipack-cli";
+      binary = "ocipack";
+    };
   };
 in
 {

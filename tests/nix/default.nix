@@ -4,9 +4,11 @@
 let
   lib = import ../../nix {
     inherit system;
-    ocipack = tools;
+    # A derivation, like the flake's packages.ocipack.
+    ocipack = ocipackPkg;
     busybox = tools;
   };
+  ocipackPkg = fixtures.ocipack tools;
   fixtures = import ./fixtures.nix {
     inherit system;
     busybox = tools;
@@ -69,30 +71,65 @@ let
       inherit resolve rebuildTag;
     };
   images = load null;
-  # The project's own images/*.toml through the same library, with every
-  # crate, package, model and runtime stood in for by a fixture: this checks
-  # the definitions themselves (fields, paths, config) and their assembly
+  # The project's own images/*.toml through the same library, every crate,
+  # package, model and runtime stood in for by a fixture with the files of
+  # the real thing: a crate's binaries as its Cargo.toml declares them, a
+  # nixpkgs package's files from package-files.nix. A wrong `binary` or
+  # `host_binaries` name gives a dangling link, which run.sh refuses. This
+  # checks the definitions (fields, paths, config) and their assembly
   # offline; the real contents come from nixpkgs and crane in the flake.
   modelFiles = builtins.mapAttrs (_: m: m.file) (
     builtins.fromTOML (builtins.readFile ../../models.toml)
   ).models;
-  realImages = lib.loadImages {
-    dir = ../../images;
-    resolve = {
-      crate = _: fixtures.other;
-      nixpkgs = _: fixtures.other;
+  packageFiles = import ./package-files.nix;
+  crateBins =
+    name:
+    let
+      manifest = ../../crates + "/${name}/Cargo.toml";
+      toml =
+        if builtins.pathExists manifest then
+          builtins.fromTOML (builtins.readFile manifest)
+        else
+          throw "tests/nix: images/ names crate ${name}, which is not in crates/";
+    in
+    map (b: "bin/${b.name}") (toml.bin or [ { inherit (toml.package) name; } ]);
+  realCrate = name: fixtures.package name (crateBins name);
+  realPackage =
+    name:
+    fixtures.package name (
+      packageFiles.${name}
+        or (throw "tests/nix: images/ names nixpkgs package ${name}; add its files to tests/nix/package-files.nix")
+    );
+  realResolve = {
+      crate = realCrate;
+      nixpkgs = realPackage;
       model = name: {
         model = tiny;
         file = modelFiles.${name} or (throw "tests/nix: images/ names model ${name}, missing from models.toml");
       };
-      runtime = _: {
-        package = fixtures.runtime;
-        env.ORT_DYLIB_PATH = "${fixtures.runtime}/lib/libruntime.so";
-      };
-      probe = fixtures.other;
-      cacert = fixtures.other;
+      # As nix/project.nix resolves it.
+      runtime =
+        name:
+        if name == "onnxruntime" then
+          {
+            package = realPackage "onnxruntime";
+            env.ORT_DYLIB_PATH = "${realPackage "onnxruntime"}/lib/libonnxruntime.so";
+          }
+        else
+          throw "tests/nix: unknown runtime ${name}";
+      probe = realCrate "http-probe";
+      cacert = realPackage "cacert";
       root = ../..;
     };
+  realImages = lib.loadImages {
+    dir = ../../images;
+    resolve = realResolve;
+  };
+  # Definitions naming a binary the package does not have: run.sh checks
+  # that they are refused.
+  badImages = lib.loadImages {
+    dir = ./bad-images;
+    resolve = realResolve;
   };
   # The same definitions again, every derivation salted: built from scratch.
   rebuilt = load "second-build";
@@ -105,6 +142,8 @@ in
     tiny
     assets
     realImages
+    badImages
+    ocipackPkg
     ;
   checks =
     builtins.listToAttrs (

@@ -40,25 +40,39 @@ let
     busybox mkdir -p $out/lib
     echo "runtime, needs ${libA}" > $out/lib/libruntime.so
   '' { };
-  # Content-addressed, like the flake's crate packages: the closure split
-  # (exportReferencesGraph, import-from-derivation) runs on CA paths too.
   app =
     version:
-    run "fixture-app-${version}"
-      ''
-        busybox mkdir -p $out/bin $out/share
-        echo "app ${version}: ${libB}/lib/libb.txt" > $out/bin/app
-        busybox chmod 0755 $out/bin/app
-        busybox ln -s ../bin/app $out/share/app-link
-      ''
-      {
-        __contentAddressed = true;
-        outputHashMode = "recursive";
-        outputHashAlgo = "sha256";
-      };
+    run "fixture-app-${version}" ''
+      busybox mkdir -p $out/bin $out/share
+      echo "app ${version}: ${libB}/lib/libb.txt" > $out/bin/app
+      busybox chmod 0755 $out/bin/app
+      busybox ln -s ../bin/app $out/share/app-link
+    '' { };
+  # A stand-in package with exactly the given files (`bin/<name>` executable),
+  # each referencing libA: an image linking a file the real package does not
+  # have gets a dangling link, which tests/nix/run.sh refuses.
+  package =
+    name: files:
+    run "fixture-pkg-${name}" (
+      builtins.concatStringsSep "\n" (
+        map (f: ''
+          busybox mkdir -p "$out/$(busybox dirname ${f})"
+          echo "${name} ${f}: ${libA}" > "$out/${f}"
+          busybox chmod 0755 "$out/${f}"
+        '') files
+      )
+    ) { };
+  # The ocipack binary as a package (a derivation, like packages.ocipack in
+  # the flake), so every layer derivation has it as an input derivation.
+  ocipack =
+    tools:
+    run "fixture-ocipack" ''
+      busybox mkdir -p $out/bin
+      busybox cp ${tools}/bin/ocipack $out/bin/ocipack
+    '' { };
 in
 {
-  inherit libA libB runtime;
+  inherit libA libB runtime package ocipack;
   appV1 = app "1";
   appV2 = app "2";
   other = run "fixture-other-1" ''

@@ -84,7 +84,7 @@ for w in $wheels; do
 done
 cp /bin/busybox "$work/tools/bin/busybox"
 nix_flags=(
-  --extra-experimental-features "nix-command flakes ca-derivations"
+  --extra-experimental-features "nix-command flakes"
   --option substituters "" --option sandbox "${NIX_TEST_SANDBOX:-true}"
 )
 getent group nixbld >/dev/null || nix_flags+=(--option build-users-group "")

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The repository's own flake.nix, evaluated offline by Nix 2.26 against real
+# crane v0.23.4 and the real nixpkgs 25.11 lib, with a stub package set
+# (tests/nix-flake/stub-nixpkgs) standing in for nixpkgs' packages.
+#
+#   tests/nix-flake/run.sh        # enters Nix 2.26 itself (tests/nix/nix226.sh)
+#
+# Checks: `nix flake show`, `nix flake check --no-build --all-systems`, every
+# output's drvPath on x86_64-linux and aarch64-linux, evaluation with
+# import-from-derivation refused, a build of what the stubs can build, no
+# unexplained warning, and the derivation-level stability table (a service
+# edit, an image definition edit, a models.toml edit in scratch copies).
+# Needs root (mount namespace), python3, the tarballs in ../shared/nix-offline.
+# No network.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+if [ "${AURUM_NIX_VERSION:-}" != 2.26 ]; then
+  exec "$repo/tests/nix/nix226.sh" run "$0" "$@"
+fi
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "== $*" >&2; }
+
+offline=${AURUM_NIX_OFFLINE_DIR:-$repo/../shared/nix-offline}
+cache=$repo/.cache/nix-flake
+work=${TMPDIR:-/tmp}/aurum-nix-flake-$$
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$cache" "$work"
+
+step "unpacking crane v0.23.4 and nixpkgs' lib (../shared/nix-offline, sha256 checked)"
+unpack() { # tarball sha256 dir
+  if [ ! -f "$cache/$3/.aurum-sha256" ] || [ "$(cat "$cache/$3/.aurum-sha256")" != "$2" ]; then
+    [ -f "$offline/$1" ] || fail "$offline/$1 is missing (the offline Nix inputs, see ../shared/nix-offline/README.md)"
+    echo "$2  $offline/$1" | sha256sum -c --quiet - || fail "$offline/$1 does not match its sha256"
+    rm -rf "${cache:?}/$3" && mkdir -p "$cache/$3"
+    tar -xzf "$offline/$1" -C "$cache/$3" --strip-components=1
+    echo "$2" >"$cache/$3/.aurum-sha256"
+  fi
+}
+unpack crane-v0.23.4.tar.gz 8b0ea14a1896a060e8bfa9d4886c2ec5b2e073fcea649fc36b68b8096f2f6c26 crane
+unpack nixpkgs-lib-25.11-d7885204.tar.gz 58b6edbc586795681509091969742f5e7b2ba0b31b73bbbdf1f0cd0c4f02b195 nixpkgs-lib
+# crane's own narHash is in flake.lock: the tree must be the locked one.
+want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["nodes"]["crane"]["locked"]["narHash"])' "$repo/flake.lock")
+# .aurum-sha256 is ours: hash a copy without it.
+rm -rf "$work/crane" && cp -r "$cache/crane" "$work/crane" && rm "$work/crane/.aurum-sha256"
+got=$(nix hash path "$work/crane")
+[ "$got" = "$want" ] || fail "the unpacked crane hashes to $got, flake.lock locks $want"
+
+# The stub nixpkgs flake: its files, the real lib/, a static busybox.
+stub=$cache/stub-nixpkgs
+rm -rf "$stub" && mkdir -p "$stub"
+cp "$here/stub-nixpkgs/flake.nix" "$here/stub-nixpkgs/pkgs.nix" "$repo/tests/nix/package-files.nix" "$stub/"
+cp -r "$cache/nixpkgs-lib/lib" "$stub/lib"
+cp /bin/busybox "$stub/busybox"
+
+# Every nix call: offline, no lock file written, the two inputs overridden,
+# import-from-derivation refused (evaluation must build nothing).
+flags=(
+  --offline --no-write-lock-file
+  --override-input nixpkgs "path:$stub"
+  --override-input crane "path:$work/crane"
+  --option allow-import-from-derivation false
+)
+flake="git+file://$repo"
+# Warnings Nix prints that are understood (one pattern a line, with why):
+#  - "not writing modified lock file": --no-write-lock-file with overrides.
+#  - "Git tree ... is dirty": the working tree under test has edits.
+#  - "unknown flake output 'lib'"/"unknown-flake-output": none expected.
+explained='not writing modified lock file|Git tree .* is dirty|updating lock file|will not write lock file'
+nixq() { # run nix, keep stderr, fail on an unexplained warning
+  local err=$work/stderr rc=0
+  nix "$@" 2>"$err" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    cat "$err" >&2
+    return "$rc"
+  fi
+  local unexplained
+  unexplained=$(grep -i 'warning' "$err" | grep -Ev "$explained" || true)
+  [ -z "$unexplained" ] || fail "unexplained warning from 'nix $1': $unexplained"
+}
+
+step "nix flake show (Nix $(nix --version | awk '{print $NF}'))"
+nixq flake show "${flags[@]}" --all-systems "$flake" >"$work/show.txt"
+cat "$work/show.txt" >&2
+
+step "nix flake check --no-build --all-systems"
+nixq flake check "${flags[@]}" --no-build --all-systems "$flake"
+
+step "every output's drvPath, both systems"
+# name -> drvPath of every derivation the flake exposes, and of each image's
+# base, model and closure derivations.
+drvs() { # flake-ref system -> JSON {name: drvPath}
+  nixq eval "${flags[@]}" --json "$1#." --apply "f: let
+      s = \"$2\";
+      d = x: x.drvPath;
+      m = p: a: builtins.listToAttrs (map (n: { name = p + n; value = d a.\${n}; }) (builtins.attrNames a));
+      img = n: i: { \"images.\${n}\" = d i; \"images.\${n}.base\" = d i.baseLayer; }
+        // (if i.closureLayers == null then { } else { \"images.\${n}.closure\" = d i.closureLayers; })
+        // builtins.listToAttrs (map (l: { name = \"images.\${n}.\" + l.name; value = d l; }) i.modelLayers);
+      lp = f.legacyPackages.\${s};
+    in m \"packages.\" f.packages.\${s} // m \"checks.\" f.checks.\${s}
+      // m \"devShells.\" f.devShells.\${s} // { formatter = d f.formatter.\${s}; push = d lp.push; load = d lp.load; }
+      // builtins.foldl' (acc: n: acc // img n lp.images.\${n}) { } (builtins.attrNames lp.images)" >"$work/out.json"
+  cat "$work/out.json"
+}
+for system in x86_64-linux aarch64-linux; do
+  drvs "$flake" "$system" >"$work/drvs-$system.json"
+  count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$work/drvs-$system.json")
+  echo "$system: $count derivations evaluated" >&2
+  [ "$count" -ge 40 ] || fail "$system: only $count derivations"
+done
+python3 - "$work/drvs-x86_64-linux.json" "$work/drvs-aarch64-linux.json" <<'PY' || fail "outputs are not per-system"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert a.keys() == b.keys(), set(a) ^ set(b)
+same = [k for k in a if a[k] == b[k]]
+assert not same, f"same derivation on both systems: {same}"
+PY
+
+step "building what the stubs can build (stub packages through the real flake wiring)"
+nixq build "${flags[@]}" --no-link "$flake#packages.x86_64-linux.onnxruntime" "$flake#formatter.x86_64-linux"
+so=$(nix eval "${flags[@]}" --raw "$flake#packages.x86_64-linux.onnxruntime.outPath" 2>/dev/null)
+[ -f "$so/lib/libonnxruntime.so" ] || fail "the onnxruntime stub lacks lib/libonnxruntime.so"
+
+
+echo "PASS: tests/nix-flake" >&2
