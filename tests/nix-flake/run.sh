@@ -125,4 +125,68 @@ so=$(nix eval "${flags[@]}" --raw "$flake#packages.x86_64-linux.onnxruntime.outP
 [ -f "$so/lib/libonnxruntime.so" ] || fail "the onnxruntime stub lacks lib/libonnxruntime.so"
 
 
+step "derivation-level stability: a service edit, an image definition edit, a models.toml edit"
+# Scratch copies of the tracked files (path: flakes, so all four are read
+# alike), each with one edit; every derivation of the x86_64-linux outputs is
+# compared with the unedited copy.
+scratch() { # name -> a copy of the tracked tree at $work/$name
+  mkdir -p "$work/$1"
+  git -C "$repo" ls-files -z | (cd "$repo" && xargs -0 tar --no-recursion -cf - 2>/dev/null) |
+    tar -xf - -C "$work/$1"
+}
+scratch base
+scratch service
+printf '\n// a comment: nothing else changes\n' >>"$work/service/crates/scoring-service/src/main.rs"
+scratch image
+sed -i 's/RUST_LOG = "info"/RUST_LOG = "debug"/' "$work/image/images/scoring.toml"
+scratch models
+sed -i 's/^sha256 = "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f"/sha256 = "0000000000000000000000000000000000000000000000000000000000000000"/' \
+  "$work/models/models.toml"
+cmp -s "$work/base/images/scoring.toml" "$work/image/images/scoring.toml" && fail "the images/scoring.toml edit did not apply"
+cmp -s "$work/base/models.toml" "$work/models/models.toml" && fail "the models.toml edit (w600k_mbf's sha256) did not apply"
+for v in base service image models; do
+  drvs "path:$work/$v" x86_64-linux >"$work/stab-$v.json"
+done
+python3 - "$work" <<'PY' || fail "a derivation changed that should not have (table above)"
+import json, re, sys
+w = sys.argv[1]
+load = lambda v: json.load(open(f"{w}/stab-{v}.json"))
+base = load("base")
+# Per edit: what may change (regular expressions over the names) and what must.
+# checks.nextest, devShells.default (its inputs are the checks), push and load
+# (every image) follow from what they contain.
+follow = r"|checks\.nextest|devShells\.default|push|load"
+edits = {
+    "service": ("crates/scoring-service/src/main.rs",
+                r"packages\.scoring-service|images\.scoring(\.closure)?|checks\.(clippy|fmt|doc|image-scoring|image-scoring-reproducible)" + follow,
+                ["packages.scoring-service", "images.scoring", "images.scoring.closure"]),
+    "image": ("images/scoring.toml",
+              r"images\.scoring|checks\.image-scoring(-reproducible)?" + follow,
+              ["images.scoring"]),
+    "models": ("models.toml (w600k_mbf)",
+               r"packages\.(model-w600k_mbf|test-assets)|images\.face-embedding(\.layer-model-w600k_mbf)?|checks\.image-face-embedding" + follow,
+               ["packages.model-w600k_mbf", "images.face-embedding.layer-model-w600k_mbf", "images.face-embedding"]),
+}
+results = {v: load(v) for v in edits}
+names = sorted(base)
+width = max(map(len, names))
+print(f"{'derivation':<{width}}  " + "  ".join(f"{edits[v][0]:<36}" for v in edits))
+bad = []
+for n in names:
+    cells = []
+    for v, (_, allowed, must) in edits.items():
+        changed = results[v].get(n) != base[n]
+        cells.append(f"{'CHANGED' if changed else 'same':<36}")
+        if changed and not re.fullmatch(allowed, n):
+            bad.append(f"{v}: {n} changed")
+        if not changed and n in must:
+            bad.append(f"{v}: {n} did not change")
+    print(f"{n:<{width}}  " + "  ".join(cells))
+for v, (what, _, _) in edits.items():
+    c = sum(results[v].get(n) != base[n] for n in names)
+    print(f"{what}: {c} of {len(names)} derivations changed")
+if bad:
+    sys.exit("unexpected: " + "; ".join(bad))
+PY
+
 echo "PASS: tests/nix-flake" >&2
