@@ -206,8 +206,33 @@ build_all() {
     (cd "$E2E_ROOT" && cargo build --release -p scoring-service -p face-detection-service \
         -p face-embedding-service -p http-probe -p ocipack-cli) || return 1
     "$E2E_ROOT/scripts/fetch-assets.sh" || return 1
+    web_build || return 1
     (cd "$E2E_ROOT" && ocipack host --all -o "$out")
 }
+
+# npm_ci DIR: `npm ci` in DIR (npm's cache under .cache/npm), skipped when
+# node_modules was installed from the same package-lock.json.
+npm_ci() {
+    local dir=$1 lock
+    lock=$(sha256sum <"$dir/package-lock.json" | cut -c1-64)
+    [ "$(cat "$dir/node_modules/.aurum-lock.sha256" 2>/dev/null)" = "$lock" ] && return 0
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error --cache "$E2E_ROOT/.cache/npm") || return 1
+    echo "$lock" >"$dir/node_modules/.aurum-lock.sha256"
+}
+
+# web_build: `npm ci && next build` in web/ (images/frontend.toml packs
+# web/.next/standalone), skipped when the sources are those of the last build.
+web_build() {
+    local web=$E2E_ROOT/web sum
+    npm_ci "$web" || return 1
+    sum=$(cd "$web" && find . \( -name node_modules -o -name .next -o -name .test-build -o -name next-env.d.ts \) -prune -o -type f -print |
+        LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-64)
+    [ -f "$web/.next/standalone/server.js" ] && [ "$(cat "$web/.next/aurum-sources.sha256" 2>/dev/null)" = "$sum" ] &&
+        return 0
+    (cd "$web" && NEXT_TELEMETRY_DISABLED=1 npx --no-install next build) || return 1
+    echo "$sum" >"$web/.next/aurum-sources.sha256"
+}
+
 
 # stack_start STATE_ROOT WORK IMAGES_DIR REDIS_PORT DET_PORT EMB_PORT SCORE_PORT:
 # Debian's redis-server on the host plus the three service images under runc,

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Frontend benchmarks (docs/benchmarks.md, "Frontend"):
+#  1. Lighthouse (npm `lighthouse`, pinned in .cache/lighthouse) against the
+#     standalone server assembled as images/frontend.toml lays it out, run by
+#     Debian's chromium (CHROME_PATH): performance, accessibility, best practices.
+#  2. Packing the standalone tree (thousands of small files) with ocipack
+#     against tar | gzip -6 and tar | pigz -6: files/s and MB/s.
+#
+#   scripts/bench-frontend.sh [lighthouse|pack|all]     (default all)
+#
+# Needs: node, npm, chromium, GNU tar, gzip, pigz, bc, cargo; web/ built
+# (tests/e2e/lib.sh web_build runs `npm ci && next build`). Writes under a temp dir.
+set -euo pipefail
+what=${1:-all}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
+. "$repo/tests/e2e/lib.sh"
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-frontend.XXXXXX")
+server_pid=
+trap 'stop_pid "$server_pid"; rm -rf "$work"' EXIT
+web_build >&2
+standalone=$repo/web/.next/standalone
+
+lighthouse() {
+    local lh=$repo/.cache/lighthouse port cat
+    if [ ! -x "$lh/node_modules/.bin/lighthouse" ]; then
+        mkdir -p "$lh"
+        [ -f "$lh/package.json" ] || echo '{"private": true}' >"$lh/package.json"
+        (cd "$lh" && npm install --save-exact --no-audit --no-fund --loglevel=error --cache "$repo/.cache/npm" lighthouse@13.5.0) >&2
+    fi
+    # The image's layout: the standalone server, .next/static and public/ beside it.
+    cp -a "$standalone" "$work/app"
+    cp -a "$repo/web/.next/static" "$work/app/.next/static"
+    cp -a "$repo/web/public" "$work/app/public"
+    port=$(free_port)
+    (cd "$work/app" && NODE_ENV=production HOSTNAME=127.0.0.1 PORT=$port SCORING_SERVICE_URL=http://127.0.0.1:9 \
+        NEXT_TELEMETRY_DISABLED=1 exec node server.js) >"$work/server.log" 2>&1 &
+    server_pid=$!
+    wait_for_http 100 "http://127.0.0.1:$port/api/health" || die "the standalone server did not start: $(tail -3 "$work/server.log")"
+    CHROME_PATH=${CHROME_PATH:-/usr/bin/chromium} "$lh/node_modules/.bin/lighthouse" "http://127.0.0.1:$port/" \
+        --quiet --output=json --output-path="$work/lh.json" \
+        --only-categories=performance,accessibility,best-practices,seo \
+        --chrome-flags="--headless=new --no-sandbox --disable-gpu" >&2
+    printf '\nLighthouse %s (%s form factor), Chromium %s\n' "$(jq -r .lighthouseVersion "$work/lh.json")" \
+        "$(jq -r .configSettings.formFactor "$work/lh.json")" "$(jq -r .environment.hostUserAgent "$work/lh.json" | grep -o 'Chrome/[0-9.]*')"
+    for cat in performance accessibility best-practices seo; do
+        printf '%-16s %3.0f\n' "$cat" "$(jq -r ".categories[\"$cat\"].score * 100" "$work/lh.json")"
+    done
+    printf 'FCP %s, LCP %s, TBT %s, CLS %s\n' "$(jq -r '.audits["first-contentful-paint"].displayValue' "$work/lh.json")" \
+        "$(jq -r '.audits["largest-contentful-paint"].displayValue' "$work/lh.json")" \
+        "$(jq -r '.audits["total-blocking-time"].displayValue' "$work/lh.json")" \
+        "$(jq -r '.audits["cumulative-layout-shift"].displayValue' "$work/lh.json")"
+    jq -r '[.categories[].auditRefs[].id] as $ids | .audits | to_entries[]
+        | select(.value.score != null and .value.score < 0.9 and (.value.scoreDisplayMode == "binary" or .value.scoreDisplayMode == "numeric"))
+        | "  below 0.9: \(.key) (\(.value.score))"' "$work/lh.json" | sort -u
+    stop_pid "$server_pid"
+    server_pid=
+}
+
+pack() {
+    cargo build --release -q -p ocipack-cli --manifest-path "$repo/Cargo.toml"
+    local ocipack=${CARGO_TARGET_DIR:-$repo/target}/release/ocipack files bytes k
+    files=$(find "$standalone" -type f | wc -l)
+    bytes=$(du -sb "$standalone" | cut -f1)
+    printf '{"version": 1, "sourceDateEpoch": 1, "layer": {"kind": "files", "entries": [{"source": "%s", "target": "/app"}]}}\n' \
+        "$standalone" >"$work/files.json"
+    find "$standalone" -type f -exec cat {} + >/dev/null # warm the page cache for every tool
+    now() { date +%s.%N; }
+    declare -A secs size
+    measure() { # name, output file, command...
+        local name=$1 out=$2 t0
+        shift 2
+        t0=$(now)
+        "$@"
+        secs[$name]=$(echo "$(now) - $t0" | bc)
+        size[$name]=$(stat -c %s "$out")
+    }
+    tarc() { tar --sort=name --mtime=@1 --owner=0 --group=0 --numeric-owner -cf - -C "$standalone" .; }
+    export -f tarc
+    export standalone
+    measure "tar|gzip -6" "$work/gz.tgz" bash -c "tarc | gzip -6 > $work/gz.tgz"
+    measure "tar|pigz -6" "$work/pigz.tgz" bash -c "tarc | pigz -6 > $work/pigz.tgz"
+    measure "ocipack layer" "$work/ocipack/blob" "$ocipack" layer "$work/files.json" -o "$work/ocipack"
+    printf '\nweb/.next/standalone: %s files, %s bytes; %s, %s cores\n\n' "$files" "$bytes" "$(uname -srm)" "$(nproc)"
+    printf '%-14s %8s %12s %10s %8s\n' tool seconds output files/s MB/s
+    for k in "tar|gzip -6" "tar|pigz -6" "ocipack layer"; do
+        printf '%-14s %8.2f %12s %10.0f %8.1f\n' "$k" "${secs[$k]}" "${size[$k]}" \
+            "$(echo "$files / ${secs[$k]}" | bc -l)" "$(echo "$bytes / ${secs[$k]} / 1048576" | bc -l)"
+    done
+}
+
+case $what in
+lighthouse) lighthouse ;;
+pack) pack ;;
+all) lighthouse && pack ;;
+*) die "usage: scripts/bench-frontend.sh [lighthouse|pack|all]" ;;
+esac
