@@ -17,6 +17,8 @@
   #   probe = package with bin/http-probe, or null;
   #   cacert = package with etc/ssl/certs/ca-bundle.crt, or null;
   #   root = repository root (a path), for [files];
+  #   file = (optional) a [files] source path -> what to pack, for sources
+  #          built by Nix (default: root + "/<path>");
   # }
   resolve,
   rebuildTag ? null,
@@ -139,6 +141,7 @@ let
   }) (src.workspace_binaries or [ ]);
   probe = if d.probe or false then resolve.probe else null;
   cacert = resolve.cacert or null;
+  fileSource = resolve.file or (p: resolve.root + "/${p}");
 
   models = map (
     m:
@@ -183,7 +186,7 @@ let
         ]
     )
     ++ map (target: {
-      source = "${resolve.root + "/${d.files.${target}}"}";
+      source = "${fileSource d.files.${target}}";
       inherit target;
     }) (builtins.attrNames (d.files or { }))
     ++ map (p: {

@@ -88,19 +88,37 @@ let
             (root + "/Cargo.lock")
             (craneLib.fileset.cargoTomlAndLock (root + "/crates"))
           ]
-          ++ map (d: craneLib.fileset.commonCargoSources (root + "/crates/${d}")) dirs
+          # Tests, benches and examples are not part of a binary.
+          ++ map (
+            d:
+            fs.difference (craneLib.fileset.commonCargoSources (root + "/crates/${d}")) (
+              fs.unions (
+                map (sub: fs.maybeMissing (root + "/crates/${d}/${sub}")) [
+                  "tests"
+                  "benches"
+                  "examples"
+                ]
+              )
+            )
+          ) dirs
         );
       };
     in
     craneLib.buildPackage {
       src = crateSrc;
       pname = binary;
-      inherit ((cargoToml dir).package) version;
+      version =
+        let
+          v = (cargoToml dir).package.version or null;
+        in
+        if builtins.isString v then v else "0.1.0";
       inherit cargoArtifacts cargoVendorDir;
       strictDeps = true;
       cargoExtraArgs = "--locked -p ${(cargoToml dir).package.name} --bin ${binary}";
       # Stand-ins for the members this package does not use (their
-      # manifests are real, so Cargo.lock stays valid under --locked).
+      # manifests are real, so Cargo.lock stays valid under --locked). A
+      # member whose src/ is here is real (tests/ and examples/ are left
+      # out: cargo then finds no such targets).
       postPatch = ''
         for member in ${dummySrc}/crates/*/; do
           name=$(basename "$member")

@@ -137,6 +137,9 @@ scratch() { # name -> a copy of the tracked tree at $work/$name
 scratch base
 scratch service
 printf '\n// a comment: nothing else changes\n' >>"$work/service/crates/scoring-service/src/main.rs"
+scratch tests
+t=$(ls "$work/tests/crates/scoring-service/tests/"*.rs | head -1)
+printf '\n// a comment in a test\n' >>"$t"
 scratch image
 sed -i 's/RUST_LOG = "info"/RUST_LOG = "debug"/' "$work/image/images/scoring.toml"
 scratch models
@@ -144,7 +147,7 @@ sed -i 's/^sha256 = "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b31
   "$work/models/models.toml"
 cmp -s "$work/base/images/scoring.toml" "$work/image/images/scoring.toml" && fail "the images/scoring.toml edit did not apply"
 cmp -s "$work/base/models.toml" "$work/models/models.toml" && fail "the models.toml edit (w600k_mbf's sha256) did not apply"
-for v in base service image models; do
+for v in base service tests image models; do
   drvs "path:$work/$v" x86_64-linux >"$work/stab-$v.json"
 done
 python3 - "$work" <<'PY' || fail "a derivation changed that should not have (table above)"
@@ -157,26 +160,29 @@ base = load("base")
 # (every image) follow from what they contain.
 follow = r"|checks\.nextest|devShells\.default|push|load"
 edits = {
-    "service": ("crates/scoring-service/src/main.rs",
+    "service": ("scoring src/main.rs",
                 r"packages\.scoring-service|images\.scoring(\.closure)?|checks\.(clippy|fmt|doc|image-scoring|image-scoring-reproducible)" + follow,
                 ["packages.scoring-service", "images.scoring", "images.scoring.closure"]),
+    "tests": ("scoring tests/*.rs",
+              r"checks\.(clippy|fmt|doc)" + follow,
+              ["checks.nextest"]),
     "image": ("images/scoring.toml",
               r"images\.scoring|checks\.image-scoring(-reproducible)?" + follow,
               ["images.scoring"]),
-    "models": ("models.toml (w600k_mbf)",
+    "models": ("models.toml w600k",
                r"packages\.(model-w600k_mbf|test-assets)|images\.face-embedding(\.layer-model-w600k_mbf)?|checks\.image-face-embedding" + follow,
                ["packages.model-w600k_mbf", "images.face-embedding.layer-model-w600k_mbf", "images.face-embedding"]),
 }
 results = {v: load(v) for v in edits}
 names = sorted(base)
 width = max(map(len, names))
-print(f"{'derivation':<{width}}  " + "  ".join(f"{edits[v][0]:<36}" for v in edits))
+print(f"{'derivation':<{width}}  " + "  ".join(f"{edits[v][0]:<22}" for v in edits))
 bad = []
 for n in names:
     cells = []
     for v, (_, allowed, must) in edits.items():
         changed = results[v].get(n) != base[n]
-        cells.append(f"{'CHANGED' if changed else 'same':<36}")
+        cells.append(f"{'CHANGED' if changed else 'same':<22}")
         if changed and not re.fullmatch(allowed, n):
             bad.append(f"{v}: {n} changed")
         if not changed and n in must:

@@ -120,6 +120,17 @@ let
       probe = realCrate "http-probe";
       cacert = realPackage "cacert";
       root = ../..;
+      # `next build`'s output (web/.next/...) is not in the repository and
+      # not built here: a stand-in tree with the files the image runs.
+      file =
+        p:
+        if builtins.substring 0 10 p == "web/.next/" then
+          fixtures.package "next-build" [
+            "server.js"
+            "static/chunks/app.js"
+          ]
+        else
+          ../.. + "/${p}";
     };
   realImages = lib.loadImages {
     dir = ../../images;
@@ -130,6 +141,23 @@ let
   badImages = lib.loadImages {
     dir = ./bad-images;
     resolve = realResolve;
+  };
+  # What the images above do not reach: an image without a closure (base and
+  # entries layers, assembled by ocipack alone) and layerAssignment itself.
+  bare = lib.buildImage {
+    name = "bare";
+    entries = [
+      {
+        source = ./fixtures/settings.json;
+        target = "/etc/app/settings.json";
+      }
+    ];
+    config.entrypoint = [ "/bin/true" ];
+  };
+  assignment = lib.layerAssignment {
+    name = "app-v1";
+    contents = [ fixtures.appV1 ];
+    roots = [ fixtures.appV1 ];
   };
   # The same definitions again, every derivation salted: built from scratch.
   rebuilt = load "second-build";
@@ -144,6 +172,8 @@ in
     realImages
     badImages
     ocipackPkg
+    bare
+    assignment
     ;
   checks =
     builtins.listToAttrs (

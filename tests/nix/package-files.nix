@@ -16,4 +16,9 @@
   onnxruntime = [ "lib/libonnxruntime.so" ];
   cacert = [ "etc/ssl/certs/ca-bundle.crt" ];
   busybox = [ "bin/busybox" ];
+  nodejs = [
+    "bin/node"
+    "bin/npm"
+    "bin/npx"
+  ];
 }

@@ -274,6 +274,18 @@ for bad in wrong-binary wrong-host-binary; do
   fi
 done
 
+step "an image without a closure (ocipack alone assembles it) and layerAssignment on its own"
+bare=$(build bare)
+"$ocipack" verify "$bare" >/dev/null || fail "ocipack verify $bare"
+[ "$(layers_of "$bare" | grep -c -- '-layer-')" -eq 2 ] || fail "bare: expected the base and the entries layer: $(layers_of "$bare")"
+assignment=$(build assignment)
+python3 - "$assignment" <<'PY' || fail "layerAssignment wrote no version 1 assignment with the app on top"
+import json, sys
+a = json.load(open(sys.argv[1]))
+assert a["version"] == 1, a
+assert any(p.endswith("-fixture-app-1") for p in a["layers"][-1]["paths"]), a["layers"][-1]
+PY
+
 step "fetchAssets refuses a photo without a sha256, naming it"
 bad_list='{ photos = { members = [ "pkg/lost.jpg" ]; wheel_url = "file:///nonexistent.whl"; wheel_sha256 = "00"; sha256 = { }; }; }'
 if err=$(nix-instantiate --eval --strict -E "

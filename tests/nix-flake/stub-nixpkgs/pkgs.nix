@@ -334,6 +334,7 @@ let
     nginx = fromTable "nginx" "1.28.0" { mainProgram = "nginx"; };
     qdrant = fromTable "qdrant" "1.15.4" { mainProgram = "qdrant"; };
     onnxruntime = fromTable "onnxruntime" "1.22.2" { };
+    nodejs = fromTable "nodejs" "22.21.1" { mainProgram = "node"; };
     cacert = fromTable "nss-cacert" "3.117" { files = packageFiles.cacert; };
     docker-client = bins "docker" "28.5.1" [ "docker" ];
     docker = bins "docker" "28.5.1" [
