@@ -11,13 +11,42 @@
 # next to it for redis-restore.sh to verify.
 #
 # Defaults: HOST 127.0.0.1, PORT 6381 (the compose stack's loopback port).
-# Needs: redis-cli (Debian: redis-tools); redis-check-rdb when installed
-# (Debian: redis-server) to verify the file.
+# Needs: redis-cli (Debian: redis-tools); to verify the file, redis-check-rdb
+# (Debian: redis-tools) or, with REDIS_IMAGE=<image reference>, docker and that
+# image's own redis-check-rdb (for a Redis newer than the local tools).
 set -euo pipefail
 
 usage() {
     echo "usage: REDIS_PASSWORD=... $0 [-h HOST] [-p PORT] OUTPUT.rdb" >&2
     exit 2
+}
+
+me=redis-backup
+# check_rdb FILE: the file is a valid RDB for the Redis that wrote it, checked
+# with that Redis's own redis-check-rdb: the image's (REDIS_IMAGE set: run under
+# docker, no network, read-only) or the local one. A Redis newer than the local
+# tool writes a format it cannot read (Debian 12's 7.0 reads up to RDB 10; the
+# Nix-built image's Redis 8.x writes 12): then say so instead of guessing.
+check_rdb() {
+    local file=$1 out
+    if [ -n "${REDIS_IMAGE:-}" ]; then
+        out=$(docker run --rm --network none --read-only --user "$(id -u):$(id -g)" \
+            -v "$(cd -- "$(dirname -- "$file")" && pwd -P):/backup:ro" --entrypoint /usr/bin/redis-check-rdb \
+            "$REDIS_IMAGE" "/backup/$(basename -- "$file")" 2>&1) || {
+            printf '%s\n' "$out" >&2
+            return 1
+        }
+    elif command -v redis-check-rdb >/dev/null; then
+        out=$(redis-check-rdb "$file" 2>&1) || {
+            if grep -q "Can't handle RDB format version" <<<"$out"; then
+                echo "$me: RDB format $(head -c 9 -- "$file" | tail -c 4) is newer than the local $(redis-check-rdb --version 2>&1 | head -1) reads;" \
+                    "check with the server's own tool: REDIS_IMAGE=<the redis image reference> $me ..." >&2
+            else
+                printf '%s\n' "$out" >&2
+            fi
+            return 1
+        }
+    fi
 }
 
 host=127.0.0.1
@@ -65,14 +94,9 @@ if [ "$(head -c 5 -- "$tmp")" != "REDIS" ]; then
     echo "redis-backup: $host:$port sent a file that is not an RDB snapshot" >&2
     exit 1
 fi
-if command -v redis-check-rdb >/dev/null; then
-    if ! redis-check-rdb "$tmp" >"$tmp.check" 2>&1; then
-        echo "redis-backup: redis-check-rdb rejected the snapshot:" >&2
-        cat -- "$tmp.check" >&2
-        rm -f -- "$tmp.check"
-        exit 1
-    fi
-    rm -f -- "$tmp.check"
+if ! check_rdb "$tmp"; then
+    echo "redis-backup: the snapshot from $host:$port failed its check (above); nothing was written" >&2
+    exit 1
 fi
 
 chmod 0600 -- "$tmp"

@@ -5,7 +5,9 @@
 #
 # Then start Redis on DATA_DIR. Steps:
 #   1. verify BACKUP.rdb against BACKUP.rdb.sha256 (when present) and with
-#      redis-check-rdb (when installed);
+#      redis-check-rdb (when installed), or with the image's own one when
+#      REDIS_IMAGE=<image reference> is set (a Redis newer than the local
+#      tools, e.g. the Nix-built image's 8.x);
 #   2. refuse if a Redis still holds DATA_DIR (its dump.rdb/AOF would be
 #      overwritten at shutdown);
 #   3. move the current dump.rdb and append-only files aside into
@@ -27,6 +29,34 @@ set -euo pipefail
 usage() {
     echo "usage: $0 [-o UID:GID] BACKUP.rdb DATA_DIR" >&2
     exit 2
+}
+
+me=redis-restore
+# check_rdb FILE: the file is a valid RDB for the Redis that wrote it, checked
+# with that Redis's own redis-check-rdb: the image's (REDIS_IMAGE set: run under
+# docker, no network, read-only) or the local one. A Redis newer than the local
+# tool writes a format it cannot read (Debian 12's 7.0 reads up to RDB 10; the
+# Nix-built image's Redis 8.x writes 12): then say so instead of guessing.
+check_rdb() {
+    local file=$1 out
+    if [ -n "${REDIS_IMAGE:-}" ]; then
+        out=$(docker run --rm --network none --read-only --user "$(id -u):$(id -g)" \
+            -v "$(cd -- "$(dirname -- "$file")" && pwd -P):/backup:ro" --entrypoint /usr/bin/redis-check-rdb \
+            "$REDIS_IMAGE" "/backup/$(basename -- "$file")" 2>&1) || {
+            printf '%s\n' "$out" >&2
+            return 1
+        }
+    elif command -v redis-check-rdb >/dev/null; then
+        out=$(redis-check-rdb "$file" 2>&1) || {
+            if grep -q "Can't handle RDB format version" <<<"$out"; then
+                echo "$me: RDB format $(head -c 9 -- "$file" | tail -c 4) is newer than the local $(redis-check-rdb --version 2>&1 | head -1) reads;" \
+                    "check with the server's own tool: REDIS_IMAGE=<the redis image reference> $me ..." >&2
+            else
+                printf '%s\n' "$out" >&2
+            fi
+            return 1
+        }
+    fi
 }
 
 owner=
@@ -64,8 +94,8 @@ if [ "$(head -c 5 -- "$backup")" != "REDIS" ]; then
     echo "redis-restore: $backup is not an RDB file (no REDIS magic)" >&2
     exit 1
 fi
-if command -v redis-check-rdb >/dev/null && ! redis-check-rdb "$backup" >/dev/null 2>&1; then
-    echo "redis-restore: redis-check-rdb rejects $backup; run it by hand for details" >&2
+if ! check_rdb "$backup"; then
+    echo "redis-restore: $backup failed its check (above); nothing was changed" >&2
     exit 1
 fi
 

@@ -11,6 +11,7 @@
 #    data dir; restore must move that AOF aside, or Redis would replay it and
 #    come up empty.
 # C: a damaged backup (sha256 mismatch) is refused.
+# D: an RDB newer than the local tools read is refused, naming REDIS_IMAGE.
 # Cleans up after itself (server stopped, temp dir removed) on every exit.
 set -euo pipefail
 
@@ -149,5 +150,15 @@ fi
 grep -q "sha256" "$work/damaged.err" || fail "C: unexpected error: $(cat "$work/damaged.err")"
 [ "$(find "$data" -printf "%P %s\n" | sort | sha256sum)" = "$before" ] || fail "C: refusal changed the data dir"
 echo "ok: C: damaged backup refused, data dir untouched"
+
+# Scenario D: an RDB in a format newer than the local redis-check-rdb reads
+# (Redis 8.x, the Nix-built image, writes format 12; Debian 12's 7.0 reads up
+# to 10): refused with the way out (the image's own tool), nothing changed.
+printf 'REDIS0012\xfa\x09redis-ver\x058.2.1\xff' >"$work/v12.rdb"
+(cd "$work" && sha256sum v12.rdb >v12.rdb.sha256)
+if "$restore_sh" "$work/v12.rdb" "$data" 2>"$work/v12.err"; then fail "D: a format-12 RDB passed the local check"; fi
+grep -q "REDIS_IMAGE=" "$work/v12.err" || fail "D: no hint to check with the image's own tool: $(cat "$work/v12.err")"
+[ "$(find "$data" -printf "%P %s\n" | sort | sha256sum)" = "$before" ] || fail "D: refusal changed the data dir"
+echo "ok: D: format 12 refused locally: $(head -1 "$work/v12.err")"
 
 echo "redis-backup-test: PASS"
