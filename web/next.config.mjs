@@ -13,6 +13,12 @@ const nextConfig = {
   images: { unoptimized: true },
   // Build only what is here (no tracing up to the Rust workspace).
   outputFileTracingRoot: import.meta.dirname,
+  // Traced by default but never loaded here: sharp and its libvips (the image
+  // optimiser, turned off above; 19 MB) and TypeScript (only for a
+  // next.config.ts; 9 MB). Keeps them out of .next/standalone and the image.
+  outputFileTracingExcludes: {
+    "*": ["node_modules/sharp/**", "node_modules/@img/**", "node_modules/typescript/**"],
+  },
   async headers() {
     // Every response, static files included. The CSP itself is set per
     // response (middleware for pages, lib/http.ts for route handlers) because
