@@ -9,12 +9,15 @@
 # --all -o out/images`), `ocipack verify`, a docker-registry on 127.0.0.1:5000
 # (or a free port), `ocipack push --all`, `ocipack deploy` into
 # .cache/demo/deploy (a copy of deploy/, so the checked-in files stay as they
-# are), then the stack: by default Debian's redis-server plus the three
-# service images under runc, hardened like deploy/compose.yaml, on the ports
-# of deploy/compose.test.yaml (scoring 13002, detection 18001, embedding 18002,
-# redis 16381); with DEMO_ENGINE=docker, a private dockerd running the real
-# compose files (nginx on 18080 too). Finally it scores
-# .cache/assets/photos/yaoming.jpg and leaves the stack running.
+# are), secrets and a self-signed TLS pair (deploy/make-secrets.sh into
+# .cache/demo/secrets), then the stack: by default Debian's redis-server plus
+# the three service images, Qdrant and nginx under runc, hardened like
+# deploy/compose.yaml, on loopback ports (scoring 13002, detection 18001,
+# embedding 18002, redis 16381, qdrant 16333, nginx 18080 and HTTPS 18443);
+# with DEMO_ENGINE=docker, a private dockerd running the real compose files
+# (compose.yaml + compose.ops.yaml: nginx on 127.0.0.1:18080/18443, Redis and
+# Qdrant on 16381/16333). Finally it scores .cache/assets/photos/yaoming.jpg
+# over HTTPS, answers a similarity query, and leaves the stack running.
 # A second run reuses what is built (cargo and ocipack are incremental, the
 # registry skips blobs it has) and restarts the stack cleanly.
 set -euo pipefail
@@ -30,15 +33,15 @@ engine=${DEMO_ENGINE:-runc}
 export DOCKER_HOST=unix://$demo/d.sock
 
 dc() {
-    timeout 300 "$(compose_bin)" --env-file "$demo/deploy/images.env" --env-file "$demo/secrets.env" \
-        -p aurum-demo -f "$demo/deploy/compose.yaml" -f "$demo/deploy/compose.test.yaml" --profile proxy "$@"
+    timeout 300 "$(compose_bin)" --env-file "$demo/deploy/images.env" --env-file "$demo/settings.env" \
+        -p aurum-demo -f "$demo/deploy/compose.yaml" -f "$demo/deploy/compose.ops.yaml" "$@"
 }
 
 # Stops whatever a previous run left: containers, dockerd, redis, registry.
 stop_all() {
     local f
     runc_stop_all "$state"
-    if [ -S "$demo/d.sock" ] && [ -f "$demo/secrets.env" ]; then
+    if [ -S "$demo/d.sock" ] && [ -f "$demo/settings.env" ]; then
         dc down --timeout 10 >/dev/null 2>&1 || true
     fi
     for f in dockerd redis registry; do
@@ -48,7 +51,7 @@ stop_all() {
         fi
     done
     [ -d "$demo" ] && umount_under "$demo"
-    rm -rf -- "$demo/b-detection" "$demo/b-embedding" "$demo/b-scoring"
+    rm -rf -- "$demo/b-detection" "$demo/b-embedding" "$demo/b-scoring" "$demo/b-qdrant" "$demo/b-nginx"
 }
 
 if [ "${1:-}" = stop ]; then
@@ -89,18 +92,20 @@ log "5/7 deploy (pins into $demo/deploy)"
 rm -rf -- "$demo/deploy"
 cp -r deploy "$demo/deploy"
 ocipack deploy --registry "$reg/aurum-circle" --layouts "$images" --deploy-dir "$demo/deploy" >/dev/null
-if [ ! -f "$demo/secrets.env" ]; then
-    sed "s#^REDIS_PASSWORD=.*#REDIS_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')#" \
-        deploy/.env.example >"$demo/secrets.env"
-fi
-# compose.yaml interpolates QDRANT_IMAGE even with qdrant disabled by
-# compose.test.yaml; host-built images have no qdrant, so a placeholder.
-sed -i '/^QDRANT_IMAGE=/d' "$demo/secrets.env"
-grep -q '^QDRANT_IMAGE=' "$demo/deploy/images.env" ||
-    echo "QDRANT_IMAGE=$reg/aurum-circle/qdrant:disabled-in-compose-test" >>"$demo/secrets.env"
+deploy/make-secrets.sh "$demo/secrets" >/dev/null
+cat >"$demo/settings.env" <<EOF
+SECRETS_DIR=$demo/secrets
+NGINX_PUBLISH_ADDR=127.0.0.1
+NGINX_HTTP_PORT=18080
+NGINX_HTTPS_PORT=18443
+REDIS_OPS_PORT=16381
+QDRANT_OPS_PORT=16333
+EOF
+# curl trusts the demo's self-signed certificate.
+export CURL_CA_BUNDLE=$demo/secrets/tls.crt
 
 log "6/7 stack ($engine)"
-port=13002
+edge=https://127.0.0.1:18443
 if [ "$engine" = docker ]; then
     require_tools dockerd docker
     dockerd --data-root "$demo/docker" --exec-root "$demo/x" --pidfile "$demo/d.pid" -H "$DOCKER_HOST" \
@@ -108,11 +113,13 @@ if [ "$engine" = docker ]; then
         --insecure-registry "$reg" >"$demo/dockerd.log" 2>&1 &
     echo "$!" >"$demo/dockerd.pid"
     wait_for 150 docker info || die "dockerd did not start: $(tail -5 "$demo/dockerd.log")"
-    dc up -d --wait --wait-timeout 180 || die "compose up failed; see: DOCKER_HOST=$DOCKER_HOST docker ps -a"
-    port=18080
+    dc up -d --wait --wait-timeout 240 || die "compose up failed; see: DOCKER_HOST=$DOCKER_HOST docker ps -a"
 else
-    stack_start "$state" "$demo" "$images" 16381 18001 18002 13002 || die "the stack did not come up"
+    stack_start "$state" "$demo" "$images" 16381 18001 18002 13002 16333 || die "the stack did not come up"
     echo "$REDIS_PID" >"$demo/redis.pid"
+    nginx_bundle "$images/nginx" "$demo/b-nginx" 18080 18443 127.0.0.1:13002 "$demo/secrets" || die "nginx bundle"
+    runc_start "$state" e2e-nginx "$demo/b-nginx" || die "nginx did not start"
+    wait_for_http 100 "$edge/healthz" || die "nginx is not answering on $edge: $(tail -5 "$demo/b-nginx.log")"
 fi
 
 log "7/7 score"
@@ -122,13 +129,17 @@ for d in "$images"/*/; do
     printf '%-16s %-73s %10s\n' "$name" "$(image_digest "$d")" "$(numfmt --to=iec-i --suffix=B "$(image_size "$d")")"
 done
 echo
-score_photo "http://127.0.0.1:$port" .cache/assets/photos/yaoming.jpg "$demo/score.json" ||
+score_photo "$edge" .cache/assets/photos/yaoming.jpg "$demo/score.json" ||
     die "scoring the photo failed"
 jq . "$demo/score.json"
+check_similar "$edge" "$demo/similar.json" || die "the similarity query failed"
+echo "GET /api/similar/yaoming (yaoming.jpg, players.jpg and gdp.jpg scored as users yaoming, players, gdp):"
+jq . "$demo/similar.json"
 cat <<EOF
 
-The stack is running ($engine): scoring at http://127.0.0.1:$port/api/score
-  curl -F image=@.cache/assets/photos/yaoming.jpg http://127.0.0.1:$port/api/score
+The stack is running ($engine) behind nginx with TLS (self-signed: $demo/secrets/tls.crt):
+  curl --cacert $demo/secrets/tls.crt -F image=@.cache/assets/photos/yaoming.jpg $edge/api/score
+  curl --cacert $demo/secrets/tls.crt $edge/api/similar/yaoming
 Registry: $reg/aurum-circle; pins: $demo/deploy/images.env
 Stop it:  scripts/demo.sh stop
 EOF

@@ -12,7 +12,7 @@ cd "$repo" || exit 1
 export ASSETS_DIR=${ASSETS_DIR:-$repo/.cache/assets}
 export CARGO_TERM_COLOR=never
 
-steps=(fmt clippy deny msrv docs assets cargo-test deploy nix nix-nextest e2e-runc e2e-docker)
+steps=(fmt clippy deny msrv docs assets cargo-test deploy nix nix-flake nix-nextest e2e-runc e2e-docker)
 [ $# -gt 0 ] && steps=("$@")
 
 run_step() {
@@ -24,12 +24,13 @@ run_step() {
     docs) RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked ;;
     assets) scripts/fetch-assets.sh --dest "$ASSETS_DIR" ;;
     cargo-test) cargo test --workspace --locked --no-fail-fast ;;
-    deploy) tests/deploy/validate.sh && tests/deploy/redis-backup-test.sh && tests/deploy/qdrant-backup-test.sh && tests/nix/check-static.sh ;;
-    nix) tests/nix/run.sh ;;
+    deploy) tests/deploy/validate.sh && tests/deploy/redis-backup-test.sh && tests/deploy/redis-health-test.sh && tests/deploy/qdrant-backup-test.sh && tests/nix/check-static.sh ;;
+    nix) tests/nix/run.sh && tests/nix/nix226.sh run tests/nix/run.sh ;;  # Nix 2.8, then 2.26
+    nix-flake) tests/nix-flake/run.sh ;;
     nix-nextest) tests/nix/nextest-sandbox.sh ;;
     e2e-runc) tests/e2e/host-images.sh ;;
     e2e-docker) tests/e2e/docker-stack.sh ;;
-    *) echo "unknown step $1 (known: fmt clippy deny msrv docs assets cargo-test deploy nix nix-nextest e2e-runc e2e-docker)" >&2; return 2 ;;
+    *) echo "unknown step $1 (known: fmt clippy deny msrv docs assets cargo-test deploy nix nix-flake nix-nextest e2e-runc e2e-docker)" >&2; return 2 ;;
   esac
 }
 

