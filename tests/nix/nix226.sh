@@ -62,18 +62,20 @@ enter() {
   mkdir -p "$state" /nix
   mount --make-rprivate /
   mount --bind "$state" /nix
+  # First (the tree lies inside the repository): the repository, ../shared
+  # next to it and $TMPDIR at their own paths inside. HOME inside is the
+  # tree's own /root, so Nix 2.26's caches stay apart from 2.8's.
+  local d
+  for d in "$repo" "$(dirname "$repo")/shared" "${TMPDIR:-/tmp}"; do
+    [ -d "$d" ] || continue
+    case "$d" in /tmp | /tmp/*) continue ;; esac
+    mkdir -p "$tree$d"
+    mount --rbind "$d" "$tree$d"
+  done
   mount --bind "$state" "$tree/nix"
   mount -t proc proc "$tree/proc"
   mount --rbind /dev "$tree/dev"
   mount --bind /tmp "$tree/tmp"
-  # The repository (and ../shared next to it) at the same path inside.
-  local top
-  top=$(dirname "$repo")
-  mkdir -p "$tree$top"
-  mount --rbind "$top" "$tree$top"
-  if [ -n "${HOME:-}" ] && [ -d "$HOME" ] && [ "$HOME" != / ]; then
-    mkdir -p "$tree$HOME" && mount --bind "$HOME" "$tree$HOME"
-  fi
   local bin=/tmp/aurum-nix226-bin.$$
   mkdir -p "$bin"
   for tool in nix nix-store nix-instantiate nix-build nix-hash; do
@@ -84,7 +86,10 @@ EOF
     chmod +x "$bin/$tool"
   done
   export PATH="$bin:$PATH" AURUM_NIX_VERSION=2.26
-  "$@"
+  local rc=0
+  "$@" || rc=$?
+  rm -rf "$bin"
+  return "$rc"
 }
 
 case "${1:-}" in
