@@ -20,6 +20,8 @@ apt_packages=(
   mmdebstrap
   # benchmarks and helpers
   pigz zstd jq curl bc time wrk shellcheck util-linux git gcc python3 python3-pip ca-certificates
+  # the frontend's browser test and Lighthouse (tests/e2e/browser.sh, scripts/bench-frontend.sh)
+  chromium fonts-dejavu-core
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -77,5 +79,12 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup.sh: installing cargo-nextest from crates.io (a few minutes)" >&2
   cargo install --locked --quiet cargo-nextest
 fi
+# Node.js for web/ (Next.js 15 needs >= 18.18): Debian 12's nodejs 18.20 and
+# npm, unless a node with npm is already installed (NodeSource's bundles npm).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 18 || (a === 18 && b >= 18) ? 0 : 1)' ||
+  { echo "setup.sh: node $(node --version) is too old for Next.js 15 (needs >= 18.18)" >&2; exit 1; }
 command -v kubectl >/dev/null || echo "setup.sh: warning: kubectl not found; tests/deploy/validate.sh needs it for 'kubectl kustomize'" >&2
 echo "setup.sh: ready" >&2
