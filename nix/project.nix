@@ -65,6 +65,17 @@ let
     probe = packages.http-probe;
     cacert = pkgs.cacert;
     inherit root;
+    # images/frontend.toml packs `next build` output (web/.next/...): in host
+    # mode what the build left in the checkout, here the web package.
+    file =
+      p:
+      if pkgs.lib.hasPrefix "web/.next/" p then
+        "${webApp}/${pkgs.lib.removePrefix "web/" p}"
+      else
+        root + "/${p}";
+  };
+  webApp = import ./webApp.nix { inherit (pkgs) buildNpmPackage importNpmLock nodejs; } {
+    src = root + "/web";
   };
   load =
     rebuildTag:
@@ -91,6 +102,7 @@ in
     // pkgs.lib.mapAttrs' (name: model: pkgs.lib.nameValuePair "model-${name}" model) models
     // {
       inherit (pkgs) onnxruntime;
+      inherit webApp;
       test-assets = assets.dir;
     };
   inherit images lib;

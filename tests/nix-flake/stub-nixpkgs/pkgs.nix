@@ -335,6 +335,19 @@ let
     qdrant = fromTable "qdrant" "1.15.4" { mainProgram = "qdrant"; };
     onnxruntime = fromTable "onnxruntime" "1.22.2" { };
     nodejs = fromTable "nodejs" "22.21.1" { mainProgram = "node"; };
+    # nix/webApp.nix: buildNpmPackage + importNpmLock. The stub web package
+    # has the files images/frontend.toml packs; the real one runs `next build`.
+    importNpmLock = {
+      __functor = _: { npmRoot, ... }: run "npm-deps" { } "mkdir -p $out";
+      npmConfigHook = run "npm-config-hook" { } "mkdir -p $out";
+    };
+    buildNpmPackage =
+      args:
+      run "${args.pname}-${args.version}" { inherit (args) npmDeps npmConfigHook; } ''
+        mkdir -p $out/.next/standalone $out/.next/static/chunks
+        echo stub > $out/.next/standalone/server.js
+        echo stub > $out/.next/static/chunks/app.js
+      '';
     cacert = fromTable "nss-cacert" "3.117" { files = packageFiles.cacert; };
     docker-client = bins "docker" "28.5.1" [ "docker" ];
     docker = bins "docker" "28.5.1" [
