@@ -232,11 +232,19 @@ echo "ok: TLS with the generated certificate, security headers and HSTS over TLS
 c -f -o "$work/echo.json" "$tls/api/similar/u1" || fail "https /api/similar/u1 not proxied"
 jq -e --arg t "Bearer $token" '.path == "/api/similar/u1" and .headers.Authorization == $t and .headers["X-Forwarded-Proto"] == "https"' \
     "$work/echo.json" >/dev/null || fail "scoring did not get the path, the service token and the scheme: $(cat "$work/echo.json")"
-for path in /api/ready /api/ready?verbose=1 /api/%72eady /api//ready /metrics /metrics/x /; do
+for path in /api/ready /api/ready?verbose=1 /api/%72eady /api//ready /metrics /metrics/x; do
     code=$(c -o /dev/null -w '%{http_code}' "$tls$path")
     [ "$code" = 404 ] || fail "https $path got HTTP $code, want 404 (internal URL)"
 done
 echo "ok: /api/similar/ proxied with Authorization: Bearer <token> and X-Forwarded-Proto https; /api/ready and /metrics (encoded, doubled slashes, query) refused"
+# `/` and /api/web/ go to the frontend (here the same echo server): never with
+# the service token, and without nginx's API-only CSP (the frontend sends its own).
+c -f -D "$work/fh.txt" -o "$work/echo.json" "$tls/api/web/similar/u1" || fail "https /api/web/similar/u1 not proxied"
+jq -e '.path == "/api/web/similar/u1" and (.headers.Authorization == null) and .headers["X-Forwarded-Proto"] == "https"' \
+    "$work/echo.json" >/dev/null || fail "the frontend route got the token or lost the scheme: $(cat "$work/echo.json")"
+grep -qi "^Content-Security-Policy: default-src 'none'" "$work/fh.txt" && fail "nginx added its API CSP to a frontend answer"
+grep -qi '^Strict-Transport-Security:' "$work/fh.txt" || fail "no HSTS on a frontend answer over TLS"
+echo "ok: / and /api/web/ proxied to the frontend without the service token, with HSTS, without nginx's API CSP"
 code=$(head -c 11000000 /dev/zero | c -o /dev/null -w '%{http_code}' -X POST --data-binary @- "$tls/api/score")
 [ "$code" = "413" ] || fail "an 11 MB body got HTTP $code, want 413"
 # Rate limit (10 r/s, burst 20): 40 concurrent requests through the trusted proxy

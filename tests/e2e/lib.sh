@@ -189,17 +189,19 @@ qdrant_bundle() {
         "$bundle/config.json" >"$bundle/config.json.new" && mv "$bundle/config.json.new" "$bundle/config.json"
 }
 
-# nginx_bundle LAYOUT BUNDLE HTTP_PORT HTTPS_PORT UPSTREAM SECRETS_DIR: the
-# nginx image on loopback ports (host networking) in front of UPSTREAM
-# (host:port), with the secrets of deploy/make-secrets.sh under /run/secrets.
+# nginx_bundle LAYOUT BUNDLE HTTP_PORT HTTPS_PORT UPSTREAM SECRETS_DIR [FRONTEND]:
+# the nginx image on loopback ports (host networking) in front of UPSTREAM
+# (host:port) and the web frontend FRONTEND (host:port, default UPSTREAM),
+# with the secrets of deploy/make-secrets.sh under /run/secrets.
 nginx_bundle() {
-    local layout=$1 bundle=$2 http=$3 https=$4 upstream=$5 secrets=$6
+    local layout=$1 bundle=$2 http=$3 https=$4 upstream=$5 secrets=$6 frontend=${7:-$5}
     runc_bundle "$layout" "$bundle" || return 1
     printf 'listen 127.0.0.1:%s;\n' "$http" >"$bundle.listen.conf"
     printf 'listen 127.0.0.1:%s ssl;\nssl_certificate /run/secrets/tls.crt;\nssl_certificate_key /run/secrets/tls.key;\n' \
         "$https" >"$bundle.tls.conf"
     # shellcheck disable=SC2016 # nginx variables
-    printf 'map $host $scoring_upstream {\n    default %s;\n}\n' "$upstream" >"$bundle.upstream.conf"
+    printf 'map $host $scoring_upstream {\n    default %s;\n}\nmap $host $frontend_upstream {\n    default %s;\n}\n' \
+        "$upstream" "$frontend" >"$bundle.upstream.conf"
     jq --arg b "$bundle" --arg s "$secrets" '.mounts += [
         {destination: "/run/secrets", type: "bind", source: $s, options: ["rbind", "ro"]},
         {destination: "/etc/nginx/listen.conf", type: "bind", source: ($b + ".listen.conf"), options: ["rbind", "ro"]},
