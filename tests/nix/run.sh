@@ -47,10 +47,15 @@ for f in tests/nix/flake.nix tests/nix/default.nix tests/nix/fixtures.nix tests/
 done
 
 step "building a static ocipack"
-RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release \
-  --manifest-path "$repo/Cargo.toml" -p ocipack-cli --target "$triple" --target-dir "$target_dir"
+# AURUM_STATIC_OCIPACK: a static ocipack built elsewhere (e.g. from another
+# revision while the working tree does not compile); CI always builds.
+static=${AURUM_STATIC_OCIPACK:-$target_dir/$triple/release/ocipack}
+if [ -z "${AURUM_STATIC_OCIPACK:-}" ]; then
+  RUSTFLAGS='-C target-feature=+crt-static' cargo build --quiet --release \
+    --manifest-path "$repo/Cargo.toml" -p ocipack-cli --target "$triple" --target-dir "$target_dir"
+fi
 rm -rf "$work" && mkdir -p "$work/tools/bin"
-cp "$target_dir/$triple/release/ocipack" "$work/tools/bin/ocipack"
+cp "$static" "$work/tools/bin/ocipack"
 cp /bin/busybox "$work/tools/bin/busybox"
 # A fresh salt per run (see fixtures.nix): every fixture, layer and image is
 # built from scratch, so the run checks cold builds, not a warm store.
