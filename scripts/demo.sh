@@ -13,7 +13,8 @@
 # .cache/demo/secrets), then the stack: by default Debian's redis-server plus
 # the three service images, Qdrant and nginx under runc, hardened like
 # deploy/compose.yaml, on loopback ports (scoring 13002, detection 18001,
-# embedding 18002, redis 16381, qdrant 16333, nginx 18080 and HTTPS 18443);
+# embedding 18002, redis 16381, qdrant 16333, the web frontend 13000, nginx
+# 18080 and HTTPS 18443);
 # with DEMO_ENGINE=docker, a private dockerd running the real compose files
 # (compose.yaml + compose.ops.yaml: nginx on 127.0.0.1:18080/18443, Redis and
 # Qdrant on 16381/16333). Finally it scores .cache/assets/photos/yaoming.jpg
@@ -51,7 +52,7 @@ stop_all() {
         fi
     done
     [ -d "$demo" ] && umount_under "$demo"
-    rm -rf -- "$demo/b-detection" "$demo/b-embedding" "$demo/b-scoring" "$demo/b-qdrant" "$demo/b-nginx"
+    rm -rf -- "$demo/b-detection" "$demo/b-embedding" "$demo/b-scoring" "$demo/b-qdrant" "$demo/b-nginx" "$demo/b-frontend"
 }
 
 if [ "${1:-}" = stop ]; then
@@ -117,7 +118,13 @@ if [ "$engine" = docker ]; then
 else
     stack_start "$state" "$demo" "$images" 16381 18001 18002 13002 16333 || die "the stack did not come up"
     echo "$REDIS_PID" >"$demo/redis.pid"
-    nginx_bundle "$images/nginx" "$demo/b-nginx" 18080 18443 127.0.0.1:13002 "$demo/secrets" || die "nginx bundle"
+    # The web frontend on 13000, behind nginx's `/`.
+    runc_bundle "$images/frontend" "$demo/b-frontend" HOSTNAME=127.0.0.1 PORT=13000 \
+        SCORING_SERVICE_URL=http://127.0.0.1:13002 || die "frontend bundle"
+    runc_start "$state" e2e-frontend "$demo/b-frontend" || die "the frontend did not start"
+    wait_for_http 150 http://127.0.0.1:13000/api/health || die "the frontend is not answering: $(tail -5 "$demo/b-frontend.log")"
+    nginx_bundle "$images/nginx" "$demo/b-nginx" 18080 18443 127.0.0.1:13002 "$demo/secrets" 127.0.0.1:13000 ||
+        die "nginx bundle"
     runc_start "$state" e2e-nginx "$demo/b-nginx" || die "nginx did not start"
     wait_for_http 100 "$edge/healthz" || die "nginx is not answering on $edge: $(tail -5 "$demo/b-nginx.log")"
 fi
@@ -140,6 +147,7 @@ cat <<EOF
 The stack is running ($engine) behind nginx with TLS (self-signed: $demo/secrets/tls.crt):
   curl --cacert $demo/secrets/tls.crt -F image=@.cache/assets/photos/yaoming.jpg $edge/api/score
   curl --cacert $demo/secrets/tls.crt $edge/api/similar/yaoming
+Open the web page: $edge/   (self-signed certificate; directly: http://127.0.0.1:13000/ under runc)
 Registry: $reg/aurum-circle; pins: $demo/deploy/images.env
 Stop it:  scripts/demo.sh stop
 EOF
