@@ -119,6 +119,13 @@ same = [k for k in a if a[k] == b[k]]
 assert not same, f"same derivation on both systems: {same}"
 PY
 
+step "the documented attribute paths resolve (.#images.scoring, .#push, .#load: legacyPackages)"
+for attr in images.scoring push load scoring-service ocipack; do
+  nixq eval "${flags[@]}" --raw "$flake#$attr.drvPath" >/dev/null || fail ".#$attr does not resolve"
+done
+[ "$(nix eval "${flags[@]}" --raw "$flake#push.meta.mainProgram" 2>/dev/null)" = push-images ] ||
+  fail ".#push has no main program push-images (nix run .#push)"
+
 step "building what the stubs can build (stub packages through the real flake wiring)"
 nixq build "${flags[@]}" --no-link "$flake#packages.x86_64-linux.onnxruntime" "$flake#formatter.x86_64-linux"
 so=$(nix eval "${flags[@]}" --raw "$flake#packages.x86_64-linux.onnxruntime.outPath" 2>/dev/null)
