@@ -1,11 +1,20 @@
-//! One registry connection: the HTTP agent, authentication and retries.
+//! One registry connection: the HTTP agent, authentication, timeouts and retries.
 //!
 //! Every request body is a byte slice already in memory (blobs are read in
 //! bounded chunks), so any request can be replayed after a 401 or a
 //! transient failure without re-reading the file.
+//!
+//! Credentials go only where they were issued for: the registry's bearer
+//! token or Basic credentials only to the registry's own origin (scheme,
+//! host, port), Basic credentials to the token realm only because the token
+//! protocol asks for them there, and never as plain HTTP to another host
+//! unless the caller named that host as insecure. An upload `Location` on
+//! another origin gets no `Authorization` header at all. Redirects are never
+//! followed.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ureq::http::{Method, Request, Response};
@@ -67,50 +76,114 @@ pub(crate) struct Req<'a> {
     pub tries: u32,
 }
 
+/// Where and how long: what [`Client::new`] needs besides credentials.
+pub(crate) struct ClientConfig {
+    /// Plain HTTP to the registry.
+    pub http: bool,
+    /// Other hosts (`host[:port]`) that may be spoken to over plain HTTP
+    /// with credentials (a token realm).
+    pub insecure_hosts: Vec<String>,
+    pub retry: RetryPolicy,
+    /// TCP (and TLS) connection set-up, per attempt.
+    pub connect_timeout: Duration,
+    /// Longest silence while sending or receiving, per read or write.
+    pub idle_timeout: Duration,
+    /// The whole session must end by then.
+    pub deadline: Option<(Instant, Duration)>,
+}
+
+/// `(scheme, host, port)` of an absolute URL, lowercased, default ports filled in.
+pub(crate) fn origin_of(url: &str) -> Option<(String, String, u16)> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let host = uri.host()?.to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(match scheme.as_str() {
+        "http" => 80,
+        _ => 443,
+    });
+    Some((scheme, host, port))
+}
+
+/// `host[:port]` of an absolute URL as written (for messages and `--insecure=HOST`).
+fn authority_of(url: &str) -> String {
+    url.parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|u| u.authority().map(|a| a.as_str().to_ascii_lowercase()))
+        .unwrap_or_else(|| url.to_string())
+}
+
 pub(crate) struct Client {
     agent: ureq::Agent,
     pub registry: String,
     pub base: String,
+    origin: Option<(String, String, u16)>,
+    insecure_hosts: Vec<String>,
     creds: Option<Credentials>,
     pub retry: RetryPolicy,
+    idle_timeout: Duration,
+    deadline: Option<(Instant, Duration)>,
     scheme: RefCell<Option<Scheme>>,
     /// Bearer tokens by scope string, with their expiry.
     tokens: RefCell<HashMap<String, (String, Instant)>>,
-    pub bytes_sent: Cell<u64>,
+    pub bytes_sent: AtomicU64,
 }
 
 impl Client {
-    pub fn new(
-        registry: &str,
-        http: bool,
-        creds: Option<Credentials>,
-        retry: RetryPolicy,
-        timeout: Duration,
-    ) -> Self {
+    pub fn new(registry: &str, creds: Option<Credentials>, cfg: ClientConfig) -> Self {
+        let http = cfg.http;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .https_only(!http)
             // Registries redirect blob GETs to storage; pushes need no
-            // redirects, and following one would re-send a body.
+            // redirects, and following one would re-send a body (and, in
+            // some clients, the Authorization header) to another origin.
             .max_redirects(0)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_per_call(Some(timeout))
+            .timeout_connect(Some(cfg.connect_timeout))
+            .timeout_per_read(Some(cfg.idle_timeout))
+            .timeout_per_write(Some(cfg.idle_timeout))
             .user_agent(concat!("ocipack-push/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
         let scheme = if http { "http" } else { "https" };
+        let base = format!("{scheme}://{registry}");
         Client {
             agent,
             registry: registry.to_string(),
-            base: format!("{scheme}://{registry}"),
+            origin: origin_of(&base),
+            base,
+            insecure_hosts: cfg
+                .insecure_hosts
+                .iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
             creds,
             retry: RetryPolicy {
-                max_tries: retry.max_tries.max(1),
-                ..retry
+                max_tries: cfg.retry.max_tries.max(1),
+                ..cfg.retry
             },
+            idle_timeout: cfg.idle_timeout,
+            deadline: cfg.deadline,
             scheme: RefCell::new(None),
             tokens: RefCell::new(HashMap::new()),
-            bytes_sent: Cell::new(0),
+            bytes_sent: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether `url` is on the registry's own origin (scheme, host, port).
+    pub fn is_registry_origin(&self, url: &str) -> bool {
+        self.origin.is_some() && origin_of(url) == self.origin
+    }
+
+    /// Whether Basic credentials may go to the token realm `realm`: over
+    /// HTTPS always (the token protocol sends them there), over plain HTTP
+    /// only on the registry's own origin or a host named insecure.
+    fn may_send_basic_to_realm(&self, realm: &str) -> bool {
+        match origin_of(realm) {
+            Some((scheme, _, _)) if scheme == "https" => true,
+            Some(_) => {
+                self.is_registry_origin(realm) || self.insecure_hosts.contains(&authority_of(realm))
+            }
+            None => false,
         }
     }
 
@@ -184,13 +257,30 @@ impl Client {
     /// credential become auth errors.
     pub fn send(&self, req: &Req, progress: &dyn Progress) -> Result<Response<Body>> {
         self.ping(progress)?;
+        let ours = self.is_registry_origin(&req.url);
         let mut refreshed = false;
         loop {
-            let auth = self.authorization(&req.scope, progress)?;
+            let auth = if ours {
+                self.authorization(&req.scope, progress)?
+            } else {
+                None
+            };
             let resp = self.transport(req, auth, progress)?;
             let status = resp.status().as_u16();
             if status != 401 && status != 403 {
                 return Ok(resp);
+            }
+            if !ours {
+                return Err(Error::Protocol {
+                    registry: self.registry.clone(),
+                    reason: format!(
+                        "{} {} (another origin than the registry, named by the registry's \
+                         Location header) answered {status}; credentials are only sent to \
+                         the registry itself, so this upload cannot proceed",
+                        method_name(&req.method),
+                        req.url
+                    ),
+                });
             }
             let bearer = matches!(*self.scheme.borrow(), Some(Scheme::Bearer { .. }));
             if status == 401 && bearer && !refreshed {
@@ -267,6 +357,13 @@ impl Client {
         for s in scope.split_whitespace() {
             push("scope", s);
         }
+        if self.creds.is_some() && !self.may_send_basic_to_realm(&realm) {
+            return Err(Error::InsecureRealm {
+                registry: self.registry.clone(),
+                realm: realm.clone(),
+                host: authority_of(&realm),
+            });
+        }
         let started = Instant::now();
         let resp = self.transport(
             &self.plain_get(&url),
@@ -334,6 +431,7 @@ impl Client {
     ) -> Result<Response<Body>> {
         let mut attempt = 1;
         loop {
+            let remaining = self.remaining(req)?;
             let mut b = Request::builder().method(req.method.clone()).uri(&req.url);
             for (k, v) in &req.headers {
                 b = b.header(*k, v);
@@ -342,18 +440,26 @@ impl Client {
                 b = b.header("Authorization", a);
             }
             let result = match req.body {
-                Some(body) => b
-                    .body(body)
-                    .map_err(ureq::Error::from)
-                    .and_then(|r| self.agent.run(r)),
-                None => b
-                    .body(())
-                    .map_err(ureq::Error::from)
-                    .and_then(|r| self.agent.run(r)),
+                Some(body) => b.body(body).map_err(ureq::Error::from).and_then(|r| {
+                    let r = self
+                        .agent
+                        .configure_request(r)
+                        .timeout_global(remaining)
+                        .build();
+                    self.agent.run(r)
+                }),
+                None => b.body(()).map_err(ureq::Error::from).and_then(|r| {
+                    let r = self
+                        .agent
+                        .configure_request(r)
+                        .timeout_global(remaining)
+                        .build();
+                    self.agent.run(r)
+                }),
             };
             if let Some(body) = req.body {
                 self.bytes_sent
-                    .set(self.bytes_sent.get() + body.len() as u64);
+                    .fetch_add(body.len() as u64, Ordering::Relaxed);
             }
             let (reason, retry_after) = match result {
                 Ok(resp) => {
@@ -372,7 +478,18 @@ impl Client {
                         .map(Duration::from_secs);
                     (format!("status {s}"), after)
                 }
+                Err(ureq::Error::Timeout(ureq::Timeout::Global)) => {
+                    return Err(self.deadline_error(req));
+                }
                 Err(e) if is_transient(&e) && attempt < req.tries => (e.to_string(), None),
+                Err(ureq::Error::Timeout(_)) => {
+                    return Err(Error::NoAnswer {
+                        method: method_name(&req.method),
+                        url: req.url.clone(),
+                        tries: attempt,
+                        idle: self.idle_timeout,
+                    })
+                }
                 Err(e) => {
                     return Err(Error::Http {
                         method: method_name(&req.method),
@@ -385,6 +502,11 @@ impl Client {
             let delay = retry_after
                 .unwrap_or_else(|| self.retry.delay(attempt))
                 .min(self.retry.max_delay);
+            if let Some((at, _)) = self.deadline {
+                if Instant::now() + delay >= at {
+                    return Err(self.deadline_error(req));
+                }
+            }
             progress.retrying(
                 &format!("{} {}", method_name(&req.method), req.url),
                 attempt,
@@ -393,6 +515,25 @@ impl Client {
             );
             std::thread::sleep(delay);
             attempt += 1;
+        }
+    }
+
+    /// Time left before the session's deadline (`None`: no deadline).
+    fn remaining(&self, req: &Req) -> Result<Option<Duration>> {
+        match self.deadline {
+            None => Ok(None),
+            Some((at, _)) => match at.checked_duration_since(Instant::now()) {
+                Some(d) if !d.is_zero() => Ok(Some(d)),
+                _ => Err(self.deadline_error(req)),
+            },
+        }
+    }
+
+    fn deadline_error(&self, req: &Req) -> Error {
+        Error::Deadline {
+            limit: self.deadline.map(|(_, l)| l).unwrap_or_default(),
+            method: method_name(&req.method),
+            url: req.url.clone(),
         }
     }
 }

@@ -139,6 +139,52 @@ pub enum Error {
         source: Box<ureq::Error>,
     },
 
+    /// The registry sent nothing for the idle timeout, on every try.
+    #[error(
+        "{method} {url}: no answer for {idle:?} ({tries} tries); check that the registry \
+         is up and reachable, or raise --idle-timeout"
+    )]
+    NoAnswer {
+        /// The HTTP method.
+        method: &'static str,
+        /// The URL.
+        url: String,
+        /// How many attempts were made.
+        tries: u32,
+        /// The idle timeout that expired.
+        idle: std::time::Duration,
+    },
+
+    /// The push did not finish within its total deadline.
+    #[error(
+        "the push did not finish within its {limit:?} deadline (at {method} {url}); \
+         raise --timeout or check the registry; what was committed stays, a rerun sends the rest"
+    )]
+    Deadline {
+        /// The deadline (`--timeout`).
+        limit: std::time::Duration,
+        /// The request in flight or about to start.
+        method: &'static str,
+        /// Its URL.
+        url: String,
+    },
+
+    /// A token realm on plain HTTP and another host than the registry would
+    /// receive the password in clear.
+    #[error(
+        "registry {registry} sends its token requests to {realm}, plain HTTP on another \
+         host; refusing to send the password there in clear; if {host} is trusted, \
+         name it: --insecure={host}"
+    )]
+    InsecureRealm {
+        /// The registry host.
+        registry: String,
+        /// The token realm URL.
+        realm: String,
+        /// The realm's `host[:port]`.
+        host: String,
+    },
+
     /// The registry broke the protocol (missing Location, digest disagreement...).
     #[error("registry {registry} misbehaved: {reason}")]
     Protocol {

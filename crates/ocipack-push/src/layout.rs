@@ -2,10 +2,19 @@
 //!
 //! Only the fields the pusher needs are modelled; manifests are kept as the
 //! exact bytes on disk, because their digest is what gets pushed.
+//!
+//! The layout is untrusted: every file is checked to be a regular file
+//! (symlinks are followed, as Nix layouts link blobs into the store, but a
+//! FIFO or device is refused) of a bounded size before it is read, a
+//! manifest's size must match its descriptor, and the manifest graph is
+//! walked once per distinct digest with bounded depth, fan-out and totals
+//! (see the `MAX_*` constants), so the work is linear in the layout's size.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -13,6 +22,81 @@ use crate::error::{Error, Result};
 
 /// The annotation that carries the tag of a manifest in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Largest `index.json` read.
+pub const MAX_INDEX_BYTES: u64 = 64 << 20;
+/// Most entries in `index.json`.
+pub const MAX_INDEX_ENTRIES: usize = 100_000;
+/// Largest manifest or image index blob (distribution's own default limit).
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+/// Deepest nesting of image indexes below the selected manifest.
+pub const MAX_DEPTH: u32 = 4;
+/// Most entries in one nested image index.
+pub const MAX_FANOUT: usize = 1_000;
+/// Most distinct manifests (images and indexes) one push reads.
+pub const MAX_MANIFESTS: usize = 10_000;
+/// Most manifest bytes one push holds in memory.
+pub const MAX_MANIFEST_TOTAL_BYTES: u64 = 64 << 20;
+/// Most manifest PUTs (by digest and by tag) one push makes.
+pub const MAX_MANIFEST_PUTS: usize = 10_000;
+
+/// Reads a whole file that must be a regular file of at most `max` bytes
+/// (and of exactly `expect` bytes when given), without opening anything
+/// else: a FIFO would block the open, a device would never end.
+pub(crate) fn read_bounded(path: &Path, max: u64, expect: Option<u64>) -> Result<Vec<u8>> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let f = open_regular(path, &meta)?;
+    let len = meta.len();
+    if let Some(want) = expect {
+        if len != want {
+            return Err(Error::Layout {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the file has {len} bytes, but its descriptor says {want}; the layout is corrupt"
+                ),
+            });
+        }
+    }
+    if len > max {
+        return Err(Error::Layout {
+            path: path.to_path_buf(),
+            reason: format!("the file has {len} bytes, more than the {max} this reader accepts"),
+        });
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 != len {
+        return Err(Error::Layout {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the file changed while being read ({} bytes, {len} expected)",
+                bytes.len()
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Opens `path` after `meta` (from following its symlinks) said it is a
+/// regular file, and checks the opened file again.
+pub(crate) fn open_regular(path: &Path, meta: &fs::Metadata) -> Result<fs::File> {
+    let not_regular = || Error::Layout {
+        path: path.to_path_buf(),
+        reason: "not a regular file (a FIFO, device, socket or directory, directly or \
+                 through a symlink); layouts hold regular files only"
+            .into(),
+    };
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    if !f.metadata().map_err(|e| Error::io(path, e))?.is_file() {
+        return Err(not_regular());
+    }
+    Ok(f)
+}
 
 /// A content descriptor as found in `index.json` and in manifests.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -57,8 +141,9 @@ pub struct Manifest {
     pub bytes: Vec<u8>,
     /// Blobs (config and layers) it references directly.
     pub blobs: Vec<Descriptor>,
-    /// Child manifests, for an image index.
-    pub children: Vec<Manifest>,
+    /// Child manifests, for an image index (each distinct child once;
+    /// shared with other parents that list it).
+    pub children: Vec<Arc<Manifest>>,
 }
 
 impl Manifest {
@@ -67,18 +152,39 @@ impl Manifest {
         &self.descriptor.media_type
     }
 
+    /// Distinct child manifests, deepest first: the order to PUT them in.
+    pub fn children_in_push_order(&self) -> Vec<Arc<Manifest>> {
+        fn walk(m: &Manifest, seen: &mut HashSet<String>, out: &mut Vec<Arc<Manifest>>) {
+            for c in &m.children {
+                if seen.insert(c.descriptor.digest.clone()) {
+                    walk(c, seen, out);
+                    out.push(c.clone());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut HashSet::new(), &mut out);
+        out
+    }
+
     /// Every blob referenced by this manifest and its children, each once,
     /// smallest first so that an interrupted push leaves the most blobs done.
     pub fn all_blobs(&self) -> Vec<Descriptor> {
         let mut out: Vec<Descriptor> = Vec::new();
+        let mut seen_blobs = HashSet::new();
+        let mut seen_manifests = HashSet::new();
         let mut stack = vec![self];
         while let Some(m) = stack.pop() {
             for b in &m.blobs {
-                if !out.iter().any(|o| o.digest == b.digest) {
+                if seen_blobs.insert(b.digest.as_str()) {
                     out.push(b.clone());
                 }
             }
-            stack.extend(m.children.iter());
+            for c in &m.children {
+                if seen_manifests.insert(c.descriptor.digest.as_str()) {
+                    stack.push(c);
+                }
+            }
         }
         out.sort_by(|a, b| a.size.cmp(&b.size).then_with(|| a.digest.cmp(&b.digest)));
         out
@@ -99,10 +205,17 @@ impl Layout {
     /// [`Error::Layout`] when either file is missing or malformed.
     pub fn open(root: &Path) -> Result<Self> {
         let marker = root.join("oci-layout");
-        let text = fs::read_to_string(&marker).map_err(|e| Error::Layout {
-            path: marker.clone(),
-            reason: format!("cannot read the oci-layout marker ({e})"),
-        })?;
+        let text = read_bounded(&marker, 4096, None)
+            .and_then(|b| {
+                String::from_utf8(b).map_err(|_| Error::Layout {
+                    path: marker.clone(),
+                    reason: "not UTF-8".into(),
+                })
+            })
+            .map_err(|e| Error::Layout {
+                path: marker.clone(),
+                reason: format!("cannot read the oci-layout marker ({e})"),
+            })?;
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Layout {
             path: marker.clone(),
             reason: format!("invalid JSON ({e})"),
@@ -114,7 +227,7 @@ impl Layout {
             });
         }
         let index_path = root.join("index.json");
-        let bytes = fs::read(&index_path).map_err(|e| Error::io(&index_path, e))?;
+        let bytes = read_bounded(&index_path, MAX_INDEX_BYTES, None)?;
         let index: Index = serde_json::from_slice(&bytes).map_err(|e| Error::Layout {
             path: index_path.clone(),
             reason: format!("invalid index ({e})"),
@@ -123,6 +236,15 @@ impl Layout {
             return Err(Error::Layout {
                 path: index_path,
                 reason: "the index lists no manifests".into(),
+            });
+        }
+        if index.manifests.len() > MAX_INDEX_ENTRIES {
+            return Err(Error::Layout {
+                path: index_path,
+                reason: format!(
+                    "the index lists {} manifests, more than the {MAX_INDEX_ENTRIES} a push accepts",
+                    index.manifests.len()
+                ),
             });
         }
         Ok(Layout {
@@ -181,13 +303,17 @@ impl Layout {
                 out.push((d.clone(), vec![tag.to_string()]));
             }
             None => {
+                let mut at: HashMap<&str, usize> = HashMap::new();
                 for d in &self.index {
                     let Some(name) = d.annotations.get(REF_NAME) else {
                         continue;
                     };
-                    match out.iter_mut().find(|(o, _)| o.digest == d.digest) {
-                        Some((_, tags)) => tags.push(name.clone()),
-                        None => out.push((d.clone(), vec![name.clone()])),
+                    match at.get(d.digest.as_str()) {
+                        Some(&i) => out[i].1.push(name.clone()),
+                        None => {
+                            at.insert(&d.digest, out.len());
+                            out.push((d.clone(), vec![name.clone()]));
+                        }
                     }
                 }
                 if out.is_empty() {
@@ -203,24 +329,64 @@ impl Layout {
         Ok(out)
     }
 
-    /// Reads a manifest (and, for an index, its children) and verifies its digest.
+    /// Reads a manifest (and, for an index, its children) and verifies its
+    /// size and digest. `budget` carries the limits across every manifest of
+    /// one push: each distinct digest is read once.
     ///
     /// # Errors
     /// [`Error::DigestMismatch`] for a manifest whose bytes do not match,
-    /// [`Error::Layout`] for one that is not JSON or nests too deep.
-    pub fn manifest(&self, descriptor: &Descriptor) -> Result<Manifest> {
-        self.manifest_at(descriptor, 0)
+    /// [`Error::Layout`] for one that is not JSON, has another size than its
+    /// descriptor, is not a regular file, or exceeds a limit.
+    pub fn manifest(&self, descriptor: &Descriptor, budget: &mut Budget) -> Result<Arc<Manifest>> {
+        self.manifest_at(descriptor, 0, budget)
     }
 
-    fn manifest_at(&self, descriptor: &Descriptor, depth: u32) -> Result<Manifest> {
+    fn manifest_at(
+        &self,
+        descriptor: &Descriptor,
+        depth: u32,
+        budget: &mut Budget,
+    ) -> Result<Arc<Manifest>> {
         let path = self.blob_path(&descriptor.digest)?;
-        if depth > 4 {
-            return Err(Error::Layout {
-                path,
-                reason: "image indexes nest more than 4 levels deep".into(),
-            });
+        if let Some(m) = budget.read.get(&descriptor.digest) {
+            if m.descriptor.size != descriptor.size {
+                return Err(Error::Layout {
+                    path,
+                    reason: format!(
+                        "descriptors of this manifest disagree on its size ({} and {})",
+                        m.descriptor.size, descriptor.size
+                    ),
+                });
+            }
+            return Ok(m.clone());
         }
-        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let limit = |reason: String| Error::Layout {
+            path: path.clone(),
+            reason,
+        };
+        if depth > MAX_DEPTH {
+            return Err(limit(format!(
+                "image indexes nest more than {MAX_DEPTH} levels deep"
+            )));
+        }
+        if budget.read.len() >= MAX_MANIFESTS {
+            return Err(limit(format!(
+                "the push would read more than {MAX_MANIFESTS} distinct manifests"
+            )));
+        }
+        if descriptor.size > MAX_MANIFEST_BYTES {
+            return Err(limit(format!(
+                "its descriptor says {} bytes; manifests of more than {MAX_MANIFEST_BYTES} bytes are refused",
+                descriptor.size
+            )));
+        }
+        budget.bytes += descriptor.size;
+        if budget.bytes > MAX_MANIFEST_TOTAL_BYTES {
+            return Err(limit(format!(
+                "the push's manifests add up to more than {MAX_MANIFEST_TOTAL_BYTES} bytes"
+            )));
+        }
+        let bytes = read_bounded(&path, MAX_MANIFEST_BYTES, Some(descriptor.size))?;
         let actual = crate::digest::sha256_of(&bytes);
         if actual != descriptor.digest {
             return Err(Error::DigestMismatch {
@@ -233,23 +399,41 @@ impl Layout {
             path: path.clone(),
             reason: format!("manifest is not valid JSON ({e})"),
         })?;
+        if refs.manifests.len() > MAX_FANOUT {
+            return Err(limit(format!(
+                "the image index lists {} manifests, more than {MAX_FANOUT}",
+                refs.manifests.len()
+            )));
+        }
         let mut descriptor = descriptor.clone();
         if descriptor.media_type.is_empty() {
             descriptor.media_type = refs.media_type.clone().unwrap_or_default();
         }
-        let mut children = Vec::new();
+        let mut children: Vec<Arc<Manifest>> = Vec::new();
+        let mut listed = HashSet::new();
         for child in &refs.manifests {
-            children.push(self.manifest_at(child, depth + 1)?);
+            if listed.insert(child.digest.as_str()) {
+                children.push(self.manifest_at(child, depth + 1, budget)?);
+            }
         }
         let mut blobs: Vec<Descriptor> = refs.config.into_iter().collect();
         blobs.extend(refs.layers);
-        Ok(Manifest {
+        let m = Arc::new(Manifest {
             descriptor,
             bytes,
             blobs,
             children,
-        })
+        });
+        budget.read.insert(m.descriptor.digest.clone(), m.clone());
+        Ok(m)
     }
+}
+
+/// What one push has read so far, to keep its work bounded.
+#[derive(Debug, Default)]
+pub struct Budget {
+    read: HashMap<String, Arc<Manifest>>,
+    bytes: u64,
 }
 
 /// The hex part of a well-formed `sha256:<64 hex>` digest.

@@ -56,7 +56,10 @@ pub use layout::REF_NAME;
 pub use progress::{BlobOutcome, NoProgress, Progress};
 pub use reference::Target;
 pub use report::{BlobReport, ImageReport, PushReport, Tally};
-pub use session::{PushOptions, Session, DEFAULT_CHUNK_SIZE};
+pub use session::{
+    PushOptions, Session, DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_TIMEOUT,
+};
 
 /// Pushes the layout at `dir` to `target`.
 ///

@@ -3,12 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::auth::Credentials;
-use crate::client::{Client, RetryPolicy};
+use crate::client::{Client, ClientConfig, RetryPolicy};
 use crate::error::{Error, Result};
-use crate::layout::{Layout, Manifest};
+use crate::layout::{Budget, Layout, Manifest, MAX_MANIFESTS, MAX_MANIFEST_PUTS};
 use crate::progress::{BlobOutcome, Progress};
 use crate::reference::Target;
 use crate::report::{BlobReport, ImageReport};
@@ -23,6 +23,10 @@ pub struct PushOptions {
     /// Allow plain HTTP. Without it `http://` targets are refused and
     /// scheme-less targets use HTTPS.
     pub insecure: bool,
+    /// Further hosts (`host[:port]`, e.g. a token realm) that may receive
+    /// credentials over plain HTTP. Empty: only the registry itself, and
+    /// only with `insecure`.
+    pub insecure_hosts: Vec<String>,
     /// Blobs up to this size go in one PUT; larger ones in PATCH chunks of it.
     pub chunk_size: usize,
     /// Retries for transient failures.
@@ -31,9 +35,21 @@ pub struct PushOptions {
     pub mount_from: Vec<String>,
     /// Credentials; `None` pushes anonymously. See [`Credentials::lookup`].
     pub credentials: Option<Credentials>,
-    /// Upper bound for one HTTP request, body included.
-    pub request_timeout: Duration,
+    /// TCP and TLS connection set-up, per attempt.
+    pub connect_timeout: Duration,
+    /// Longest silence while sending to or waiting for the registry (per
+    /// socket read or write); an attempt that stalls longer fails and is retried.
+    pub idle_timeout: Duration,
+    /// Total deadline of the session, from [`Session::new`]; `None` for none.
+    pub timeout: Option<Duration>,
 }
+
+/// Default [`PushOptions::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default [`PushOptions::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`PushOptions::timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 impl Default for PushOptions {
     fn default() -> Self {
@@ -42,8 +58,11 @@ impl Default for PushOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             retry: RetryPolicy::default(),
             mount_from: Vec::new(),
+            insecure_hosts: Vec::new(),
             credentials: None,
-            request_timeout: Duration::from_secs(600),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            timeout: Some(DEFAULT_TIMEOUT),
         }
     }
 }
@@ -57,6 +76,8 @@ pub struct Session<'p> {
     known: HashMap<String, String>,
     /// (repository, digest) pairs known present, to save HEADs.
     present: HashSet<(String, String)>,
+    /// (repository, digest) of child manifests this session already put.
+    manifests_put: HashSet<(String, String)>,
 }
 
 impl<'p> Session<'p> {
@@ -76,10 +97,15 @@ impl<'p> Session<'p> {
         };
         let client = Client::new(
             &target.registry,
-            http,
             opts.credentials.clone(),
-            opts.retry,
-            opts.request_timeout,
+            ClientConfig {
+                http,
+                insecure_hosts: opts.insecure_hosts.clone(),
+                retry: opts.retry,
+                connect_timeout: opts.connect_timeout,
+                idle_timeout: opts.idle_timeout,
+                deadline: opts.timeout.map(|t| (Instant::now() + t, t)),
+            },
         );
         Ok(Session {
             client,
@@ -90,6 +116,7 @@ impl<'p> Session<'p> {
             progress,
             known: HashMap::new(),
             present: HashSet::new(),
+            manifests_put: HashSet::new(),
         })
     }
 
@@ -100,7 +127,9 @@ impl<'p> Session<'p> {
 
     /// Request body bytes sent so far, retries included.
     pub fn bytes_sent(&self) -> u64 {
-        self.client.bytes_sent.get()
+        self.client
+            .bytes_sent
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Pushes the layout at `dir` to `target` (which must be on this
@@ -122,13 +151,51 @@ impl<'p> Session<'p> {
         let layout = Layout::open(dir)?;
         let selected = layout.select(target.tag.as_deref())?;
         // Read and check everything before the first request, so a broken
-        // layout is refused with nothing sent.
+        // or hostile layout is refused with nothing sent. Each distinct
+        // manifest and blob is checked once: linear in the layout's size.
+        let puts: usize = selected.iter().map(|(_, tags)| 1 + tags.len()).sum();
+        if selected.len() > MAX_MANIFESTS || puts > MAX_MANIFEST_PUTS {
+            return Err(Error::Layout {
+                path: dir.join("index.json"),
+                reason: format!(
+                    "the push selects {} manifests under {} references; at most {MAX_MANIFESTS} \
+                     manifests and {MAX_MANIFEST_PUTS} manifest uploads per push; give a tag \
+                     (REPO:TAG) to push one",
+                    selected.len(),
+                    puts
+                ),
+            });
+        }
+        let mut budget = Budget::default();
+        let mut checked = HashSet::new();
         let mut manifests = Vec::new();
+        let mut puts = 0;
         for (desc, tags) in selected {
-            let m = layout.manifest(&desc)?;
+            let m = layout.manifest(&desc, &mut budget)?;
+            puts += 1 + tags.len() + m.children_in_push_order().len();
+            if puts > MAX_MANIFEST_PUTS {
+                return Err(Error::Layout {
+                    path: dir.join("index.json"),
+                    reason: format!(
+                        "the push would make more than {MAX_MANIFEST_PUTS} manifest uploads; \
+                         give a tag (REPO:TAG) to push one image"
+                    ),
+                });
+            }
             for b in m.all_blobs() {
+                if !checked.insert(b.digest.clone()) {
+                    continue;
+                }
                 let path = layout.blob_path(&b.digest)?;
                 let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+                if !meta.is_file() {
+                    return Err(Error::Layout {
+                        path,
+                        reason: "not a regular file (a FIFO, device, socket or directory, \
+                                 directly or through a symlink); layouts hold regular files only"
+                            .into(),
+                    });
+                }
                 if meta.len() != b.size {
                     return Err(Error::Layout {
                         path,
@@ -208,10 +275,16 @@ impl<'p> Session<'p> {
         Ok(report)
     }
 
-    /// Children of an index go in by digest, deepest first, before their parent.
-    fn put_children(&self, m: &Manifest, repo: &str) -> Result<()> {
-        for c in &m.children {
-            self.put_children(c, repo)?;
+    /// Children of an index go in by digest, deepest first, before their
+    /// parent; each distinct child once per repository.
+    fn put_children(&mut self, m: &Manifest, repo: &str) -> Result<()> {
+        for c in m.children_in_push_order() {
+            if !self
+                .manifests_put
+                .insert((repo.to_string(), c.descriptor.digest.clone()))
+            {
+                continue;
+            }
             put_manifest(
                 &self.client,
                 repo,

@@ -1,13 +1,17 @@
 //! Blob uploads: HEAD, cross-repository mount, monolithic PUT, chunked PATCH.
 //!
-//! Memory stays bounded by the chunk size: a small blob is read whole (it is
-//! at most one chunk), a large one a chunk at a time (two chunk buffers, so
-//! that reading overlaps sending). The sha256 is computed
-//! from the bytes actually sent and compared with the blob's name before the
-//! upload is committed, so a corrupt file never becomes a blob.
+//! No byte leaves the process before it is verified. A blob file is opened
+//! once (a regular file of the descriptor's size, symlinks followed), and
+//! its sha256 is checked against its name before the first byte is sent:
+//! a small blob (at most one chunk) is read whole and hashed; a large one is
+//! hashed in one streaming pass over the opened file, then sent from the same
+//! file a chunk at a time (two chunk buffers, so that reading overlaps
+//! sending). The bytes actually sent are hashed again and compared before
+//! the upload is committed, so a file rewritten in place between the two
+//! passes is still never committed. Memory stays bounded by the chunk size.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek as _, SeekFrom};
 use std::path::Path;
 use std::sync::mpsc;
 
@@ -111,7 +115,7 @@ fn with_digest(location: &str, digest: &str) -> String {
 }
 
 /// Reads up to `buf.len()` bytes, stopping early only at end of file.
-fn read_full(file: &mut File, buf: &mut [u8], path: &Path) -> Result<usize> {
+fn read_full(file: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..]) {
@@ -144,7 +148,7 @@ pub(crate) fn push_blob(
 ) -> Result<Placed> {
     if desc.size <= chunk_size as u64 {
         // Read and verify first: a corrupt small blob costs no request at all.
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = crate::layout::read_bounded(path, chunk_size as u64, Some(desc.size))?;
         let actual = crate::digest::sha256_of(&bytes);
         if actual != desc.digest {
             return Err(mismatch(path, desc, actual));
@@ -170,6 +174,13 @@ pub(crate) fn push_blob(
         p.blob_progress(&desc.digest, desc.size, desc.size);
         return Ok(Placed::Uploaded);
     }
+    // Verify before any byte of it leaves: a blob that is not what its name
+    // says (say, a symlink to a file outside the layout) costs no request.
+    let mut file = open_blob(path, desc)?;
+    let actual = hash_file(&mut file, path)?;
+    if actual != desc.digest {
+        return Err(mismatch(path, desc, actual));
+    }
     let mut session = match start(client, repo, &desc.digest, from, p)? {
         None => return Ok(Placed::Mounted),
         Some(loc) => Some(loc),
@@ -181,7 +192,10 @@ pub(crate) fn push_blob(
             None => start(client, repo, &desc.digest, None, p)?
                 .expect("a plain upload start never mounts"),
         };
-        match chunked(client, repo, desc, path, loc, chunk_size, p) {
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(path, e))?;
+        let f = file.try_clone().map_err(|e| Error::io(path, e))?;
+        match chunked(client, repo, desc, path, f, loc, chunk_size, p) {
             Ok(()) => return Ok(Placed::Uploaded),
             Err(e) if attempt < client.retry.max_tries && restartable(&e) => {
                 let delay = client.retry.delay(attempt);
@@ -213,16 +227,47 @@ fn restartable(e: &Error) -> bool {
     }
 }
 
+/// Opens a blob: a regular file (symlinks followed) of the descriptor's size.
+fn open_blob(path: &Path, desc: &Descriptor) -> Result<File> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let f = crate::layout::open_regular(path, &meta)?;
+    if meta.len() != desc.size {
+        return Err(Error::Layout {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the blob has {} bytes, its descriptor says {}",
+                meta.len(),
+                desc.size
+            ),
+        });
+    }
+    Ok(f)
+}
+
+/// sha256 of the rest of `file`, read in 1 MiB pieces.
+fn hash_file(file: &mut File, path: &Path) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = read_full(file, &mut buf, path)?;
+        if n == 0 {
+            return Ok(crate::digest::finish(hasher));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn chunked(
     client: &Client,
     repo: &str,
     desc: &Descriptor,
     path: &Path,
+    mut file: File,
     mut loc: String,
     chunk_size: usize,
     p: &dyn Progress,
 ) -> Result<()> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     // A reader thread reads and hashes the next chunk while the current one
     // is on the wire, so the registry does not sit idle between PATCHes.
     // Two buffers circulate: memory stays at twice the chunk size.
@@ -236,11 +281,16 @@ fn chunked(
     let (sent, hasher) = std::thread::scope(|s| {
         let reader = s.spawn(move || {
             let mut hasher = Sha256::new();
+            // Never more than the verified size: a file that grew since the
+            // check sends nothing beyond it.
+            let mut left = desc.size;
             // Ends when the sender loop hangs up (its error) or at end of file.
             while let Ok(mut buf) = free_rx.recv() {
-                match read_full(&mut file, &mut buf, path) {
+                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                match read_full(&mut file, &mut buf[..want], path) {
                     Ok(0) => return Some(hasher),
                     Ok(n) => {
+                        left -= n as u64;
                         hasher.update(&buf[..n]);
                         if full_tx.send(Ok((buf, n))).is_err() {
                             return None;

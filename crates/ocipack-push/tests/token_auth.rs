@@ -244,12 +244,15 @@ fn token_registry(dir: &Path, token_port: u16) -> Registry {
     Registry::start_with(None, Some(auth))
 }
 
-fn with_creds(user: &str, password: &str) -> PushOptions {
+/// The token server is plain HTTP on another port than the registry (another
+/// origin), so it has to be named for the password to go there.
+fn with_creds(user: &str, password: &str, tokens: &TokenServer) -> PushOptions {
     PushOptions {
         credentials: Some(Credentials {
             user: user.into(),
             password: password.into(),
         }),
+        insecure_hosts: vec![format!("127.0.0.1:{}", tokens.port)],
         ..insecure_opts()
     }
 }
@@ -267,7 +270,7 @@ fn bearer_tokens_push_mount_and_reject() {
 
     let r = push_all(
         &[(a.dir.clone(), ta.clone()), (b.dir.clone(), tb)],
-        with_creds("alice", "pw"),
+        with_creds("alice", "pw", &tokens),
         &NoProgress,
     )
     .unwrap();
@@ -301,7 +304,7 @@ fn bearer_tokens_push_mount_and_reject() {
         b.manifest_digest
     );
 
-    let err = push(&a.dir, &ta, with_creds("alice", "nope"), &NoProgress).unwrap_err();
+    let err = push(&a.dir, &ta, with_creds("alice", "nope", &tokens), &NoProgress).unwrap_err();
     assert!(
         matches!(err, Error::AuthRejected { status: 401, .. }),
         "{err}"
@@ -362,7 +365,7 @@ fn bearer_tokens_push_mount_and_reject() {
     }
 
     let elsewhere = Target::parse(&format!("{}/other/x:1", reg.host())).unwrap();
-    let err = push(&a.dir, &elsewhere, with_creds("alice", "pw"), &NoProgress).unwrap_err();
+    let err = push(&a.dir, &elsewhere, with_creds("alice", "pw", &tokens), &NoProgress).unwrap_err();
     assert!(matches!(err, Error::Denied { status: 401, .. }), "{err}");
     assert!(err.is_auth());
     assert!(

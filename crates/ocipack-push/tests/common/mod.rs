@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -281,4 +283,15 @@ pub fn insecure_opts() -> ocipack_push::PushOptions {
         retry: fast_retry(),
         ..Default::default()
     }
+}
+
+/// Runs `f` on a thread and fails the test if it is still running after
+/// `bound` (a hang on the old code becomes a failure, not a stuck suite).
+pub fn within<T: Send + 'static>(bound: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(bound)
+        .unwrap_or_else(|_| panic!("still running after {bound:?}"))
 }
