@@ -26,6 +26,12 @@ type Phase =
 
 type Similar = { kind: "none" } | { kind: "loading" } | { kind: "list"; data: SimilarResult } | { kind: "note"; message: string };
 
+/** Cosine similarity of two face embeddings, in words (below 0.2: different people). */
+function similarityText(sim: number): string {
+  if (sim < 0.2) return `not alike (${sim.toFixed(2)})`;
+  return `${Math.round(sim * 100)}% alike`;
+}
+
 function verdict(score: number): string {
   if (score >= 85) return "Outstanding photo";
   if (score >= 70) return "Great photo";
@@ -54,7 +60,14 @@ export default function Scorer() {
     if (phase.kind === "error") errorBox.current?.focus();
   }, [phase.kind]);
 
-  const fail = (message: string) => setPhase({ kind: "error", message });
+  // A failed upload shows no photo: the result card goes back to its placeholder.
+  const fail = (message: string) => {
+    setPhotoUrl((old) => {
+      if (old) URL.revokeObjectURL(old);
+      return null;
+    });
+    setPhase({ kind: "error", message });
+  };
 
   const start = useCallback(
     async (file: File) => {
@@ -176,7 +189,9 @@ export default function Scorer() {
         </div>
         {phase.kind === "error" && (
           <div className="error" role="alert" tabIndex={-1} ref={errorBox} data-testid="error">
-            <strong>That didn&rsquo;t work.</strong> {phase.message}
+            <p>
+              <strong>That didn&rsquo;t work.</strong> {phase.message}
+            </p>
             <button type="button" className="button small" onClick={() => fileInput.current?.click()}>
               Choose another photo
             </button>
@@ -191,7 +206,7 @@ export default function Scorer() {
         {!result && !photoUrl && <p className="placeholder">Your score, its five parts and the detected face will appear here.</p>}
         {photoUrl && (
           <figure className="photo">
-            <div className="photo-frame">
+            <div className="photo-frame" style={natural ? ({ "--w": natural.w, "--h": natural.h } as React.CSSProperties) : undefined}>
               {/* eslint-disable-next-line @next/next/no-img-element */}
               <img
                 src={photoUrl}
@@ -280,7 +295,7 @@ export default function Scorer() {
                   {similar.data.similar.map((s) => (
                     <li key={s.userId}>
                       <span>{s.userId}</span>
-                      <span className="sim">{Math.round(s.similarity * 100)}% alike</span>
+                      <span className="sim">{similarityText(s.similarity)}</span>
                     </li>
                   ))}
                 </ol>
