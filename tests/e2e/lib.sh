@@ -347,22 +347,31 @@ score_photo() {
     curl -fsS --max-time 60 -F "image=@$2;type=image/jpeg" -o "$3" "$1/api/score"
 }
 
-# check_similar URL OUT: yaoming.jpg scored as user `yaoming`, players.jpg
-# (yaoming among other players) as `players`, gdp.jpg (someone else) as `gdp`;
-# then GET /api/similar/yaoming must rank `players` first, above `gdp`.
+# check_similar URL OUT: yaoming.jpg scored as user `yaoming`, the same photo
+# with a JPEG comment added (other bytes, same face) as `again`, gdp.jpg and
+# players.jpg (other people as the main face) as `gdp` and `players`; then
+# GET /api/similar/yaoming must rank `again` first (similarity above 0.9)
+# and list the other two below it.
 check_similar() {
-    local u
-    for u in yaoming players gdp; do
-        curl -fsS --max-time 60 -F "image=@$E2E_ROOT/.cache/assets/photos/$u.jpg;type=image/jpeg" \
-            -F "userId=$u" -o "$2.$u" "$1/api/score" || return 1
+    local u f
+    python3 -c 'import sys
+j = open(sys.argv[1], "rb").read()
+c = b"aurum e2e: same face, other bytes"
+open(sys.argv[2], "wb").write(j[:2] + b"\xff\xfe" + (len(c) + 2).to_bytes(2, "big") + c + j[2:])' \
+        "$E2E_ROOT/.cache/assets/photos/yaoming.jpg" "$2.again.jpg" || return 1
+    for u in yaoming again gdp players; do
+        f=$E2E_ROOT/.cache/assets/photos/$u.jpg
+        [ "$u" != again ] || f=$2.again.jpg
+        curl -fsS --max-time 60 -F "image=@$f;type=image/jpeg" -F "userId=$u" -o "$2.$u" "$1/api/score" || return 1
         jq -e '.indexed == true' "$2.$u" >/dev/null || {
             log "the score of $u was not indexed in Qdrant: $(cat "$2.$u")"
             return 1
         }
     done
     curl -fsS --max-time 30 -o "$2" "$1/api/similar/yaoming" || return 1
-    jq -e '.similar[0].userId == "players" and ([.similar[] | select(.userId == "gdp")] | length == 1)' "$2" >/dev/null || {
-        log "GET /api/similar/yaoming does not rank players first, above gdp: $(cat "$2")"
+    jq -e '.similar[0].userId == "again" and .similar[0].similarity > 0.9
+        and ([.similar[] | select(.userId == "gdp" or .userId == "players")] | length == 2)' "$2" >/dev/null || {
+        log "GET /api/similar/yaoming does not rank the same face first: $(cat "$2")"
         return 1
     }
 }
