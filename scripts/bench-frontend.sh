@@ -10,6 +10,7 @@
 #     base, built here with ocipack from Debian's packages (see slim()).
 #
 #   scripts/bench-frontend.sh [lighthouse|pack|slim|all]     (default all)
+#   LIGHTHOUSE_FLAGS=--preset=desktop scripts/bench-frontend.sh lighthouse
 #
 # Needs: node, npm, chromium, GNU tar, gzip, pigz, bc, cargo; web/ built
 # (tests/e2e/lib.sh web_build runs `npm ci && next build`). Writes under a temp dir.
@@ -40,10 +41,11 @@ lighthouse() {
         NEXT_TELEMETRY_DISABLED=1 exec node server.js) >"$work/server.log" 2>&1 &
     server_pid=$!
     wait_for_http 100 "http://127.0.0.1:$port/api/health" || die "the standalone server did not start: $(tail -3 "$work/server.log")"
+    # shellcheck disable=SC2086 # LIGHTHOUSE_FLAGS: several flags, split on purpose
     CHROME_PATH=${CHROME_PATH:-/usr/bin/chromium} "$lh/node_modules/.bin/lighthouse" "http://127.0.0.1:$port/" \
         --quiet --output=json --output-path="$work/lh.json" \
         --only-categories=performance,accessibility,best-practices,seo \
-        --chrome-flags="--headless=new --no-sandbox --disable-gpu" >&2
+        --chrome-flags="--headless=new --no-sandbox --disable-gpu" ${LIGHTHOUSE_FLAGS:-} >&2
     printf '\nLighthouse %s (%s form factor), Chromium %s\n' "$(jq -r .lighthouseVersion "$work/lh.json")" \
         "$(jq -r .configSettings.formFactor "$work/lh.json")" "$(jq -r .environment.hostUserAgent "$work/lh.json" | grep -o 'Chrome/[0-9.]*')"
     for cat in performance accessibility best-practices seo; do
