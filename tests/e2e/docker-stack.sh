@@ -126,10 +126,12 @@ step_up() {
         return 1
     }
     dc ps --format '{{.Name}} {{.Status}}' | sed 's/^/  /'
-    local n c want got name
+    local n c want got name total
+    # Every service once, scoring and face-detection twice.
+    total=$(($(dc config --services | wc -l) + 2))
     n=$(dc ps --format '{{.Health}}' | grep -c '^healthy$')
-    [ "$n" = 8 ] || {
-        log "$n of 8 containers healthy (6 services, scoring and face-detection twice)"
+    [ "$n" = "$total" ] || {
+        log "$n of $total containers healthy"
         return 1
     }
     # Docker applied compose.yaml's hardening to every container.
@@ -206,6 +208,24 @@ PY
         return 1
     }
     echo "  redirect to https, /api/ready and /metrics 404, a $(stat -c %s "$work/big.jpg")-byte raw upload scored"
+    # Inside the internal network, without the token: the ML services and
+    # scoring refuse every route but health and readiness (a one-off
+    # container of the nginx image, which carries http-probe).
+    local nginx_image out
+    nginx_image=$(sed -n 's/^NGINX_IMAGE=//p' "$work/deploy/images.env")
+    for url in http://face-detection:8001/api/detect http://face-embedding:8002/api/embed http://scoring:3000/api/similar/x; do
+        out=$(docker run --rm --network aurum-e2e_internal --entrypoint /usr/local/bin/http-probe "$nginx_image" "$url" 2>&1 || true)
+        grep -q ' 401' <<<"$out" || {
+            log "$url without the service token: '$out', want 401"
+            return 1
+        }
+    done
+    docker run --rm --network aurum-e2e_internal --entrypoint /usr/local/bin/http-probe "$nginx_image" \
+        http://face-detection:8001/api/health >/dev/null || {
+        log "face-detection /api/health needs no token, but failed"
+        return 1
+    }
+    echo "  without the service token: 401 from detection, embedding and scoring inside the network; /api/health open"
 }
 
 redis_run_id() { redis-cli -p "$redis_port" info server | tr -d '\r' | awk -F: '$1 == "run_id" {print $2}'; }
