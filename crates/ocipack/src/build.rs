@@ -11,6 +11,7 @@ use crate::digest::{hex_of, sha256_reader};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::{store_blob, write_layer, LayerDescriptor, LayerOptions, Progress, Quiet};
 use crate::layout::{self, CONFIG_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use crate::output::{OutputKind, Staging};
 use crate::plan::{Compression, Layer, LayerSpec, Plan, User, PLAN_VERSION};
 use crate::tree::Tree;
 
@@ -74,7 +75,8 @@ pub fn build(
     out: &Path,
     opts: &BuildOptions<'_>,
 ) -> Result<BuildReport> {
-    let staging = Staging::new(out)?;
+    crate::output::check_not_overlapping(out, &plan_sources(plan))?;
+    let staging = Staging::new(out, OutputKind::Layout)?;
     let blobs = staging.path.join("blobs/sha256");
     fs::create_dir_all(&blobs).at(&blobs)?;
     let mtime = plan.mtime()?;
@@ -175,7 +177,8 @@ pub fn build_layer(
         origin: origin.to_owned(),
         message,
     })?;
-    let staging = Staging::new(out)?;
+    crate::output::check_not_overlapping(out, &layer_sources(&spec.layer))?;
+    let staging = Staging::new(out, OutputKind::Layer)?;
     let blob = staging.path.join("blob");
     let opts = |mtime, compression, comment: String| LayerOptions {
         mtime,
@@ -225,6 +228,24 @@ pub fn build_layer(
     )?;
     staging.commit()?;
     Ok(desc)
+}
+
+/// Every path on disk a plan reads.
+fn plan_sources(plan: &Plan) -> Vec<&Path> {
+    plan.layers.iter().flat_map(layer_sources).collect()
+}
+
+fn layer_sources(layer: &Layer) -> Vec<&Path> {
+    match layer {
+        Layer::Files(f) => f
+            .entries
+            .iter()
+            .filter_map(|e| e.source.as_deref())
+            .collect(),
+        Layer::Model(m) => vec![m.source.as_path()],
+        Layer::Prebuilt(p) => vec![p.path.as_path()],
+        Layer::Base(_) => Vec::new(),
+    }
 }
 
 fn pack(
@@ -461,70 +482,4 @@ fn index_json(plan: &Plan, digest: &str, size: u64) -> Value {
         })
         .collect();
     json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": manifests})
-}
-
-/// A temporary sibling of the output, removed on drop unless committed.
-pub(crate) struct Staging {
-    pub(crate) path: PathBuf,
-    out: PathBuf,
-    done: bool,
-}
-
-impl Staging {
-    pub(crate) fn new(out: &Path) -> Result<Staging> {
-        let name = out.file_name().ok_or_else(|| Error::Io {
-            path: out.to_owned(),
-            source: std::io::Error::other("output path has no file name"),
-        })?;
-        let parent = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        fs::create_dir_all(parent).at(parent)?;
-        let path = parent.join(format!(
-            ".{}.ocipack-tmp-{}",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        if path.exists() {
-            fs::remove_dir_all(&path).at(&path)?;
-        }
-        fs::create_dir(&path).at(&path)?;
-        Ok(Staging {
-            path,
-            out: out.to_owned(),
-            done: false,
-        })
-    }
-
-    /// Swaps the staged output into place; an older output is removed only after.
-    pub(crate) fn commit(mut self) -> Result<()> {
-        let old = self.path.with_extension("old");
-        let had_old = fs::symlink_metadata(&self.out).is_ok();
-        if had_old {
-            fs::rename(&self.out, &old).at(&self.out)?;
-        }
-        if let Err(e) = fs::rename(&self.path, &self.out) {
-            if had_old {
-                let _ = fs::rename(&old, &self.out);
-            }
-            return Err(Error::Io {
-                path: self.out.clone(),
-                source: e,
-            });
-        }
-        self.done = true;
-        if had_old {
-            let _ = fs::remove_dir_all(&old).or_else(|_| fs::remove_file(&old));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
 }

@@ -51,10 +51,12 @@ impl<W: Write> Write for HashWriter<W> {
 
 /// `sha256:` followed by lowercase hex.
 pub fn format_digest(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(7 + 64);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(7 + 2 * bytes.len());
     s.push_str("sha256:");
     for b in bytes {
-        s.push_str(&format!("{b:02x}"));
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     s
 }
@@ -83,4 +85,26 @@ pub fn hex_of(digest: &str) -> Option<&str> {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
     .then_some(hex)
+}
+
+/// An incremental sha256 producing `sha256:<hex>`, so crates on top of
+/// ocipack need no sha2 dependency of their own.
+#[derive(Debug, Clone, Default)]
+pub struct Sha256Hasher(Sha256);
+
+impl Sha256Hasher {
+    /// A fresh hasher.
+    pub fn new() -> Self {
+        Sha256Hasher(Sha256::new())
+    }
+
+    /// Feeds bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The `sha256:<hex>` digest of everything fed.
+    pub fn finish(self) -> String {
+        format_digest(self.0.finalize().as_slice())
+    }
 }

@@ -38,6 +38,32 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// An output path the packer refuses to write or replace.
+    #[error("output {path}: {message}")]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// What is there and what to do.
+        message: String,
+    },
+    /// A blob of a layout does not match its descriptor (digest or size).
+    #[error("{layout}: {mismatch}")]
+    Blob {
+        /// The layout directory.
+        layout: PathBuf,
+        /// Expected and actual digest and size.
+        mismatch: crate::layout::BlobMismatch,
+    },
+    /// Reading an untrusted layout would exceed one of [`crate::layout::Limits`].
+    #[error("{layout}: {message} (limit {limit})")]
+    Limit {
+        /// The layout directory.
+        layout: PathBuf,
+        /// The field of `Limits` that was exceeded.
+        limit: &'static str,
+        /// What was found.
+        message: String,
+    },
     /// A closure graph given to the layer splitter is unusable.
     #[error("graph {origin}: {message}")]
     Graph {

@@ -1,30 +1,82 @@
 //! `export`: a `docker load` / `skopeo docker-archive:` tarball from a layout.
 
-use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
 use serde_json::json;
 
-use crate::error::{Error, IoContext, Result};
-use crate::layout::Layout;
+use crate::error::{Error, Result};
+use crate::layout::{Descriptor, Layout, Limits, Symlinks, CONFIG_MEDIA_TYPE};
+
+/// Docker's image config media type, accepted for export.
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+fn descriptor(d: &oci_spec::image::Descriptor) -> Descriptor {
+    Descriptor {
+        media_type: d.media_type().to_string(),
+        digest: d.digest().to_string(),
+        size: d.size(),
+        annotations: Default::default(),
+    }
+}
 
 /// Writes the image `tag` (or the only image) of `dir` as a docker-archive to `out`,
 /// tagged `repo_tag` (e.g. `scoring:latest`). The tar is deterministic: sorted
 /// members, mtime 1, root-owned.
 ///
+/// Nothing is written until the config and every layer have been checked
+/// (digest, size, media type, diff_id); each blob is read again verified
+/// while it is written. Symlinked blobs are followed only into the layout or
+/// `/nix/store` ([`Symlinks::Confined`]).
+///
 /// # Errors
-/// A malformed layout, or write errors.
+/// A malformed or corrupt layout, or write errors.
 pub fn export_docker_archive(
     dir: &Path,
     tag: Option<&str>,
     repo_tag: &str,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let layout = Layout::open(dir)?;
+    let layout = Layout::open_with(dir, Limits::default(), Symlinks::Confined)?;
     let image = layout.find(tag)?;
     let (manifest, _) = layout.manifest(&image)?;
     let config = manifest.config();
+    let config_desc = descriptor(config);
+    if config_desc.media_type != CONFIG_MEDIA_TYPE && config_desc.media_type != DOCKER_CONFIG {
+        return Err(layout.err(format!(
+            "config {} has media type {:?}; only {CONFIG_MEDIA_TYPE} can be exported",
+            config_desc.digest, config_desc.media_type
+        )));
+    }
+    // Everything is checked before the first byte is written: the config's
+    // digest and size, each layer's digest, size, media type and diff_id.
+    let (cfg, _, _) = layout.config(&manifest)?;
+    let diff_ids = cfg.rootfs().diff_ids();
+    if diff_ids.len() != manifest.layers().len() {
+        return Err(layout.err(format!(
+            "image {}: {} layers but {} diff_ids in the config; the image is corrupt",
+            image.digest,
+            manifest.layers().len(),
+            diff_ids.len()
+        )));
+    }
+    let mut checked = std::collections::BTreeSet::new();
+    for (i, l) in manifest.layers().iter().enumerate() {
+        let d = descriptor(l);
+        if !checked.insert((d.digest.clone(), diff_ids[i].clone())) {
+            continue;
+        }
+        let scan = crate::scan::scan_layer(&layout, &d)?;
+        if scan.diff_id != diff_ids[i] {
+            return Err(layout.err(format!(
+                "layer {} ({}): uncompressed content hashes to {}, the config says {}; the image is corrupt",
+                i + 1,
+                d.digest,
+                scan.diff_id,
+                diff_ids[i]
+            )));
+        }
+    }
     let config_hex = config.digest().digest().to_owned();
     let mut layers = Vec::new();
     for l in manifest.layers() {
@@ -35,19 +87,16 @@ pub fn export_docker_archive(
         "RepoTags": [repo_tag],
         "Layers": layers,
     }]);
-    let mut members: Vec<(String, std::path::PathBuf)> = Vec::new();
-    members.push((
-        format!("blobs/sha256/{config_hex}"),
-        layout.blob_path(config.digest().as_ref())?,
-    ));
+    let mut members: Vec<(String, Descriptor)> = Vec::new();
+    members.push((format!("blobs/sha256/{config_hex}"), config_desc));
     for l in manifest.layers() {
         members.push((
             format!("blobs/sha256/{}", l.digest().digest()),
-            layout.blob_path(l.digest().as_ref())?,
+            descriptor(l),
         ));
     }
-    members.sort();
-    members.dedup();
+    members.sort_by(|a, b| a.0.cmp(&b.0));
+    members.dedup_by(|a, b| a.0 == b.0);
     let mut tar = tar::Builder::new(out);
     let header = |size: u64, kind| {
         let mut h = tar::Header::new_ustar();
@@ -67,11 +116,19 @@ pub fn export_docker_archive(
         tar.append_data(&mut header(0, tar::EntryType::Directory), d, io::empty())
             .map_err(write_err)?;
     }
-    for (name, path) in &members {
-        let f = File::open(path).at(path)?;
-        let size = f.metadata().at(path)?.len();
-        tar.append_data(&mut header(size, tar::EntryType::Regular), name, f)
-            .map_err(write_err)?;
+    for (name, d) in &members {
+        // Read again verified: a blob changed since the check fails here.
+        let r = layout.open_blob(d)?;
+        tar.append_data(&mut header(d.size, tar::EntryType::Regular), name, r)
+            .map_err(|e| {
+                match e
+                    .get_ref()
+                    .and_then(|i| i.downcast_ref::<crate::layout::BlobMismatch>())
+                {
+                    Some(_) => layout.read_err(&d.digest, e),
+                    None => write_err(e),
+                }
+            })?;
     }
     let bytes = crate::json::canonical(&docker_manifest);
     tar.append_data(

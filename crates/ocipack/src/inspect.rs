@@ -72,7 +72,15 @@ pub fn inspect(dir: &Path) -> Result<Vec<ImageInfo>> {
         let mut layers = Vec::new();
         for (i, l) in manifest.layers().iter().enumerate() {
             let digest = l.digest().to_string();
-            let scan = scan_layer(&layout, &digest, l.media_type().as_ref())?;
+            let scan = scan_layer(
+                &layout,
+                &crate::layout::Descriptor {
+                    media_type: l.media_type().to_string(),
+                    digest: digest.clone(),
+                    size: l.size(),
+                    annotations: Default::default(),
+                },
+            )?;
             let holds = comments
                 .get(i)
                 .filter(|c| !c.is_empty())
@@ -84,7 +92,7 @@ pub fn inspect(dir: &Path) -> Result<Vec<ImageInfo>> {
                 media_type: l.media_type().to_string(),
                 size: l.size(),
                 uncompressed_size: scan.uncompressed_size,
-                files: scan.entries.len(),
+                files: scan.entries as usize,
                 holds,
             });
         }

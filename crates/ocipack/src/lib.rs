@@ -29,6 +29,7 @@ pub mod inspect;
 pub mod json;
 pub mod layer;
 pub mod layout;
+pub mod output;
 pub mod plan;
 mod rules;
 pub mod scan;

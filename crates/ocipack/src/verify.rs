@@ -7,8 +7,9 @@ use serde::Serialize;
 
 use crate::digest::hex_of;
 use crate::error::Result;
+use crate::layout::Descriptor;
 use crate::layout::{Layout, CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
-use crate::scan::scan_layer;
+use crate::scan::{link_escapes, normalize_name, NameProblem};
 
 /// What the policy allows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -27,6 +28,8 @@ pub struct VerifyReport {
     pub images: usize,
     /// Blobs re-hashed.
     pub blobs: usize,
+    /// Distinct layers scanned (a layer shared by several images counts once).
+    pub layers_scanned: usize,
     /// Everything found wrong; empty means the layout is good.
     pub problems: Vec<String>,
 }
@@ -63,6 +66,7 @@ pub fn verify(dir: &Path, policy: Policy) -> Result<VerifyReport> {
     // Hash every blob once; the image checks below look sizes up here.
     let sizes = rehash_all(&layout, &mut r);
     let mut seen = BTreeSet::new();
+    let mut cache = LayerCache::new();
     for image in &images {
         if image.tag.is_none() {
             r.problems.push(format!(
@@ -72,11 +76,14 @@ pub fn verify(dir: &Path, policy: Policy) -> Result<VerifyReport> {
         }
         if seen.insert(image.digest.clone()) {
             r.images += 1;
-            if let Err(e) = verify_image(&layout, image, policy, &sizes, &mut r.problems) {
+            if let Err(e) =
+                verify_image(&layout, image, policy, &sizes, &mut cache, &mut r.problems)
+            {
                 r.problems.push(e.to_string());
             }
         }
     }
+    r.layers_scanned = cache.len();
     Ok(r)
 }
 
@@ -85,6 +92,7 @@ fn verify_image(
     image: &crate::layout::ImageRef,
     policy: Policy,
     sizes: &BTreeMap<String, u64>,
+    cache: &mut LayerCache,
     problems: &mut Vec<String>,
 ) -> Result<()> {
     let at = |m: String| format!("image {}: {m}", image.digest);
@@ -134,62 +142,51 @@ fn verify_image(
     let mut tmp_ok = false;
     for (i, l) in manifest.layers().iter().enumerate() {
         let digest = l.digest().to_string();
-        let lat = |m: String| at(format!("layer {} ({digest}): {m}", i + 1));
+        let lat = |m: &str| at(format!("layer {} ({digest}): {m}", i + 1));
         match sizes.get(&digest) {
             Some(&size) if size != l.size() => {
-                problems.push(lat(format!(
+                problems.push(lat(&format!(
                     "blob is {size} bytes, descriptor says {}",
                     l.size()
                 )));
+                continue;
             }
             Some(_) => {}
             None => {
-                problems.push(lat("blob is missing or does not hash to its name".into()));
+                problems.push(lat("blob is missing or does not hash to its name"));
                 continue;
             }
         }
-        let scan = match scan_layer(layout, &digest, l.media_type().as_ref()) {
-            Ok(s) => s,
+        let desc = crate::layout::Descriptor {
+            media_type: l.media_type().to_string(),
+            digest: digest.clone(),
+            size: l.size(),
+            annotations: Default::default(),
+        };
+        // A layer shared by several images is scanned once.
+        let check = cache
+            .entry((digest.clone(), desc.media_type.clone()))
+            .or_insert_with(|| check_layer(layout, &desc, policy).map_err(|e| e.to_string()));
+        let check = match check {
+            Ok(c) => c,
             Err(e) => {
-                problems.push(lat(e.to_string()));
+                problems.push(lat(e));
                 continue;
             }
         };
-        if diff_ids.get(i).map(String::as_str) != Some(scan.diff_id.as_str()) {
-            problems.push(lat(format!(
+        if diff_ids.get(i).map(String::as_str) != Some(check.diff_id.as_str()) {
+            problems.push(lat(&format!(
                 "uncompressed content hashes to {}, config diff_id is {:?}",
-                scan.diff_id,
+                check.diff_id,
                 diff_ids.get(i)
             )));
         }
-        for e in &scan.entries {
-            has_passwd |= e.path == "/etc/passwd";
-            if e.path == "/tmp" {
-                tmp_ok = e.mode & 0o1777 == 0o1777;
-            }
-            if policy.allow_root {
-                continue;
-            }
-            let special = e.mode & 0o6000;
-            if special != 0 && e.kind != tar::EntryType::Symlink {
-                problems.push(lat(format!(
-                    "{} is setuid/setgid (mode {:04o})",
-                    e.path, e.mode
-                )));
-            }
-            let in_tmp = e.path == "/tmp" || e.path.starts_with("/tmp/");
-            if e.mode & 0o002 != 0 && e.kind != tar::EntryType::Symlink && !in_tmp {
-                problems.push(lat(format!(
-                    "{} is world-writable (mode {:04o}) outside /tmp",
-                    e.path, e.mode
-                )));
-            }
-            if !policy.allow_shell && SHELLS.contains(&e.path.as_str()) {
-                problems.push(lat(format!(
-                    "{} is a shell; images carry none (use --allow-shell for a debug image)",
-                    e.path
-                )));
-            }
+        has_passwd |= check.has_passwd;
+        if let Some(t) = check.tmp_ok {
+            tmp_ok = t;
+        }
+        for p in &check.problems {
+            problems.push(lat(p));
         }
     }
     if !policy.allow_root {
@@ -215,14 +212,113 @@ fn verify_image(
     Ok(())
 }
 
+/// Layer checks by (digest, media type), so a shared layer is scanned once.
+type LayerCache = BTreeMap<(String, String), std::result::Result<LayerCheck, String>>;
+
+/// What one layer contributes to an image's verdict.
+#[derive(Debug)]
+struct LayerCheck {
+    diff_id: String,
+    has_passwd: bool,
+    /// The mode check of the last `/tmp` entry, if the layer has one.
+    tmp_ok: Option<bool>,
+    problems: Vec<String>,
+}
+
+/// Scans one layer and applies the entry rules: names inside the root, links
+/// not escaping it, and (unless allowed) no setuid/setgid, world-writable or shell.
+fn check_layer(layout: &Layout, desc: &Descriptor, policy: Policy) -> Result<LayerCheck> {
+    let mut c = LayerCheck {
+        diff_id: String::new(),
+        has_passwd: false,
+        tmp_ok: None,
+        problems: Vec::new(),
+    };
+    // Problems are capped per layer: a hostile layer of millions of bad
+    // entries yields a bounded report.
+    const MAX_PROBLEMS: usize = 100;
+    let mut dropped = 0u64;
+    let scan = crate::scan::scan_layer_with(layout, desc, |e| {
+        let mut found: Vec<String> = Vec::new();
+        match normalize_name(&e.raw_path).1 {
+            Some(NameProblem::Absolute) => {
+                found.push(format!("entry {:?} has an absolute name", e.raw_path))
+            }
+            Some(NameProblem::Escapes) => {
+                found.push(format!("entry {:?} escapes the root", e.raw_path))
+            }
+            Some(NameProblem::DotDot) => found.push(format!(
+                "entry {:?} has a \"..\" component (it is {})",
+                e.raw_path, e.path
+            )),
+            None => {}
+        }
+        if let Some(target) = &e.link {
+            if e.kind == tar::EntryType::Link {
+                let (_, p) = normalize_name(target);
+                if matches!(p, Some(NameProblem::Absolute | NameProblem::Escapes)) {
+                    found.push(format!(
+                        "{} is a hard link to {target:?}, outside the layer's root",
+                        e.path
+                    ));
+                }
+            } else if e.kind == tar::EntryType::Symlink && link_escapes(&e.path, target) {
+                found.push(format!(
+                    "{} is a symlink to {target:?}, which climbs above the root",
+                    e.path
+                ));
+            }
+        }
+        c.has_passwd |= e.path == "/etc/passwd";
+        if e.path == "/tmp" {
+            c.tmp_ok = Some(e.mode & 0o1777 == 0o1777);
+        }
+        if !policy.allow_root {
+            let special = e.mode & 0o6000;
+            if special != 0 && e.kind != tar::EntryType::Symlink {
+                found.push(format!("{} is setuid/setgid (mode {:04o})", e.path, e.mode));
+            }
+            let in_tmp = e.path == "/tmp" || e.path.starts_with("/tmp/");
+            if e.mode & 0o002 != 0 && e.kind != tar::EntryType::Symlink && !in_tmp {
+                found.push(format!(
+                    "{} is world-writable (mode {:04o}) outside /tmp",
+                    e.path, e.mode
+                ));
+            }
+            if !policy.allow_shell && SHELLS.contains(&e.path.as_str()) {
+                found.push(format!(
+                    "{} is a shell; images carry none (use --allow-shell for a debug image)",
+                    e.path
+                ));
+            }
+        }
+        for f in found {
+            if c.problems.len() < MAX_PROBLEMS {
+                c.problems.push(f);
+            } else {
+                dropped += 1;
+            }
+        }
+    })?;
+    if dropped > 0 {
+        c.problems.push(format!(
+            "{dropped} more problem(s) in this layer not listed"
+        ));
+    }
+    c.diff_id = scan.diff_id;
+    Ok(c)
+}
+
 /// Every file under blobs/sha256 must hash to its name; returns the sizes of the good ones.
 fn rehash_all(layout: &Layout, r: &mut VerifyReport) -> BTreeMap<String, u64> {
     let mut good = BTreeMap::new();
     let dir = layout.dir.join("blobs/sha256");
+    let max = layout.limits().max_blob_files;
     let mut names: Vec<String> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
+            .take(max + 1)
             .collect(),
         Err(e) => {
             r.problems
@@ -230,6 +326,12 @@ fn rehash_all(layout: &Layout, r: &mut VerifyReport) -> BTreeMap<String, u64> {
             return good;
         }
     };
+    if names.len() > max {
+        r.problems.push(format!(
+            "blobs/sha256 holds more than {max} files; not re-hashed (limit max_blob_files)"
+        ));
+        return good;
+    }
     names.sort();
     for name in names {
         let digest = format!("sha256:{name}");
