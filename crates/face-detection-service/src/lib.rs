@@ -20,6 +20,7 @@ pub mod letterbox;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -99,10 +100,8 @@ pub struct AppState {
     pub detector: Arc<Detector>,
     /// Prometheus registry.
     pub metrics: Metrics,
-    /// Body and timeout limits.
-    pub limits: service_kit::http::Limits,
-    /// Image size limits.
-    pub image_limits: imaging::ImageLimits,
+    /// Limits, token, decode gate, shutdown (from [`ServerArgs`]).
+    pub kit: service_kit::config::Settings,
 }
 
 impl AppState {
@@ -121,8 +120,7 @@ impl AppState {
         Ok(Self {
             detector: Arc::new(Detector::load(&args.model_path, config)?),
             metrics: Metrics::new("face_detection"),
-            limits: args.server.limits(),
-            image_limits: args.server.image_limits(),
+            kit: args.server.settings()?,
         })
     }
 }
@@ -143,7 +141,7 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .route("/api/v1/detect", post(detect))
         .with_state(state.clone());
-    service_kit::http::wrap(routes, state.limits, state.metrics, readiness)
+    service_kit::http::wrap(routes, state.kit.http, state.metrics, readiness)
 }
 
 /// Optional query parameters of `/api/v1/detect`.
@@ -157,7 +155,7 @@ pub struct DetectQuery {
 #[derive(Debug, Deserialize, Serialize)]
 pub struct DetectResponse {
     /// Faces, best score first; empty when there is none.
-    pub faces: Vec<FaceOut>,
+    pub faces: Vec<Face>,
     /// Number of faces.
     pub face_count: usize,
     /// Decoded image width.
@@ -168,33 +166,12 @@ pub struct DetectResponse {
     pub inference_ms: f64,
 }
 
-/// A face as sent over the wire.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-pub struct FaceOut {
-    /// [x1, y1, x2, y2] in image pixels.
-    #[serde(rename = "box")]
-    pub bbox: [f32; 4],
-    /// Confidence in 0..1.
-    pub score: f32,
-    /// Five [x, y] points: eyes, nose, mouth corners.
-    pub landmarks: [[f32; 2]; 5],
-}
-
-impl From<Face> for FaceOut {
-    fn from(f: Face) -> Self {
-        Self {
-            bbox: f.bbox,
-            score: f.score,
-            landmarks: f.landmarks,
-        }
-    }
-}
-
 async fn detect(
     State(state): State<AppState>,
-    Query(query): Query<DetectQuery>,
+    query: std::result::Result<Query<DetectQuery>, QueryRejection>,
     request: Request,
 ) -> std::result::Result<Json<DetectResponse>, AppError> {
+    let Query(query) = query.map_err(service_kit::http::query_error)?;
     if let Some(t) = query.score_threshold {
         if !(0.0..=1.0).contains(&t) {
             return Err(AppError::bad_request(
@@ -205,8 +182,10 @@ async fn detect(
     }
     let upload = upload::read_upload(request).await?;
     let detector = state.detector.clone();
-    let limits = state.image_limits;
+    let limits = state.kit.image;
+    let pass = state.kit.gate.enter().await?;
     let (image, faces, took) = tokio::task::spawn_blocking(move || {
+        let _pass = pass;
         let image = imaging::decode(&upload.image, limits)?;
         let (faces, took) = detector.detect(&image, query.score_threshold)?;
         Ok::<_, Error>((image, faces, took))
@@ -215,7 +194,6 @@ async fn detect(
     .map_err(AppError::internal)?
     .map_err(into_app_error)?;
     state.metrics.record_inference(took);
-    let faces: Vec<FaceOut> = faces.into_iter().map(FaceOut::from).collect();
     Ok(Json(DetectResponse {
         face_count: faces.len(),
         faces,

@@ -1,5 +1,6 @@
 //! The real binary: healthcheck flag, and graceful shutdown on SIGTERM
-//! (a request in flight completes, new connections are refused after).
+//! (a request in flight completes, new connections are refused after; with
+//! a shutdown delay, not ready at once but still serving during it).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -99,4 +100,84 @@ fn sigterm_drains_in_flight_request_then_refuses() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status}");
+}
+
+/// One HTTP/1.1 request on a new connection: status and whole answer.
+fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(body).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let status = answer.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
+#[test]
+fn sigterm_with_delay_answers_not_ready_but_keeps_serving() {
+    let model = assets::detection_model();
+    let photo = std::fs::read(assets::require("photos/yaoming.jpg")).unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .env("HOSTNAME", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("DETECTION_MODEL_PATH", &model)
+        .env("ORT_DYLIB_PATH", assets::runtime_library())
+        .env("SHUTDOWN_DELAY_SECS", "3")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while healthcheck(port) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "service did not become healthy in 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(request(port, "GET", "/api/ready", b"").0, 200);
+
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let signalled = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // During the delay: not ready, yet a new request is accepted and served.
+    let (status, answer) = request(port, "GET", "/api/ready", b"");
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.contains("\"stopping\""), "{answer}");
+    let (status, answer) = request(port, "POST", "/api/v1/detect", &photo);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"face_count\":1"), "{answer}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(3),
+        "the checks above took the whole delay; the test proves nothing"
+    );
+
+    // After it: the listener closes and the process exits cleanly.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process did not exit after the delay"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(3),
+        "exited before the delay"
+    );
+    assert!(status.success(), "exit status {status}");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }

@@ -87,10 +87,8 @@ pub struct AppState {
     pub embedder: Arc<Embedder>,
     /// Prometheus registry.
     pub metrics: Metrics,
-    /// Body and timeout limits.
-    pub limits: service_kit::http::Limits,
-    /// Image size limits.
-    pub image_limits: imaging::ImageLimits,
+    /// Limits, token, decode gate, shutdown (from [`ServerArgs`]).
+    pub kit: service_kit::config::Settings,
 }
 
 impl AppState {
@@ -103,8 +101,7 @@ impl AppState {
         Ok(Self {
             embedder: Arc::new(Embedder::load(&args.model_path, args.intra_threads)?),
             metrics: Metrics::new("face_embedding"),
-            limits: args.server.limits(),
-            image_limits: args.server.image_limits(),
+            kit: args.server.settings()?,
         })
     }
 }
@@ -116,7 +113,7 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .route("/api/v1/embed", post(embed))
         .with_state(state.clone());
-    service_kit::http::wrap(routes, state.limits, state.metrics, readiness)
+    service_kit::http::wrap(routes, state.kit.http, state.metrics, readiness)
 }
 
 /// Response of `/api/v1/embed`.
@@ -170,8 +167,10 @@ async fn embed(
         .map(|t| parse_landmarks(t))
         .transpose()?;
     let embedder = state.embedder.clone();
-    let limits = state.image_limits;
+    let limits = state.kit.image;
+    let pass = state.kit.gate.enter().await?;
     let (embedding, took) = tokio::task::spawn_blocking(move || {
+        let _pass = pass;
         let image = imaging::decode(&upload.image, limits)?;
         let face = match &landmarks {
             Some(points) => align::align(&image, points).ok_or(Error::DegenerateLandmarks)?,
@@ -183,14 +182,14 @@ async fn embed(
     .map_err(AppError::internal)?
     .map_err(|e| match e {
         Error::Kit(k) => AppError::from(k),
-        e @ (Error::NotAligned(..) | Error::DegenerateLandmarks) => {
-            let code = if matches!(e, Error::NotAligned(..)) {
-                "landmarks_required"
-            } else {
-                "invalid_landmarks"
-            };
-            AppError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
-        }
+        e @ Error::NotAligned(..) => AppError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "landmarks_required",
+            e.to_string(),
+        ),
+        // Bad landmarks are a malformed request like any other: 400, as
+        // the malformed-JSON case and docs/services.md say.
+        e @ Error::DegenerateLandmarks => AppError::bad_request("invalid_landmarks", e.to_string()),
     })?;
     state.metrics.record_inference(took);
     Ok(Json(EmbedResponse {

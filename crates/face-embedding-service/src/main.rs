@@ -26,6 +26,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    service_kit::entry::serve_blocking(&args.hostname, args.port, app(state), args.server.drain())?;
+    let serve = state.kit.serve.clone();
+    service_kit::entry::serve_blocking(&args.hostname, args.port, app(state), serve)?;
     Ok(())
 }

@@ -155,6 +155,9 @@ async fn http_with_landmarks_equals_prealigned_crop() {
         b"[[1,2,3],[1,2],[1,2],[1,2],[1,2]]",
         b"{\"x\":1}",
         b"nonsense",
+        // degenerate: all five points coincide (docs/services.md: 400, like
+        // every other unusable landmarks value; it was a 422)
+        b"[[5,5],[5,5],[5,5],[5,5],[5,5]]",
     ] {
         let (ct, body) = multipart(&[("image", &bytes), ("landmarks", bad)]);
         let (status, json) = post(&router, &ct, body).await;

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -68,6 +69,12 @@ fn app_error(e: Error) -> AppError {
             StatusCode::SERVICE_UNAVAILABLE,
             "upstream_unavailable",
             format!("the {service} service is unavailable; retry later"),
+        )
+        .with_detail(e),
+        Error::Unauthorized { service, .. } => AppError::new(
+            StatusCode::BAD_GATEWAY,
+            "upstream_unauthorized",
+            format!("the {service} service refused scoring's credentials; the operator must fix scoring's settings"),
         )
         .with_detail(e),
         Error::UpstreamRejected { service, .. } => AppError::new(
@@ -175,11 +182,15 @@ pub async fn score(
 async fn compute(s: &AppState, bytes: axum::body::Bytes) -> Result<Scored, AppError> {
     // Decode here first: a bad image is the client's fault (4xx) and should
     // not cost two network calls; the pixels are needed for sharpness anyway.
-    let limits = s.image_limits;
+    let limits = s.kit.image;
     let local = bytes.clone();
-    let image = tokio::task::spawn_blocking(move || imaging::decode(&local, limits))
-        .await
-        .map_err(AppError::internal)??;
+    let pass = s.kit.gate.enter().await?;
+    let image = tokio::task::spawn_blocking(move || {
+        let _pass = pass;
+        imaging::decode(&local, limits)
+    })
+    .await
+    .map_err(AppError::internal)??;
     let started = Instant::now();
     let faces = s.upstream.detect(bytes.to_vec()).await.map_err(app_error)?;
     let Some(face) = faces
@@ -224,8 +235,9 @@ pub struct SimilarQuery {
 pub async fn similar(
     State(s): State<AppState>,
     Path(user): Path<String>,
-    Query(q): Query<SimilarQuery>,
+    q: Result<Query<SimilarQuery>, QueryRejection>,
 ) -> Result<Json<SimilarResponse>, AppError> {
+    let Query(q) = q.map_err(service_kit::http::query_error)?;
     let Some(qdrant) = &s.qdrant else {
         return Err(AppError::new(
             StatusCode::NOT_IMPLEMENTED,

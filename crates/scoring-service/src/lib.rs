@@ -9,7 +9,8 @@
 //! `GET /api/similar/{userId}` lists the nearest users.
 //!
 //! Redis is optional at run time (answers are then uncached, readiness
-//! `degraded`); the ML services are required (503 `upstream_unavailable`).
+//! `degraded`); the ML services are needed to score (503
+//! `upstream_unavailable`) but do not decide scoring's readiness.
 //!
 //! ```no_run
 //! # fn demo() -> anyhow::Result<()> {
@@ -54,6 +55,16 @@ pub enum Error {
         /// What happened.
         detail: String,
     },
+    /// A downstream service refused scoring's credentials (401/403).
+    #[error("{service} refused scoring's credentials ({status}); {fix}")]
+    Unauthorized {
+        /// Which service.
+        service: &'static str,
+        /// Its status.
+        status: u16,
+        /// Which setting to fix.
+        fix: &'static str,
+    },
     /// A downstream service answered with an error status.
     #[error("{service} service answered {status}: {body}")]
     UpstreamRejected {
@@ -83,25 +94,35 @@ pub struct Args {
     #[arg(
         long,
         env = "FACE_DETECTION_SERVICE",
-        default_value = "http://face-detection:8001"
+        default_value = "http://face-detection:8001",
+        hide_env_values = true
     )]
     pub face_detection_service: String,
     /// Base URL of the face embedding service
     #[arg(
         long,
         env = "FACE_EMBEDDING_SERVICE",
-        default_value = "http://face-embedding:8002"
+        default_value = "http://face-embedding:8002",
+        hide_env_values = true
     )]
     pub face_embedding_service: String,
     /// Time budget of each call to an ML service, in milliseconds
     #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 10_000)]
     pub upstream_timeout_ms: u64,
     /// Redis URL for the cache and the score distribution (redis://host:port/db)
-    #[arg(long, env = "REDIS_URL", default_value = "redis://redis:6379")]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://redis:6379",
+        hide_env_values = true
+    )]
     pub redis_url: String,
-    /// Redis password, if not in REDIS_URL
+    /// Redis password, if not in REDIS_URL (prefer REDIS_PASSWORD_FILE)
     #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
     pub redis_password: Option<String>,
+    /// File holding the Redis password (a mounted secret); conflicts with REDIS_PASSWORD
+    #[arg(long, env = "REDIS_PASSWORD_FILE")]
+    pub redis_password_file: Option<std::path::PathBuf>,
     /// Time budget of each Redis command, in milliseconds
     #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 500)]
     pub redis_timeout_ms: u64,
@@ -109,11 +130,14 @@ pub struct Args {
     #[arg(long, env = "CACHE_TTL_SECS", default_value_t = 86_400)]
     pub cache_ttl_secs: u64,
     /// Qdrant base URL (e.g. http://qdrant:6333); similarity search is off when unset
-    #[arg(long, env = "QDRANT_URL")]
+    #[arg(long, env = "QDRANT_URL", hide_env_values = true)]
     pub qdrant_url: Option<String>,
-    /// Qdrant API key
+    /// Qdrant API key (prefer QDRANT_API_KEY_FILE)
     #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
     pub qdrant_api_key: Option<String>,
+    /// File holding the Qdrant API key (a mounted secret); conflicts with QDRANT_API_KEY
+    #[arg(long, env = "QDRANT_API_KEY_FILE")]
+    pub qdrant_api_key_file: Option<std::path::PathBuf>,
     /// Qdrant collection of user embeddings
     #[arg(long, env = "QDRANT_COLLECTION", default_value = "face_embeddings")]
     pub qdrant_collection: String,
@@ -132,10 +156,8 @@ pub struct AppState {
     pub qdrant: Option<Arc<qdrant::Qdrant>>,
     /// Prometheus registry.
     pub metrics: Metrics,
-    /// Body and timeout limits.
-    pub limits: service_kit::http::Limits,
-    /// Image size limits.
-    pub image_limits: service_kit::imaging::ImageLimits,
+    /// Limits, token, decode gate, shutdown (from [`ServerArgs`]).
+    pub kit: service_kit::config::Settings,
 }
 
 impl AppState {
@@ -143,17 +165,35 @@ impl AppState {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] for malformed URLs.
+    /// [`Error::Config`] for malformed URLs, unreadable secret files, or a
+    /// secret given both as a variable and as a file.
     pub fn new(args: &Args) -> Result<Self> {
+        let config = |e: service_kit::Error| Error::Config(e.to_string());
+        let kit = args.server.settings().map_err(config)?;
+        let redis_password = service_kit::secrets::either(
+            "REDIS_PASSWORD",
+            args.redis_password.as_deref(),
+            "REDIS_PASSWORD_FILE",
+            args.redis_password_file.as_deref(),
+        )
+        .map_err(config)?;
+        let qdrant_api_key = service_kit::secrets::either(
+            "QDRANT_API_KEY",
+            args.qdrant_api_key.as_deref(),
+            "QDRANT_API_KEY_FILE",
+            args.qdrant_api_key_file.as_deref(),
+        )
+        .map_err(config)?;
         let timeout = Duration::from_millis(args.upstream_timeout_ms);
         let upstream = upstream::Upstream::new(
             &args.face_detection_service,
             &args.face_embedding_service,
             timeout,
+            kit.http.token.clone(),
         )?;
         let store = store::Store::new(
             &args.redis_url,
-            args.redis_password.as_deref(),
+            redis_password.as_deref(),
             Duration::from_millis(args.redis_timeout_ms),
             Duration::from_secs(args.cache_ttl_secs),
         )?;
@@ -166,7 +206,7 @@ impl AppState {
                 Some(Arc::new(qdrant::Qdrant::new(
                     http,
                     url,
-                    args.qdrant_api_key.clone(),
+                    qdrant_api_key,
                     &args.qdrant_collection,
                 )))
             }
@@ -177,13 +217,17 @@ impl AppState {
             store: Arc::new(store),
             qdrant,
             metrics: Metrics::new("scoring"),
-            limits: args.server.limits(),
-            image_limits: args.server.image_limits(),
+            kit,
         })
     }
 }
 
 /// The service's router, with the shared routes and layers.
+///
+/// Readiness reports the ML services, Redis and Qdrant as checks, but none
+/// is required: scoring's own state alone decides 200 or 503 (it is 503
+/// only while stopping), so one bad ML rollout does not take every scoring
+/// replica out of its load balancer.
 pub fn app(state: AppState) -> Router {
     let probe = state.clone();
     let readiness = Readiness::new(move || {
@@ -191,8 +235,8 @@ pub fn app(state: AppState) -> Router {
         async move {
             let ((detection, embedding), redis) = tokio::join!(s.upstream.ready(), s.store.ping());
             let mut checks = vec![
-                Check::new("face_detection", true, detection),
-                Check::new("face_embedding", true, embedding),
+                Check::new("face_detection", false, detection),
+                Check::new("face_embedding", false, embedding),
                 Check::new(
                     "redis",
                     false,
@@ -211,5 +255,5 @@ pub fn app(state: AppState) -> Router {
         .route("/api/score", post(api::score))
         .route("/api/similar/{user_id}", get(api::similar))
         .with_state(state.clone());
-    service_kit::http::wrap(routes, state.limits, state.metrics, readiness)
+    service_kit::http::wrap(routes, state.kit.http, state.metrics, readiness)
 }

@@ -12,6 +12,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let state = AppState::new(&args).context("cannot start scoring")?;
-    service_kit::entry::serve_blocking(&args.hostname, args.port, app(state), args.server.drain())?;
+    let serve = state.kit.serve.clone();
+    service_kit::entry::serve_blocking(&args.hostname, args.port, app(state), serve)?;
     Ok(())
 }

@@ -83,6 +83,17 @@ impl Qdrant {
             detail: e.to_string(),
         })?;
         let status = response.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(Error::Unauthorized {
+                service: "qdrant",
+                status,
+                fix: if self.api_key.is_some() {
+                    "the API key is wrong: set QDRANT_API_KEY_FILE (or QDRANT_API_KEY) to the key Qdrant was started with"
+                } else {
+                    "Qdrant requires an API key: set QDRANT_API_KEY_FILE (or QDRANT_API_KEY)"
+                },
+            });
+        }
         let value = response.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, value))
     }
@@ -184,9 +195,15 @@ impl Qdrant {
     /// Whether Qdrant answers.
     pub async fn ping(&self) -> std::result::Result<String, String> {
         match self.call(reqwest::Method::GET, "/collections", None).await {
-            Ok((200, _)) => Ok(format!("{} reachable", self.base)),
-            Ok((status, _)) => Err(format!("{} answered {status}", self.base)),
-            Err(e) => Err(e.to_string()),
+            Ok((200, _)) => Ok(format!(
+                "{} reachable",
+                service_kit::secrets::redact_url(&self.base)
+            )),
+            Ok((status, _)) => Err(format!(
+                "{} answered {status}",
+                service_kit::secrets::redact_url(&self.base)
+            )),
+            Err(e) => Err(service_kit::secrets::redact(&e.to_string())),
         }
     }
 }

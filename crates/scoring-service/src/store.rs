@@ -43,10 +43,18 @@ impl Store {
         timeout: Duration,
         ttl: Duration,
     ) -> Result<Self> {
+        // Never print the URL as given: it may hold the password.
+        let shown = service_kit::secrets::redact_url(url);
         let bad = |e: redis::RedisError| {
-            Error::Config(format!("REDIS_URL {url:?} is not a redis:// URL: {e}"))
+            Error::Config(format!(
+                "REDIS_URL {shown:?} is not a redis:// URL ({}); use redis://host:port/db, with the password in REDIS_PASSWORD_FILE",
+                service_kit::secrets::redact(&e.to_string())
+            ))
         };
         let mut info = url.into_connection_info().map_err(bad)?;
+        if let Some(p) = info.redis_settings().password() {
+            service_kit::secrets::register(p);
+        }
         if let Some(p) = password.filter(|p| !p.is_empty()) {
             let settings = info.redis_settings().clone().set_password(p);
             info = info.set_redis_settings(settings);

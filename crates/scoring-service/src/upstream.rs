@@ -24,15 +24,22 @@ pub struct Upstream {
     http: reqwest::Client,
     detection: String,
     embedding: String,
+    token: Option<service_kit::auth::ServiceToken>,
 }
 
 impl Upstream {
-    /// Clients for the two base URLs, each call bounded by `timeout`.
+    /// Clients for the two base URLs, each call bounded by `timeout`,
+    /// sending `token` (the shared service token) as a bearer token.
     ///
     /// # Errors
     ///
     /// [`Error::Config`] when the client cannot be built.
-    pub fn new(detection: &str, embedding: &str, timeout: Duration) -> Result<Self> {
+    pub fn new(
+        detection: &str,
+        embedding: &str,
+        timeout: Duration,
+        token: Option<service_kit::auth::ServiceToken>,
+    ) -> Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(2)))
@@ -43,6 +50,7 @@ impl Upstream {
             http,
             detection: trim(detection),
             embedding: trim(embedding),
+            token,
         })
     }
 
@@ -51,6 +59,10 @@ impl Upstream {
         service: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
+        let request = match &self.token {
+            Some(t) => request.header("authorization", t.header_value()),
+            None => request,
+        };
         let response = request.send().await.map_err(|e| Error::Upstream {
             service,
             detail: if e.is_timeout() {
@@ -60,6 +72,13 @@ impl Upstream {
             },
         })?;
         let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(Error::Unauthorized {
+                service,
+                status: status.as_u16(),
+                fix: "give scoring the same SERVICE_TOKEN_FILE as the ML services",
+            });
+        }
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
             return Err(Error::UpstreamRejected {

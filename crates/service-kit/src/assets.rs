@@ -5,11 +5,6 @@
 //! fail loudly when they are missing: a skipped model test proves nothing.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
-
-/// The runtime library to load when `ORT_DYLIB_PATH` is unset, once a test
-/// has called [`require`].
-pub(crate) static FALLBACK_DYLIB: OnceLock<PathBuf> = OnceLock::new();
 
 /// The assets directory: `ASSETS_DIR` or `<repo>/.cache/assets`.
 pub fn dir() -> PathBuf {

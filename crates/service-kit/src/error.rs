@@ -19,6 +19,21 @@ pub enum Error {
         /// Allowed pixel count.
         max_pixels: u64,
     },
+    /// Decoding the image would allocate more than the decoded-bytes budget
+    /// (bit depth and channels counted, not only pixels).
+    #[error("image is {width}x{height} {color}: decoding it takes {bytes} bytes, over the budget of {max_bytes} (MAX_DECODED_BYTES); send a smaller or 8-bit image")]
+    ImageTooCostly {
+        /// Width from the header.
+        width: u32,
+        /// Height from the header.
+        height: u32,
+        /// The decoder's pixel layout, e.g. `Rgba16`.
+        color: String,
+        /// Bytes decoding would allocate.
+        bytes: u64,
+        /// The budget.
+        max_bytes: u64,
+    },
     /// The bytes are not a JPEG, PNG or WebP image, or are corrupt.
     #[error("cannot decode image: {0}; send a complete JPEG, PNG or WebP file")]
     ImageDecode(String),
@@ -31,6 +46,9 @@ pub enum Error {
     /// Loading an ONNX model or running it failed.
     #[error("onnx runtime: {0}")]
     Onnx(String),
+    /// A setting or a secret file is unusable.
+    #[error("{0}")]
+    Config(String),
     /// Binding the listening socket or serving failed.
     #[error("server i/o on {addr}: {source}")]
     Serve {
@@ -58,6 +76,8 @@ pub struct AppError {
     pub message: String,
     /// Internal detail, logged and never sent.
     pub detail: Option<String>,
+    /// Extra response headers, e.g. `Retry-After`, `WWW-Authenticate`.
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl AppError {
@@ -68,7 +88,15 @@ impl AppError {
             code,
             message: message.into(),
             detail: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header.
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     /// 400 with the given code.
@@ -89,7 +117,7 @@ impl AppError {
     /// Attaches internal detail for the log.
     #[must_use]
     pub fn with_detail(mut self, detail: impl std::fmt::Display) -> Self {
-        self.detail = Some(detail.to_string());
+        self.detail = Some(crate::secrets::redact(&detail.to_string()));
         self
     }
 }
@@ -115,6 +143,11 @@ impl IntoResponse for AppError {
         }
         let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
         let mut response = (self.status, Json(body)).into_response();
+        for (name, value) in &self.headers {
+            if let Ok(v) = axum::http::HeaderValue::from_str(value) {
+                response.headers_mut().insert(*name, v);
+            }
+        }
         // Lets the metrics layer count errors by code without parsing bodies.
         response.extensions_mut().insert(ErrorCode(self.code));
         response
@@ -129,7 +162,7 @@ impl From<Error> for AppError {
     fn from(e: Error) -> Self {
         let message = e.to_string();
         match e {
-            Error::ImageTooLarge { .. } => {
+            Error::ImageTooLarge { .. } | Error::ImageTooCostly { .. } => {
                 Self::new(StatusCode::PAYLOAD_TOO_LARGE, "image_too_large", message)
             }
             Error::ImageDecode(_) => {
@@ -141,7 +174,7 @@ impl From<Error> for AppError {
                 "unsupported_content_type",
                 message,
             ),
-            Error::Onnx(_) | Error::Serve { .. } => Self::internal(message),
+            Error::Onnx(_) | Error::Serve { .. } | Error::Config(_) => Self::internal(message),
         }
     }
 }

@@ -9,9 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::auth::ServiceToken;
 use crate::error::{AppError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::ready::Readiness;
+use crate::shutdown::Lifecycle;
 
 /// Body and time limits applied to every request.
 #[derive(Clone, Copy, Debug)]
@@ -31,31 +33,64 @@ impl Default for Limits {
     }
 }
 
+/// What [`wrap`] applies: limits, the service token, the lifecycle.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Body and time limits.
+    pub limits: Limits,
+    /// When set, every route but `/api/health` and `/api/ready` needs it.
+    pub token: Option<ServiceToken>,
+    /// When stopping, `/api/ready` answers 503.
+    pub lifecycle: Lifecycle,
+}
+
+impl From<Limits> for Options {
+    fn from(limits: Limits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Common {
     metrics: Metrics,
     readiness: Readiness,
     timeout: Duration,
+    lifecycle: Lifecycle,
 }
 
-/// Adds `/api/health`, `/api/ready`, `/metrics`, the body limit, the
-/// per-request timeout and request metrics around a service's `routes`.
-pub fn wrap(routes: Router, limits: Limits, metrics: Metrics, readiness: Readiness) -> Router {
+/// Adds `/api/health`, `/api/ready`, `/metrics`, the service-token check,
+/// the body limit, the per-request timeout and request metrics around a
+/// service's `routes`.
+pub fn wrap(
+    routes: Router,
+    options: impl Into<Options>,
+    metrics: Metrics,
+    readiness: Readiness,
+) -> Router {
+    let options = options.into();
+    let limits = options.limits;
     let common = Common {
         metrics,
         readiness,
         timeout: limits.request_timeout,
+        lifecycle: options.lifecycle,
     };
     let shared = Router::new()
         .route("/api/health", get(health))
         .route("/api/ready", get(ready))
         .route("/metrics", get(render_metrics))
         .with_state(common.clone());
-    routes
+    let mut router = routes
         .merge(shared)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(middleware::from_fn_with_state(common, observe))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    if let Some(token) = options.token {
+        router = router.layer(middleware::from_fn_with_state(token, crate::auth::require));
+    }
+    router.layer(middleware::from_fn_with_state(common, observe))
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -63,6 +98,10 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 async fn ready(State(common): State<Common>) -> Response {
+    if common.lifecycle.stopping() {
+        let body = serde_json::json!({"status": "stopping", "checks": {}});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     let (status, body) = common.readiness.evaluate().await;
     (status, Json(body)).into_response()
 }
@@ -115,4 +154,13 @@ async fn observe(State(common): State<Common>, request: Request, next: Next) -> 
         tracing::info!(%method, route, status = status.as_u16(), elapsed_ms = elapsed.as_secs_f64() * 1e3, "request");
     }
     response
+}
+
+/// A malformed query string as the services' JSON 400 (`invalid_query`),
+/// instead of axum's plain-text rejection.
+pub fn query_error(e: axum::extract::rejection::QueryRejection) -> AppError {
+    AppError::bad_request(
+        "invalid_query",
+        format!("{}; fix the query string", e.body_text()),
+    )
 }

@@ -5,18 +5,26 @@
 //!
 //! - [`config::ServerArgs`]: host, port, limits and timeouts from the
 //!   environment (`#[arg(long, env)]`), plus the `--healthcheck` flag;
+//!   [`config::ServerArgs::settings`] turns them into [`config::Settings`];
+//! - [`auth`]: the shared service token (`SERVICE_TOKEN_FILE`), bearer auth;
+//! - [`secrets`]: `*_FILE` secrets and redaction of secrets in output;
+//! - [`gate::Gate`]: the bound on concurrent decodes/inferences;
 //! - [`logging::init`]: JSON logs on stdout;
 //! - [`http::wrap`]: `/api/health`, `/api/ready`, `/metrics`, body limit,
 //!   per-request timeout and request metrics around a service's own routes;
 //! - [`AppError`]: the one error type handlers return, answered as
 //!   `{"error": {"code", "message"}}`;
-//! - [`shutdown::serve`]: graceful shutdown on SIGTERM / Ctrl-C with a
-//!   bounded drain;
-//! - [`imaging::decode`]: JPEG/PNG/WebP decoding that rejects oversized
-//!   images from their header, before any pixel is decoded;
+//! - [`shutdown::serve`]: header-read timeout; on SIGTERM / Ctrl-C, not
+//!   ready at once, a shutdown delay, then a bounded drain;
+//! - [`imaging::decode`]: JPEG/PNG/WebP decoding that rejects oversized,
+//!   over-budget or forged images from their header ([`imaging::check`]),
+//!   before any pixel is decoded;
 //! - [`upload::read_upload`]: an image as a raw body or multipart field;
 //! - [`healthcheck::probe`]: the `--healthcheck` client (images have no curl);
-//! - `onnx` (feature): ONNX Runtime session loading.
+//! - `onnx` (feature): ONNX Runtime session loading;
+//! - `testing` (feature, enabled by the services' dev-dependencies only):
+//!   `assets`, `testdata` and `parity`, test support kept out of the
+//!   production binaries (`parity` shells out to Python and panics).
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
@@ -28,11 +36,14 @@
 //! # }
 //! ```
 
+#[cfg(any(test, feature = "testing"))]
 pub mod assets;
+pub mod auth;
 pub mod config;
 pub mod entry;
 pub mod error;
 pub mod face;
+pub mod gate;
 pub mod healthcheck;
 pub mod http;
 pub mod imaging;
@@ -40,9 +51,12 @@ pub mod logging;
 pub mod metrics;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(any(test, feature = "testing"))]
 pub mod parity;
 pub mod ready;
+pub mod secrets;
 pub mod shutdown;
+#[cfg(any(test, feature = "testing"))]
 pub mod testdata;
 pub mod upload;
 

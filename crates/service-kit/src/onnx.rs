@@ -27,10 +27,8 @@ static RUNTIME: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new()
 /// [`Error::Onnx`] when the library is missing or cannot be loaded.
 pub fn init_runtime() -> Result<()> {
     let outcome = RUNTIME.get_or_init(|| {
-        let path = std::env::var_os("ORT_DYLIB_PATH").map_or_else(
-            || crate::assets::FALLBACK_DYLIB.get().cloned().unwrap_or_else(|| DEFAULT_DYLIB.into()),
-            PathBuf::from,
-        );
+        let path = std::env::var_os("ORT_DYLIB_PATH")
+            .map_or_else(|| PathBuf::from(DEFAULT_DYLIB), PathBuf::from);
         if !path.exists() {
             return Err(format!(
                 "onnx runtime library {} not found; set ORT_DYLIB_PATH (scripts/fetch-assets.sh puts it under runtimes/onnxruntime/)",

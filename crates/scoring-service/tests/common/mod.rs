@@ -23,6 +23,7 @@ pub fn free_port() -> u16 {
 /// A redis-server child process, killed on drop.
 pub struct Redis {
     pub port: u16,
+    password: Option<String>,
     child: Child,
 }
 
@@ -34,7 +35,15 @@ impl Redis {
     }
 
     pub fn start_on(port: u16, dir: Option<&Path>) -> Self {
+        Self::start_with(port, dir, None)
+    }
+
+    /// Like [`Redis::start_on`], requiring `password` when given.
+    pub fn start_with(port: u16, dir: Option<&Path>, password: Option<&str>) -> Self {
         let mut cmd = Command::new("redis-server");
+        if let Some(p) = password {
+            cmd.args(["--requirepass", p]);
+        }
         cmd.args([
             "--port",
             &port.to_string(),
@@ -42,6 +51,9 @@ impl Redis {
             "127.0.0.1",
             "--save",
             "",
+            // DEBUG POPULATE (a large dataset, to test LOADING), loopback only
+            "--enable-debug-command",
+            "local",
         ]);
         match dir {
             Some(d) => cmd.args([
@@ -59,19 +71,46 @@ impl Redis {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("redis-server must be installed (apt-get install redis-server)");
-        let r = Self { port, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut r = Self {
+            port,
+            password: password.map(str::to_owned),
+            child,
+        };
+        r.wait_pong(Duration::from_secs(30));
+        r
+    }
+
+    /// Waits until the server answers PING with PONG: an open port is not
+    /// enough, a restarted Redis answers `LOADING` while it replays its
+    /// append-only file (the BusyLoading failure of issue 17 item 5).
+    pub fn wait_pong(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut last = String::from("not tried");
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return r;
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("redis-server on port {} exited with {status}", self.port);
+            }
+            match redis::Client::open(self.url()).and_then(|c| {
+                let mut conn = c.get_connection_with_timeout(Duration::from_secs(1))?;
+                redis::cmd("PING").query::<String>(&mut conn)
+            }) {
+                Ok(pong) if pong == "PONG" => return,
+                Ok(other) => last = other,
+                Err(e) => last = e.to_string(),
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {port} did not start within 10 s");
+        panic!(
+            "redis-server on port {} did not answer PONG within {within:?}; last answer: {last}",
+            self.port
+        );
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// A synchronous client for assertions.
@@ -100,10 +139,24 @@ pub async fn serve(router: axum::Router) -> String {
 
 /// The real detection and embedding services, in-process: their base URLs.
 pub async fn ml_services() -> (String, String) {
+    ml_services_with(&[]).await
+}
+
+/// Like [`ml_services`] with extra flags for both (e.g. `--service-token-file`).
+pub async fn ml_services_with(extra: &[&str]) -> (String, String) {
     let det = assets::detection_model();
     let emb = assets::embedding_model();
-    let d = face_detection_service::Args::parse_from(["t", "--model-path", det.to_str().unwrap()]);
-    let e = face_embedding_service::Args::parse_from(["t", "--model-path", emb.to_str().unwrap()]);
+    let argv = |model: &std::path::PathBuf| {
+        let mut v = vec![
+            "t".to_owned(),
+            "--model-path".into(),
+            model.to_str().unwrap().into(),
+        ];
+        v.extend(extra.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let d = face_detection_service::Args::parse_from(argv(&det));
+    let e = face_embedding_service::Args::parse_from(argv(&emb));
     let d = face_detection_service::app(face_detection_service::AppState::load(&d).unwrap());
     let e = face_embedding_service::app(face_embedding_service::AppState::load(&e).unwrap());
     (serve(d).await, serve(e).await)
@@ -189,4 +242,112 @@ pub async fn score(
         .body(axum::body::Body::from(body))
         .unwrap();
     call(router, request).await
+}
+
+/// The Qdrant server binary: `QDRANT_BIN`, else `<repo>/.cache/qdrant/qdrant`
+/// (unpacked by scripts/setup.sh). Missing is a failure, not a skip.
+pub fn qdrant_bin() -> std::path::PathBuf {
+    let path = std::env::var_os("QDRANT_BIN").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/qdrant/qdrant"),
+        std::path::PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "the Qdrant server {} is missing: run scripts/setup.sh (it unpacks ../shared/qdrant) or set QDRANT_BIN",
+        path.display()
+    );
+    path
+}
+
+/// A real Qdrant server on loopback with its storage in `dir` and an API
+/// key required; killed on drop.
+pub struct Qdrant {
+    pub port: u16,
+    grpc_port: u16,
+    dir: std::path::PathBuf,
+    api_key: String,
+    child: Option<Child>,
+}
+
+impl Qdrant {
+    pub async fn start(dir: &Path, api_key: &str) -> Self {
+        let mut q = Self {
+            port: free_port(),
+            grpc_port: free_port(),
+            dir: dir.to_owned(),
+            api_key: api_key.to_owned(),
+            child: None,
+        };
+        q.spawn().await;
+        q
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("qdrant.log"))
+            .unwrap();
+        let child = Command::new(qdrant_bin())
+            .current_dir(&self.dir)
+            .env("QDRANT__SERVICE__HOST", "127.0.0.1")
+            .env("QDRANT__SERVICE__HTTP_PORT", self.port.to_string())
+            .env("QDRANT__SERVICE__GRPC_PORT", self.grpc_port.to_string())
+            .env("QDRANT__SERVICE__API_KEY", &self.api_key)
+            .env("QDRANT__STORAGE__STORAGE_PATH", self.dir.join("storage"))
+            .env(
+                "QDRANT__STORAGE__SNAPSHOTS_PATH",
+                self.dir.join("snapshots"),
+            )
+            .env("QDRANT__TELEMETRY_DISABLED", "true")
+            .env("QDRANT__LOG_LEVEL", "WARN")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", qdrant_bin().display()));
+        self.child = Some(child);
+        let url = format!("{}/readyz", self.url());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                let log = std::fs::read_to_string(self.dir.join("qdrant.log")).unwrap_or_default();
+                panic!("qdrant exited with {status} at start:\n{log}");
+            }
+            if let Ok(r) = reqwest::get(&url).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "qdrant on port {} was not ready within 60 s",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Kills the server (SIGKILL: only what it made durable survives) and
+    /// starts it again on the same ports and storage.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Qdrant {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
