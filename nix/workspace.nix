@@ -71,8 +71,11 @@ let
   # crate and its path dependencies, and nothing else: the other members get
   # crane's dummy sources at build time. So an edit to one service changes
   # neither ocipack's derivation nor any other binary's, nor any layer built
-  # with ocipack. Feature unification: `-p <crate>` unifies features over
-  # that crate only, see docs/using-the-flake.md for what it rebuilds.
+  # with ocipack. Built with `--workspace --bin <binary>`: cargo compiles only
+  # that binary and what it depends on, but unifies dependency features over
+  # the whole workspace like the dependency build, so no dependency is
+  # compiled again (`-p <crate>` would recompile 25 of scoring-service's;
+  # docs/using-the-flake.md).
   crate =
     {
       dir,
@@ -114,7 +117,7 @@ let
         if builtins.isString v then v else "0.1.0";
       inherit cargoArtifacts cargoVendorDir;
       strictDeps = true;
-      cargoExtraArgs = "--locked -p ${(cargoToml dir).package.name} --bin ${binary}";
+      cargoExtraArgs = "--locked --workspace --bin ${binary}";
       # Stand-ins for the members this package does not use (their
       # manifests are real, so Cargo.lock stays valid under --locked). A
       # member whose src/ is here is real (tests/ and examples/ are left
