@@ -1,8 +1,10 @@
 //! Push OCI image layouts to a registry over the OCI distribution API.
 //!
 //! The pusher reads an image layout directory (`oci-layout`, `index.json`,
-//! `blobs/sha256/<hex>`; blob files may be symlinks into `/nix/store`) and,
-//! for each manifest chosen by tag:
+//! `blobs/sha256/<hex>`; blob files may be symlinks into `/nix/store`)
+//! through the packer's layout reader, `ocipack::layout` (the one reader of
+//! untrusted layouts: regular files only, bounded, verified), and, for each
+//! manifest chosen by tag:
 //!
 //! 1. checks every blob file's size against its descriptor (before any request);
 //! 2. `HEAD`s each blob in the target repository and skips what is there;
@@ -38,9 +40,8 @@
 
 mod auth;
 mod client;
-mod digest;
 mod error;
-mod layout;
+mod images;
 mod progress;
 mod reference;
 mod report;
@@ -52,7 +53,7 @@ use std::path::{Path, PathBuf};
 pub use auth::{parse_challenge, Challenge, Credentials, ENV_PASSWORD, ENV_USER};
 pub use client::RetryPolicy;
 pub use error::{Error, Result};
-pub use layout::REF_NAME;
+pub use ocipack::layout::REF_NAME;
 pub use progress::{BlobOutcome, NoProgress, Progress};
 pub use reference::Target;
 pub use report::{BlobReport, ImageReport, PushReport, Tally};

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use crate::auth::Credentials;
 use crate::client::{Client, ClientConfig, RetryPolicy};
 use crate::error::{Error, Result};
-use crate::layout::{Budget, Layout, Manifest, MAX_MANIFESTS, MAX_MANIFEST_PUTS};
+use ocipack::layout::{Descriptor, ImageGraph, Layout};
+
+use crate::images;
 use crate::progress::{BlobOutcome, Progress};
 use crate::reference::Target;
 use crate::report::{BlobReport, ImageReport};
@@ -148,70 +150,40 @@ impl<'p> Session<'p> {
                 ),
             });
         }
-        let layout = Layout::open(dir)?;
-        let selected = layout.select(target.tag.as_deref())?;
+        let layout = images::open(dir)?;
+        let index = layout
+            .index_descriptors()
+            .map_err(|e| images::from_layout(dir, e))?;
+        let selected = images::select(dir, &index, target.tag.as_deref())?;
         // Read and check everything before the first request, so a broken
-        // or hostile layout is refused with nothing sent. Each distinct
-        // manifest and blob is checked once: linear in the layout's size.
-        let puts: usize = selected.iter().map(|(_, tags)| 1 + tags.len()).sum();
-        if selected.len() > MAX_MANIFESTS || puts > MAX_MANIFEST_PUTS {
-            return Err(Error::Layout {
-                path: dir.join("index.json"),
-                reason: format!(
-                    "the push selects {} manifests under {} references; at most {MAX_MANIFESTS} \
-                     manifests and {MAX_MANIFEST_PUTS} manifest uploads per push; give a tag \
-                     (REPO:TAG) to push one",
-                    selected.len(),
-                    puts
-                ),
-            });
-        }
-        let mut budget = Budget::default();
+        // or hostile layout is refused with nothing sent. The reader visits
+        // each distinct manifest once and bounds depth, entries and counts.
+        let roots: Vec<Descriptor> = selected.iter().map(|(d, _)| d.clone()).collect();
+        let graph = layout
+            .graph(&roots)
+            .map_err(|e| images::from_layout(dir, e))?;
+        // Manifest uploads are bounded by the reader's limits too: at most
+        // `max_index_entries` tags plus `max_manifests` distinct manifests.
         let mut checked = HashSet::new();
-        let mut manifests = Vec::new();
-        let mut puts = 0;
-        for (desc, tags) in selected {
-            let m = layout.manifest(&desc, &mut budget)?;
-            puts += 1 + tags.len() + m.children_in_push_order().len();
-            if puts > MAX_MANIFEST_PUTS {
-                return Err(Error::Layout {
-                    path: dir.join("index.json"),
-                    reason: format!(
-                        "the push would make more than {MAX_MANIFEST_PUTS} manifest uploads; \
-                         give a tag (REPO:TAG) to push one image"
-                    ),
-                });
-            }
-            for b in m.all_blobs() {
-                if !checked.insert(b.digest.clone()) {
-                    continue;
-                }
-                let path = layout.blob_path(&b.digest)?;
-                let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
-                if !meta.is_file() {
-                    return Err(Error::Layout {
-                        path,
-                        reason: "not a regular file (a FIFO, device, socket or directory, \
-                                 directly or through a symlink); layouts hold regular files only"
-                            .into(),
-                    });
-                }
-                if meta.len() != b.size {
-                    return Err(Error::Layout {
-                        path,
-                        reason: format!(
-                            "the blob has {} bytes, its descriptor says {}",
-                            meta.len(),
-                            b.size
-                        ),
-                    });
+        for (root, _) in &selected {
+            for b in graph.blobs(&root.digest) {
+                if checked.insert(b.digest.clone()) {
+                    // A regular file of the descriptor's size (nothing read yet).
+                    layout
+                        .open_blob(&b)
+                        .map_err(|e| images::from_layout(dir, e))?;
                 }
             }
-            manifests.push((m, tags));
         }
         let mut reports = Vec::new();
-        for (m, tags) in manifests {
-            reports.push(self.push_manifest(&layout, &m, &tags, &target.repository)?);
+        for (root, tags) in &selected {
+            reports.push(self.push_manifest(
+                &layout,
+                &graph,
+                &root.digest,
+                tags,
+                &target.repository,
+            )?);
         }
         Ok(reports)
     }
@@ -219,20 +191,20 @@ impl<'p> Session<'p> {
     fn push_manifest(
         &mut self,
         layout: &Layout,
-        m: &Manifest,
+        graph: &ImageGraph,
+        root: &str,
         tags: &[String],
         repo: &str,
     ) -> Result<ImageReport> {
         let mut report = ImageReport {
             registry: self.client.registry.clone(),
             repository: repo.to_string(),
-            manifest_digest: m.descriptor.digest.clone(),
+            manifest_digest: root.to_string(),
             ..ImageReport::default()
         };
-        for b in m.all_blobs() {
-            let path = layout.blob_path(&b.digest)?;
+        for b in graph.blobs(root) {
             self.progress.blob_started(&b.digest, b.size);
-            let (outcome, mounted_from) = self.place_blob(repo, &b, &path)?;
+            let (outcome, mounted_from) = self.place_blob(repo, &b, layout)?;
             self.progress.blob_finished(&b.digest, outcome);
             self.known.insert(b.digest.clone(), repo.to_string());
             self.present.insert((repo.to_string(), b.digest.clone()));
@@ -243,42 +215,12 @@ impl<'p> Session<'p> {
                 mounted_from,
             });
         }
-        self.put_children(m, repo)?;
         let p = self.progress;
-        put_manifest(
-            &self.client,
-            repo,
-            &m.descriptor.digest,
-            m.media_type(),
-            &m.bytes,
-            &m.descriptor.digest,
-            p,
-        )?;
-        report.references.push(format!(
-            "{}/{repo}@{}",
-            self.client.registry, m.descriptor.digest
-        ));
-        for tag in tags {
-            put_manifest(
-                &self.client,
-                repo,
-                tag,
-                m.media_type(),
-                &m.bytes,
-                &m.descriptor.digest,
-                p,
-            )?;
-            report
-                .references
-                .push(format!("{}/{repo}:{tag}", self.client.registry));
-        }
-        Ok(report)
-    }
-
-    /// Children of an index go in by digest, deepest first, before their
-    /// parent; each distinct child once per repository.
-    fn put_children(&mut self, m: &Manifest, repo: &str) -> Result<()> {
-        for c in m.children_in_push_order() {
+        // Children of an index by digest, each distinct one once per
+        // repository, before the indexes that list them; the root last.
+        let order = graph.children_first(root);
+        let (top, children) = order.split_last().expect("the root is in its own graph");
+        for c in children {
             if !self
                 .manifests_put
                 .insert((repo.to_string(), c.descriptor.digest.clone()))
@@ -289,20 +231,46 @@ impl<'p> Session<'p> {
                 &self.client,
                 repo,
                 &c.descriptor.digest,
-                c.media_type(),
+                &c.descriptor.media_type,
                 &c.bytes,
                 &c.descriptor.digest,
-                self.progress,
+                p,
             )?;
         }
-        Ok(())
+        put_manifest(
+            &self.client,
+            repo,
+            root,
+            &top.descriptor.media_type,
+            &top.bytes,
+            root,
+            p,
+        )?;
+        report
+            .references
+            .push(format!("{}/{repo}@{root}", self.client.registry));
+        for tag in tags {
+            put_manifest(
+                &self.client,
+                repo,
+                tag,
+                &top.descriptor.media_type,
+                &top.bytes,
+                root,
+                p,
+            )?;
+            report
+                .references
+                .push(format!("{}/{repo}:{tag}", self.client.registry));
+        }
+        Ok(report)
     }
 
     fn place_blob(
         &mut self,
         repo: &str,
-        b: &crate::layout::Descriptor,
-        path: &Path,
+        b: &Descriptor,
+        layout: &Layout,
     ) -> Result<(BlobOutcome, Option<String>)> {
         let p = self.progress;
         let key = (repo.to_string(), b.digest.clone());
@@ -316,7 +284,7 @@ impl<'p> Session<'p> {
             &self.client,
             repo,
             b,
-            path,
+            layout,
             from.as_deref(),
             self.opts.chunk_size,
             p,

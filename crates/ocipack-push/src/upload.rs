@@ -15,12 +15,13 @@ use std::io::{Read, Seek as _, SeekFrom};
 use std::path::Path;
 use std::sync::mpsc;
 
-use sha2::{Digest as _, Sha256};
+use ocipack::digest::Sha256Hasher;
+use ocipack::layout::{Descriptor, Layout, VerifiedReader};
 use ureq::http::Method;
 
 use crate::client::{percent_encode, status_error, Client, Req};
 use crate::error::{Error, Result};
-use crate::layout::Descriptor;
+use crate::images;
 use crate::progress::Progress;
 
 /// Where a blob upload ended.
@@ -137,22 +138,27 @@ fn mismatch(path: &Path, desc: &Descriptor, actual: String) -> Error {
 }
 
 /// Pushes one missing blob: mount when `from` is given, else upload.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn push_blob(
     client: &Client,
     repo: &str,
     desc: &Descriptor,
-    path: &Path,
+    layout: &Layout,
     from: Option<&str>,
     chunk_size: usize,
     p: &dyn Progress,
 ) -> Result<Placed> {
+    let dir = layout.dir();
     if desc.size <= chunk_size as u64 {
-        // Read and verify first: a corrupt small blob costs no request at all.
-        let bytes = crate::layout::read_bounded(path, chunk_size as u64, Some(desc.size))?;
-        let actual = crate::digest::sha256_of(&bytes);
-        if actual != desc.digest {
-            return Err(mismatch(path, desc, actual));
-        }
+        // Read and verify first: a corrupt small blob costs no request at
+        // all. The reader refuses non-regular files and a wrong size before
+        // reading, and fails at the end on a digest mismatch.
+        let mut r = layout
+            .open_blob(desc)
+            .map_err(|e| images::from_layout(dir, e))?;
+        let mut bytes = Vec::with_capacity(desc.size as usize);
+        r.read_to_end(&mut bytes)
+            .map_err(|e| images::from_layout(dir, layout.read_err(&desc.digest, e)))?;
         let Some(loc) = start(client, repo, &desc.digest, from, p)? else {
             return Ok(Placed::Mounted);
         };
@@ -176,11 +182,16 @@ pub(crate) fn push_blob(
     }
     // Verify before any byte of it leaves: a blob that is not what its name
     // says (say, a symlink to a file outside the layout) costs no request.
-    let mut file = open_blob(path, desc)?;
-    let actual = hash_file(&mut file, path)?;
-    if actual != desc.digest {
-        return Err(mismatch(path, desc, actual));
-    }
+    // The same open file is then sent, so swapping the path afterwards
+    // changes nothing.
+    let path = layout
+        .blob_path(&desc.digest)
+        .map_err(|e| images::from_layout(dir, e))?;
+    let path = path.as_path();
+    let file = open_blob(path, desc)?;
+    VerifiedReader::new(&file, &desc.digest, Some(desc.size))
+        .verify_to_end()
+        .map_err(|e| images::from_layout(dir, layout.read_err(&desc.digest, e)))?;
     let mut session = match start(client, repo, &desc.digest, from, p)? {
         None => return Ok(Placed::Mounted),
         Some(loc) => Some(loc),
@@ -192,7 +203,8 @@ pub(crate) fn push_blob(
             None => start(client, repo, &desc.digest, None, p)?
                 .expect("a plain upload start never mounts"),
         };
-        file.seek(SeekFrom::Start(0))
+        (&file)
+            .seek(SeekFrom::Start(0))
             .map_err(|e| Error::io(path, e))?;
         let f = file.try_clone().map_err(|e| Error::io(path, e))?;
         match chunked(client, repo, desc, path, f, loc, chunk_size, p) {
@@ -227,10 +239,24 @@ fn restartable(e: &Error) -> bool {
     }
 }
 
-/// Opens a blob: a regular file (symlinks followed) of the descriptor's size.
+/// Opens a blob: a regular file (symlinks followed, as `Layout::open_blob`
+/// does) of the descriptor's size. Push keeps the `File` to send from the
+/// very file it verified; see /work/notes/layout-api-requests.md.
 fn open_blob(path: &Path, desc: &Descriptor) -> Result<File> {
+    let not_regular = || Error::Layout {
+        path: path.to_path_buf(),
+        reason: "not a regular file (a FIFO, device, socket or directory, directly or \
+                 through a symlink); layouts hold regular files only"
+            .into(),
+    };
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    let f = crate::layout::open_regular(path, &meta)?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    if !f.metadata().map_err(|e| Error::io(path, e))?.is_file() {
+        return Err(not_regular());
+    }
     if meta.len() != desc.size {
         return Err(Error::Layout {
             path: path.to_path_buf(),
@@ -242,19 +268,6 @@ fn open_blob(path: &Path, desc: &Descriptor) -> Result<File> {
         });
     }
     Ok(f)
-}
-
-/// sha256 of the rest of `file`, read in 1 MiB pieces.
-fn hash_file(file: &mut File, path: &Path) -> Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = read_full(file, &mut buf, path)?;
-        if n == 0 {
-            return Ok(crate::digest::finish(hasher));
-        }
-        hasher.update(&buf[..n]);
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -280,7 +293,7 @@ fn chunked(
     }
     let (sent, hasher) = std::thread::scope(|s| {
         let reader = s.spawn(move || {
-            let mut hasher = Sha256::new();
+            let mut hasher = Sha256Hasher::new();
             // Never more than the verified size: a file that grew since the
             // check sends nothing beyond it.
             let mut left = desc.size;
@@ -312,7 +325,7 @@ fn chunked(
     });
     let offset = sent?;
     let hasher = hasher.expect("the reader finished because the sender saw end of file");
-    let actual = crate::digest::finish(hasher);
+    let actual = hasher.finish();
     if actual != desc.digest || offset != desc.size {
         // Best effort: the registry would refuse the commit anyway, and
         // abandoned sessions are purged; the corrupt file is the news.

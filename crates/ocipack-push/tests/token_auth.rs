@@ -304,7 +304,13 @@ fn bearer_tokens_push_mount_and_reject() {
         b.manifest_digest
     );
 
-    let err = push(&a.dir, &ta, with_creds("alice", "nope", &tokens), &NoProgress).unwrap_err();
+    let err = push(
+        &a.dir,
+        &ta,
+        with_creds("alice", "nope", &tokens),
+        &NoProgress,
+    )
+    .unwrap_err();
     assert!(
         matches!(err, Error::AuthRejected { status: 401, .. }),
         "{err}"
@@ -365,7 +371,13 @@ fn bearer_tokens_push_mount_and_reject() {
     }
 
     let elsewhere = Target::parse(&format!("{}/other/x:1", reg.host())).unwrap();
-    let err = push(&a.dir, &elsewhere, with_creds("alice", "pw", &tokens), &NoProgress).unwrap_err();
+    let err = push(
+        &a.dir,
+        &elsewhere,
+        with_creds("alice", "pw", &tokens),
+        &NoProgress,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Denied { status: 401, .. }), "{err}");
     assert!(err.is_auth());
     assert!(

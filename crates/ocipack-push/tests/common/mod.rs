@@ -10,8 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
-
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
 /// A registry process with its storage in a temp dir; killed on drop.
@@ -142,9 +140,7 @@ pub fn free_port() -> u16 {
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
-    let out = Sha256::digest(bytes);
-    let hex: String = out.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    ocipack::digest::sha256(bytes)
 }
 
 /// Deterministic pseudo-random bytes (xorshift64*), so no rand crate is needed.
