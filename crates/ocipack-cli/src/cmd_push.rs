@@ -36,8 +36,18 @@ pub struct PushArgs {
     #[arg(long)]
     pub all: bool,
     /// Allow plain HTTP to the registry (http:// targets are refused without it).
-    #[arg(long, env = "OCIPACK_INSECURE")]
-    pub insecure: bool,
+    /// `--insecure=HOST[,HOST...]` also allows sending credentials over plain
+    /// HTTP to those other hosts (a token server); without naming it, the
+    /// password never goes in clear to a host other than the registry.
+    #[arg(
+        long,
+        env = "OCIPACK_INSECURE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "HOSTS"
+    )]
+    pub insecure: Option<String>,
     /// Another repository of the same registry to mount shared blobs from (repeatable).
     #[arg(long = "mount-from", value_name = "REPO")]
     pub mount_from: Vec<String>,
@@ -49,9 +59,24 @@ pub struct PushArgs {
         env = "OCIPACK_PUSH_CHUNK_MIB"
     )]
     pub chunk_mib: usize,
-    /// Attempts per request on 5xx, 429 and refused or reset connections.
+    /// Attempts per request on 5xx, 429, timeouts and refused or reset connections.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub tries: u32,
+    /// Total deadline of the whole push, in seconds (0: none). When it passes,
+    /// the push stops with an error; blobs already committed stay, and running
+    /// the push again sends only the rest.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 3600,
+        env = "OCIPACK_PUSH_TIMEOUT"
+    )]
+    pub timeout: u64,
+    /// Longest silence from the registry (no byte sent or received), in
+    /// seconds, before an attempt fails and is retried. Connecting has its own
+    /// 10 s limit.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
@@ -65,8 +90,12 @@ pub fn run(a: PushArgs, json: bool) -> Result<()> {
     let items = jobs(&a)?;
     let registry = items[0].1.registry.clone();
     let credentials = Credentials::lookup(&registry).context("cannot load registry credentials")?;
+    let (insecure, insecure_hosts) = insecure_hosts(a.insecure.as_deref());
     let opts = PushOptions {
-        insecure: a.insecure,
+        insecure,
+        insecure_hosts,
+        timeout: (a.timeout > 0).then(|| Duration::from_secs(a.timeout)),
+        idle_timeout: Duration::from_secs(a.idle_timeout),
         chunk_size: a.chunk_mib.clamp(1, 1024) * 1024 * 1024,
         retry: RetryPolicy {
             max_tries: a.tries,
@@ -92,6 +121,23 @@ pub fn run(a: PushArgs, json: bool) -> Result<()> {
     }
     print_summary(&report);
     Ok(())
+}
+
+/// `--insecure` alone (or `true`): plain HTTP to the registry; a list of
+/// hosts: that, and credentials over plain HTTP to those hosts too.
+fn insecure_hosts(value: Option<&str>) -> (bool, Vec<String>) {
+    match value.map(str::trim) {
+        None | Some("false" | "0") => (false, vec![]),
+        Some("" | "true" | "1") => (true, vec![]),
+        Some(list) => (
+            true,
+            list.split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+    }
 }
 
 /// The (layout, target) pairs to push.
