@@ -140,7 +140,7 @@ score_photo "$edge" .cache/assets/photos/yaoming.jpg "$demo/score.json" ||
     die "scoring the photo failed"
 jq . "$demo/score.json"
 check_similar "$edge" "$demo/similar.json" || die "the similarity query failed"
-echo "GET /api/similar/yaoming (yaoming.jpg scored as yaoming, the same photo re-encoded as again, gdp.jpg and players.jpg as gdp and players):"
+echo "GET /api/similar/yaoming (yaoming.jpg scored as yaoming, the same photo with a JPEG comment added as again, gdp.jpg and players.jpg as gdp and players):"
 jq . "$demo/similar.json"
 cat <<EOF
 
