@@ -75,6 +75,7 @@ pub fn build(
     out: &Path,
     opts: &BuildOptions<'_>,
 ) -> Result<BuildReport> {
+    crate::output::check_replaceable(out, OutputKind::Layout)?;
     crate::output::check_not_overlapping(out, &plan_sources(plan))?;
     let staging = Staging::new(out, OutputKind::Layout)?;
     let blobs = staging.path.join("blobs/sha256");
@@ -177,6 +178,7 @@ pub fn build_layer(
         origin: origin.to_owned(),
         message,
     })?;
+    crate::output::check_replaceable(out, OutputKind::Layer)?;
     crate::output::check_not_overlapping(out, &layer_sources(&spec.layer))?;
     let staging = Staging::new(out, OutputKind::Layer)?;
     let blob = staging.path.join("blob");

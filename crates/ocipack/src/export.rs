@@ -66,6 +66,12 @@ pub fn export_docker_archive(
         if !checked.insert((d.digest.clone(), diff_ids[i].clone())) {
             continue;
         }
+        // The blob's own digest first, so corruption is named as such
+        // rather than as whatever the decompressor trips over.
+        layout
+            .open_blob(&d)?
+            .verify_to_end()
+            .map_err(|e| layout.read_err(&d.digest, e))?;
         let scan = crate::scan::scan_layer(&layout, &d)?;
         if scan.diff_id != diff_ids[i] {
             return Err(layout.err(format!(

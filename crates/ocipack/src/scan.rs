@@ -28,6 +28,8 @@ pub struct EntryInfo {
     pub kind: tar::EntryType,
     /// The target of a symlink or hard link.
     pub link: Option<String>,
+    /// What is wrong with `raw_path`, if anything.
+    pub name_problem: Option<NameProblem>,
 }
 
 /// A name that a careful extractor would refuse.
@@ -281,7 +283,7 @@ fn scan_stream(
             let h = entry.header();
             let raw_bytes = ext.name.unwrap_or_else(|| h.path_bytes().into_owned());
             let raw = String::from_utf8_lossy(&raw_bytes).into_owned();
-            let (path, _) = normalize_name(&raw);
+            let (path, name_problem) = normalize_name(&raw);
             if top.len() < TOP_KEEP {
                 if let Some(first) = path.trim_start_matches('/').split('/').next() {
                     if !first.is_empty() {
@@ -301,6 +303,7 @@ fn scan_stream(
                 gid: h.gid().unwrap_or(u64::MAX),
                 kind: t,
                 link,
+                name_problem,
             });
         }
     }

@@ -240,7 +240,7 @@ fn check_layer(layout: &Layout, desc: &Descriptor, policy: Policy) -> Result<Lay
     let mut dropped = 0u64;
     let scan = crate::scan::scan_layer_with(layout, desc, |e| {
         let mut found: Vec<String> = Vec::new();
-        match normalize_name(&e.raw_path).1 {
+        match e.name_problem {
             Some(NameProblem::Absolute) => {
                 found.push(format!("entry {:?} has an absolute name", e.raw_path))
             }

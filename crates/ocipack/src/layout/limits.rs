@@ -17,7 +17,7 @@ pub struct Limits {
     pub max_layers: usize,
     /// Files in `blobs/sha256` that `verify` lists and re-hashes: 65,536.
     pub max_blob_files: usize,
-    /// Tar entries of one layer read by `verify` and `inspect`: 4,194,304.
+    /// Tar entries of one layer read by `verify`, `inspect` and `export`: 1,048,576.
     pub max_tar_entries: u64,
 }
 
@@ -30,7 +30,7 @@ impl Default for Limits {
             max_manifests: 1024,
             max_layers: 1024,
             max_blob_files: 1 << 16,
-            max_tar_entries: 1 << 22,
+            max_tar_entries: 1 << 20,
         }
     }
 }
