@@ -74,8 +74,9 @@ render ops "${ops[@]}"
 "${policy[@]}" compose-exposure "$work/prod.json" prod
 "${policy[@]}" compose-exposure "$work/ops.json" ops
 jq -e '.services["redis-monitor"]' "$work/dev.json" >/dev/null || fail "dev profile service redis-monitor missing"
-jq -e '[.services[] | select(.develop) | .develop.watch[].action] | length == 3' "$work/dev.json" >/dev/null ||
-    fail "compose.dev.yaml: expected 3 watch rules"
+# One rebuild per Rust service, one restart of the frontend on a lock change.
+jq -e '[.services[] | select(.develop) | .develop.watch[].action] | length == 4' "$work/dev.json" >/dev/null ||
+    fail "compose.dev.yaml: expected 4 watch rules"
 
 # Secrets are files: no secret variable in deploy/.env.example, and no
 # password, key or token as a plain environment value in any render.
@@ -109,7 +110,7 @@ echo "ok: kubectl kustomize deploy/k8s renders $(grep -c '^kind:' "$work/k8s.yam
 # `ocipack deploy` rewrites images/kustomization.yaml: every entry must carry
 # a digest of the right form, and every image the manifests use must be listed.
 n=$(grep -cE '^    digest: sha256:[0-9a-f]{64}$' deploy/k8s/images/kustomization.yaml || true)
-[ "$n" = 6 ] || fail "deploy/k8s/images/kustomization.yaml: $n well-formed digests, want 6"
+[ "$n" = 7 ] || fail "deploy/k8s/images/kustomization.yaml: $n well-formed digests, want 7"
 echo "ok: deploy/k8s/images/kustomization.yaml pins 6 images by digest"
 printf 'apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {bogusField: 1, ports: [{port: 80}]}\n' >"$work/bad-k8s.yaml"
 if kubernetes-validate -k "$K8S_VERSION" --strict --quiet "$work/bad-k8s.yaml" >/dev/null 2>&1; then
@@ -150,7 +151,7 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
         sys.stdout.write(d["data"][sys.argv[2]])' "$work/k8s.yaml" "$f" >"$work/ng-k8s/$f"
 done
 # `scoring` resolves only inside the cluster: the same upstream at 127.0.0.1.
-sed -i 's/server scoring:3000;/server 127.0.0.1:3000;/' "$work/ng-k8s/upstream.conf"
+sed -i 's/server scoring:3000;/server 127.0.0.1:3000;/; s/server frontend:3000;/server 127.0.0.1:3001;/' "$work/ng-k8s/upstream.conf"
 grep -q 'server 127.0.0.1:3000;' "$work/ng-k8s/upstream.conf" || fail "the nginx-k8s ConfigMap lost 'server scoring:3000;'"
 nginx_t "$work/ng-k8s" || fail "nginx -t rejects the image's config with the nginx-k8s ConfigMap's files"
 echo "ok: nginx -t accepts deploy/nginx/*.conf (with generated secrets) and the Kubernetes ConfigMap variant, refuses a bogus directive"
@@ -200,7 +201,8 @@ nginx_dir "$work/ng-run"
 printf 'listen 127.0.0.1:%s;\n' "$ng_port" >"$work/ng-run/listen.conf"
 printf 'listen 127.0.0.1:%s ssl;\nssl_certificate %s;\nssl_certificate_key %s;\n' "$tls_port" "$work/sec/tls.crt" "$work/sec/tls.key" >"$work/ng-run/tls.conf"
 # shellcheck disable=SC2016 # nginx variables, not shell ones
-printf 'map $host $scoring_upstream {\n    default 127.0.0.1:%s;\n}\n' "$up_port" >"$work/ng-run/upstream.conf"
+printf 'map $host $scoring_upstream {\n    default 127.0.0.1:%s;\n}\nmap $host $frontend_upstream {\n    default 127.0.0.1:%s;\n}\n' \
+    "$up_port" "$up_port" >"$work/ng-run/upstream.conf"
 # Only 127.0.0.2 is a trusted proxy (the test connects from .1 and .2).
 printf 'set_real_ip_from 127.0.0.2;\nreal_ip_header X-Forwarded-For;\nreal_ip_recursive on;\n' >"$work/ng-run/realip.conf"
 chmod 755 "$work" "$work/ng-run"
