@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every fuzz target (fuzz/src/lib.rs) for longer than CI does, with a
+# Runs every fuzz target (crates/ocipack-fuzz/src/lib.rs) for longer than CI does, with a
 # fresh seed each run. Findings (panics, inputs slower than 2 s) are saved
-# under fuzz/artifacts/<target>/ and make the script exit 1.
+# under crates/ocipack-fuzz/artifacts/<target>/ and make the script exit 1.
 #
 #   scripts/fuzz.sh            # 60 s per target
 #   scripts/fuzz.sh 600 tar    # 10 minutes of the tar target only

@@ -15,7 +15,7 @@
 //!   entry scanner, name normalisation, the policy);
 //! - `image`: `service_kit::imaging::check`, the services' header check.
 //!
-//! A finding is a panic (saved under `fuzz/artifacts/`) or one input taking
+//! A finding is a panic (saved under `crates/ocipack-fuzz/artifacts/`) or one input taking
 //! longer than [`SLOW`]; errors returned are the expected outcome.
 
 use std::path::{Path, PathBuf};
@@ -159,24 +159,22 @@ pub fn mutate(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
     }
 }
 
-/// The seed corpus of a target: every file of `fuzz/corpus/<target>`.
+/// The committed seed corpus, `tests/data/fuzz-corpus` (under tests/data so
+/// that the Nix check's test source, `.config/nix-test-sources`, holds it).
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/fuzz-corpus")
+}
+
+/// The seed corpus of a target: every file of `tests/data/fuzz-corpus/<target>`
+/// (the image target's includes the hostile headers of the services' tests).
 pub fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("corpus")
-        .join(target);
+    let dir = corpus_dir().join(target);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    let mut seeds: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
-    if target == "image" {
-        // Hostile headers the services' own tests use.
-        use service_kit::testdata;
-        seeds.push(testdata::png_header(6300, 6300));
-        seeds.push(testdata::png_header_with(100, 100, 16, 6));
-        seeds.push(testdata::jpeg_forged_size(8000, 5000));
-    }
+    let seeds: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(f).unwrap()).collect();
     assert!(!seeds.is_empty(), "{}: empty corpus", dir.display());
     seeds
 }
@@ -345,9 +343,9 @@ pub mod targets {
         let _ = service_kit::imaging::check(input, service_kit::imaging::ImageLimits::default());
     }
 
-    /// The tar of `fuzz/corpus/tar/base.tar`, the layer behind the layout target.
+    /// The tar of `tests/data/fuzz-corpus/tar/base.tar`, the layer behind the layout target.
     pub fn small_tar() -> Vec<u8> {
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/tar/base.tar"))
-            .expect("fuzz/corpus/tar/base.tar")
+        std::fs::read(super::corpus_dir().join("tar/base.tar"))
+            .expect("tests/data/fuzz-corpus/tar/base.tar")
     }
 }
