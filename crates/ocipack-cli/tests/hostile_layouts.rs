@@ -161,7 +161,7 @@ fn fifo_and_dev_zero_blobs_end_at_once() {
         // The layer blob.
         let t = tempfile::tempdir().unwrap();
         let m = manifest(t.path(), &[base()]);
-        index(t.path(), &[m.clone()]);
+        index(t.path(), std::slice::from_ref(&m));
         let layer = blob(t.path(), TAR, &base());
         spoil(&blob_file(t.path(), &layer));
         all_refuse(t.path(), "not a regular file");

@@ -36,7 +36,7 @@ impl Rng {
         Rng(seed.max(1))
     }
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -44,7 +44,7 @@ impl Rng {
     }
     /// A number below `n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -111,12 +111,12 @@ pub fn mutate(rng: &mut Rng, data: &mut Vec<u8>, other: &[u8]) {
             }
             1 if len > 0 => {
                 let i = rng.below(len);
-                data[i] = rng.next() as u8;
+                data[i] = rng.next_u64() as u8;
             }
             2 => {
                 let i = rng.below(len + 1);
                 let n = 1 + rng.below(16);
-                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                let bytes: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
                 data.splice(i..i, bytes);
             }
             3 if len > 0 => {

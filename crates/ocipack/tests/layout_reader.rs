@@ -150,7 +150,7 @@ fn fan_out_reads_each_manifest_once_and_is_bounded() {
     let mid = index_of(t.path(), &vec![img.clone(); 1000]);
     let top = index_of(t.path(), &vec![mid.clone(); 1000]);
     let layout = Layout::open(t.path()).unwrap();
-    let g = layout.graph(&[top.clone()]).unwrap();
+    let g = layout.graph(std::slice::from_ref(&top)).unwrap();
     let order: Vec<&str> = g
         .children_first(&top.digest)
         .iter()
