@@ -133,6 +133,24 @@ let
     else
       throw "${file}: [source] has neither `crate` nor `nixpkgs`; name the cargo package or the nixpkgs attribute";
 
+  # A nixpkgs program is nixpkgs' build, not the host's Debian one, so the
+  # licence label follows the package's own meta.license (nixpkgs 25.11's
+  # Redis 8 is AGPL-3.0-only where Debian 12's Redis 7, which the
+  # definition's label describes, is BSD-3-Clause). nixpkgs does not say
+  # whether a list of licences means any or all; AND never understates.
+  packageLicense =
+    let
+      l = (app.package.meta or { }).license or null;
+      ls = if l == null then [ ] else if builtins.isList l then l else [ l ];
+      ids = builtins.filter (x: x != null) (map (x: x.spdxId or null) ls);
+    in
+    if src ? nixpkgs && ids != [ ] then builtins.concatStringsSep " AND " ids else null;
+  labels =
+    (d.labels or { })
+    // (
+      if packageLicense == null then { } else { "org.opencontainers.image.licenses" = packageLicense; }
+    );
+
   runtimes = map resolve.runtime (d.runtimes or [ ]);
   # Binaries of this workspace added to a supporting image (http-probe).
   workspaceBinaries = map (b: {
@@ -204,7 +222,7 @@ let
     // optional "exposedPorts" (cfg.exposed_ports or null)
     // optional "volumes" (cfg.volumes or null)
     // optional "stopSignal" (cfg.stop_signal or null)
-    // optional "labels" (d.labels or null)
+    // optional "labels" (if d ? labels || packageLicense != null then labels else null)
     // {
       env = map (k: "${k}=${env.${k}}") (builtins.attrNames env);
     }
@@ -229,7 +247,7 @@ buildImage {
     rebuildTag
     ;
   tags = d.tags or [ "latest" ];
-  annotations = d.labels or { };
+  annotations = labels;
   contents =
     [ app.package ]
     ++ map (r: r.package) runtimes

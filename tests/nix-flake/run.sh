@@ -126,6 +126,12 @@ done
 [ "$(nix eval "${flags[@]}" --raw "$flake#push.meta.mainProgram" 2>/dev/null)" = push-images ] ||
   fail ".#push has no main program push-images (nix run .#push)"
 
+step "a nixpkgs program's image carries the package's licence (Redis 8: AGPL-3.0-only, not the host's BSD-3-Clause)"
+for key in annotations config.labels; do
+  lic=$(nix eval "${flags[@]}" --raw "$flake#images.redis.plan.$key.\"org.opencontainers.image.licenses\"" 2>/dev/null)
+  [ "$lic" = AGPL-3.0-only ] || fail "images.redis plan.$key licence is '$lic', expected the stub package's AGPL-3.0-only"
+done
+
 step "building what the stubs can build (stub packages through the real flake wiring)"
 nixq build "${flags[@]}" --no-link "$flake#packages.x86_64-linux.onnxruntime" "$flake#formatter.x86_64-linux"
 so=$(nix eval "${flags[@]}" --raw "$flake#packages.x86_64-linux.onnxruntime.outPath" 2>/dev/null)

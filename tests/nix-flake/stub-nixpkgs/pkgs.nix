@@ -75,6 +75,7 @@ let
       version,
       files,
       mainProgram ? null,
+      license ? null,
       deps ? [ glibc ],
       passthru ? { },
     }:
@@ -85,7 +86,8 @@ let
         meta = {
           description = "stub of nixpkgs' ${pname} (tests/nix-flake)";
         }
-        // lib.optionalAttrs (mainProgram != null) { inherit mainProgram; };
+        // lib.optionalAttrs (mainProgram != null) { inherit mainProgram; }
+        // lib.optionalAttrs (license != null) { inherit license; };
       }
       (
         lib.concatMapStrings (f: ''
@@ -330,7 +332,12 @@ let
       cp ${bb} $out/bin/busybox
       for a in $(busybox --list); do [ "$a" = busybox ] || ln -s busybox $out/bin/$a; done
     '';
-    redis = fromTable "redis" "8.2.1" { mainProgram = "redis-server"; };
+    # nixpkgs 25.11's Redis 8 is AGPL-3.0-only (Debian 12's Redis 7 is
+    # BSD-3-Clause): the image's licence label must follow the package.
+    redis = fromTable "redis" "8.2.1" {
+      mainProgram = "redis-server";
+      license = lib.licenses.agpl3Only;
+    };
     nginx = fromTable "nginx" "1.28.0" { mainProgram = "nginx"; };
     qdrant = fromTable "qdrant" "1.15.4" { mainProgram = "qdrant"; };
     onnxruntime = fromTable "onnxruntime" "1.22.2" { };
