@@ -7,6 +7,28 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A repository root to plan every definition from without the frontend's
+/// npm build: the repository's own entries linked in, and `web/` replaced by
+/// a stand-in with what images/frontend.toml packs. `next build` output is a
+/// build product (tests/e2e and the demo make it), not something cargo has.
+fn plannable_repo() -> tempfile::TempDir {
+    let real = repo().canonicalize().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&real).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "web" {
+            std::os::unix::fs::symlink(e.path(), t.path().join(e.file_name())).unwrap();
+        }
+    }
+    let web = t.path().join("web");
+    for d in [".next/standalone", ".next/static", "public"] {
+        std::fs::create_dir_all(web.join(d)).unwrap();
+    }
+    std::fs::write(web.join(".next/standalone/server.js"), "// stand-in\n").unwrap();
+    std::fs::copy(real.join("web/healthcheck.js"), web.join("healthcheck.js")).unwrap();
+    t
+}
+
 fn ocipack(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ocipack"))
         .args(args)
@@ -58,10 +80,13 @@ fn all_plans_every_definition() {
     ] {
         std::fs::copy("/usr/bin/true", bin.path().join(b)).unwrap();
     }
+    let root = plannable_repo();
     let out = ocipack(&[
         "host",
         "--all",
         "--plan-only",
+        "--repo-root",
+        root.path().to_str().unwrap(),
         "--bin-dir",
         bin.path().to_str().unwrap(),
     ]);
@@ -75,6 +100,7 @@ fn all_plans_every_definition() {
         "nginx",
         // The server scripts/setup.sh installs at /usr/local/bin/qdrant.
         "qdrant",
+        "frontend",
     ] {
         assert_eq!(plans[name]["name"], name);
     }

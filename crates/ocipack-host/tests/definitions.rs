@@ -9,6 +9,28 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// A repository root to plan every definition from without the frontend's
+/// npm build: the repository's own entries linked in, and `web/` replaced by
+/// a stand-in with what images/frontend.toml packs. `next build` output is a
+/// build product (tests/e2e and the demo make it), not something cargo has.
+fn plannable_repo() -> tempfile::TempDir {
+    let real = repo().canonicalize().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&real).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "web" {
+            std::os::unix::fs::symlink(e.path(), t.path().join(e.file_name())).unwrap();
+        }
+    }
+    let web = t.path().join("web");
+    for d in [".next/standalone", ".next/static", "public"] {
+        std::fs::create_dir_all(web.join(d)).unwrap();
+    }
+    std::fs::write(web.join(".next/standalone/server.js"), "// stand-in\n").unwrap();
+    std::fs::copy(real.join("web/healthcheck.js"), web.join("healthcheck.js")).unwrap();
+    t
+}
+
 /// Checks a generated plan the two ways its consumers do: the JSON Schema of
 /// docs/plan.schema.json and ocipack's own parser (unknown fields are errors).
 fn assert_valid_plan(plan: &serde_json::Value, name: &str) {
@@ -53,8 +75,9 @@ fn every_host_buildable_definition_plans() {
         }
     }
     std::fs::copy("/usr/bin/true", bin.path().join("http-probe")).unwrap();
-    let ctx = HostContext::new(&repo, bin.path()).unwrap();
-    for path in definition_paths(&repo.join("images")).unwrap() {
+    let root = plannable_repo();
+    let ctx = HostContext::new(root.path(), bin.path()).unwrap();
+    for path in definition_paths(&root.path().join("images")).unwrap() {
         let def = load_definition(&path).unwrap();
         match plan_for(&def, &ctx) {
             Ok(plan) => {
