@@ -39,9 +39,11 @@ use crate::digest::{hex_of, sha256};
 use crate::error::{Error, IoContext, Result};
 
 mod blob;
+mod index;
 mod limits;
 
 pub use blob::{BlobMismatch, Symlinks, VerifiedReader};
+pub use index::{ImageIndexDoc, IndexChild, Platform};
 pub use limits::Limits;
 
 /// OCI image index media type.
