@@ -1,11 +1,11 @@
 //! The SCRFD detector: letterbox, run, decode, NMS.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use image::RgbImage;
 use service_kit::onnx::ort::value::TensorRef;
-use service_kit::onnx::{ort, Model};
+use service_kit::onnx::{ort, Model, Slot, Threads};
 
 use crate::decode::{decode_stride, nms, Face, StrideOutput};
 use crate::letterbox::Letterbox;
@@ -20,8 +20,21 @@ pub struct DetectorConfig {
     pub score_threshold: f32,
     /// IoU above which the weaker of two boxes is dropped.
     pub nms_threshold: f32,
-    /// ONNX Runtime intra-op threads.
-    pub intra_threads: usize,
+    /// Model sessions and ONNX Runtime intra-op threads per session.
+    pub threads: Threads,
+}
+
+/// Where one detection's time went (for `--bench-stages`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stages {
+    /// Waiting for a free session.
+    pub wait: Duration,
+    /// Letterbox and normalisation into the input tensor.
+    pub letterbox: Duration,
+    /// The model run.
+    pub run: Duration,
+    /// Anchor decoding, mapping back and NMS.
+    pub post: Duration,
 }
 
 /// One output tensor as (shape, values).
@@ -54,13 +67,18 @@ impl Detector {
                 config.input_size
             )));
         }
-        let model = Model::load(path, config.intra_threads)?;
+        let model = Model::load(path, config.threads)?;
         Ok(Self { model, config })
     }
 
     /// The settings in use.
     pub fn config(&self) -> DetectorConfig {
         self.config
+    }
+
+    /// The session pool (for the raw-inference benchmark).
+    pub fn model(&self) -> &Model {
+        &self.model
     }
 
     /// Raw output tensors for `image` (for comparisons with Python).
@@ -75,9 +93,14 @@ impl Detector {
     }
 
     fn run(&self, lb: &Letterbox, image: &RgbImage) -> Result<(Vec<Raw>, Duration)> {
-        let tensor = lb.tensor(image);
-        Ok(self.model.with_session(|session| {
-            let outputs = session.run(ort::inputs![TensorRef::from_array_view(&tensor)?])?;
+        let side = self.config.input_size as usize;
+        let ((raw, took), _) = self.model.with_session(|slot| {
+            let started = Self::fill(slot, lb, image, side);
+            let outputs = slot.session.run(ort::inputs![TensorRef::from_array_view((
+                [1usize, 3, side, side],
+                &slot.input[..]
+            ))?])?;
+            let took = started.elapsed();
             let mut raw = Vec::with_capacity(outputs.len());
             for (_, value) in outputs.iter() {
                 let (shape, data) = value.try_extract_tensor::<f32>()?;
@@ -86,8 +109,17 @@ impl Detector {
                     data: data.to_vec(),
                 });
             }
-            Ok(raw)
-        })?)
+            Ok((raw, took))
+        })?;
+        Ok((raw, took))
+    }
+
+    /// Letterboxes `image` into the slot's reused input buffer; returns when
+    /// it finished.
+    fn fill(slot: &mut Slot, lb: &Letterbox, image: &RgbImage, side: usize) -> Instant {
+        slot.input.resize(3 * side * side, 0.0);
+        lb.fill(image, &mut slot.input);
+        Instant::now()
     }
 
     /// Faces in `image` with score >= `threshold` (the configured one when
@@ -102,44 +134,51 @@ impl Detector {
         image: &RgbImage,
         threshold: Option<f32>,
     ) -> Result<(Vec<Face>, Duration)> {
+        let (faces, stages) = self.detect_staged(image, threshold)?;
+        Ok((faces, stages.run))
+    }
+
+    /// [`Detector::detect`], with the time of each stage. The outputs are
+    /// decoded where ONNX Runtime left them (no copy), and the input tensor
+    /// is written into the session's reused buffer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Detector::detect`].
+    pub fn detect_staged(
+        &self,
+        image: &RgbImage,
+        threshold: Option<f32>,
+    ) -> Result<(Vec<Face>, Stages)> {
         let input = self.config.input_size;
-        let lb = Letterbox::new(image.width(), image.height(), input);
-        let (raw, took) = self.run(&lb, image)?;
-        // Group by last dimension (1 score, 4 box, 10 landmarks); within a
-        // group more anchors means a finer stride.
-        let group = |last: i64| {
-            let mut g: Vec<&Raw> = raw
-                .iter()
-                .filter(|r| r.shape.last() == Some(&last))
-                .collect();
-            g.sort_by_key(|r| std::cmp::Reverse(r.data.len()));
-            g
-        };
-        let (scores, boxes, kps) = (group(1), group(4), group(10));
-        if scores.len() != 3 || boxes.len() != 3 || kps.len() != 3 {
-            let shapes: Vec<_> = raw.iter().map(|r| r.shape.clone()).collect();
-            return Err(Error::Layout(format!(
-                "expected 3 strides x (score [.,k,1], box [.,k,4], landmarks [.,k,10]), got shapes {shapes:?}; is this a SCRFD model with keypoints?"
-            )));
-        }
+        let side = input as usize;
         let threshold = threshold.unwrap_or(self.config.score_threshold);
-        let mut faces = Vec::new();
-        for (i, stride) in [8u32, 16, 32].into_iter().enumerate() {
-            let out = StrideOutput {
-                stride,
-                scores: &scores[i].data,
-                boxes: &boxes[i].data,
-                kps: &kps[i].data,
+        let lb = Letterbox::new(image.width(), image.height(), input);
+        let asked = Instant::now();
+        let ((decoded, mut stages), _) = self.model.with_session(|slot| {
+            let entered = Instant::now();
+            let filled = Self::fill(slot, &lb, image, side);
+            let outputs = slot.session.run(ort::inputs![TensorRef::from_array_view((
+                [1usize, 3, side, side],
+                &slot.input[..]
+            ))?])?;
+            let ran = Instant::now();
+            let mut raw = Vec::with_capacity(outputs.len());
+            for i in 0..outputs.len() {
+                let (shape, data) = outputs[i].try_extract_tensor::<f32>()?;
+                raw.push((&shape[..], data));
+            }
+            let decoded = decode_outputs(&raw, input, threshold);
+            let stages = Stages {
+                wait: entered - asked,
+                letterbox: filled - entered,
+                run: ran - filled,
+                post: ran.elapsed(),
             };
-            let decoded = decode_stride(out, input, threshold).ok_or_else(|| {
-                let cells = input / stride;
-                Error::Layout(format!(
-                    "stride {stride}: {} scores do not fit a {cells}x{cells} anchor grid",
-                    scores[i].data.len()
-                ))
-            })?;
-            faces.extend(decoded);
-        }
+            Ok((decoded, stages))
+        })?;
+        let post = Instant::now();
+        let mut faces = decoded?;
         for f in &mut faces {
             let (x1, y1) = lb.to_image(f.bbox[0], f.bbox[1]);
             let (x2, y2) = lb.to_image(f.bbox[2], f.bbox[3]);
@@ -149,6 +188,49 @@ impl Detector {
                 *l = [x, y];
             }
         }
-        Ok((nms(faces, self.config.nms_threshold), took))
+        let faces = nms(faces, self.config.nms_threshold);
+        stages.post += post.elapsed();
+        Ok((faces, stages))
     }
+}
+
+/// SCRFD's 9 outputs (shape, values), in any order, to faces above
+/// `threshold` in network input coordinates.
+fn decode_outputs(raw: &[(&[i64], &[f32])], input: u32, threshold: f32) -> Result<Vec<Face>> {
+    // Group by last dimension (1 score, 4 box, 10 landmarks); within a
+    // group more anchors means a finer stride.
+    let group = |last: i64| {
+        let mut g: Vec<&[f32]> = raw
+            .iter()
+            .filter(|(shape, _)| shape.last() == Some(&last))
+            .map(|(_, data)| *data)
+            .collect();
+        g.sort_by_key(|d| std::cmp::Reverse(d.len()));
+        g
+    };
+    let (scores, boxes, kps) = (group(1), group(4), group(10));
+    if scores.len() != 3 || boxes.len() != 3 || kps.len() != 3 {
+        let shapes: Vec<_> = raw.iter().map(|(shape, _)| shape.to_vec()).collect();
+        return Err(Error::Layout(format!(
+            "expected 3 strides x (score [.,k,1], box [.,k,4], landmarks [.,k,10]), got shapes {shapes:?}; is this a SCRFD model with keypoints?"
+        )));
+    }
+    let mut faces = Vec::new();
+    for (i, stride) in [8u32, 16, 32].into_iter().enumerate() {
+        let out = StrideOutput {
+            stride,
+            scores: scores[i],
+            boxes: boxes[i],
+            kps: kps[i],
+        };
+        let decoded = decode_stride(out, input, threshold).ok_or_else(|| {
+            let cells = input / stride;
+            Error::Layout(format!(
+                "stride {stride}: {} scores do not fit a {cells}x{cells} anchor grid",
+                scores[i].len()
+            ))
+        })?;
+        faces.extend(decoded);
+    }
+    Ok(faces)
 }

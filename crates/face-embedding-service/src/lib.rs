@@ -30,7 +30,7 @@ use service_kit::metrics::Metrics;
 use service_kit::ready::{Check, Readiness};
 use service_kit::{imaging, upload, AppError};
 
-pub use embedder::{cosine, l2_normalise, Embedder};
+pub use embedder::{cosine, l2_normalise, tensor, Embedder};
 
 /// Errors of the embedding library.
 #[derive(Debug, thiserror::Error)]
@@ -70,14 +70,34 @@ pub struct Args {
         default_value = "/models/w600k_mbf/w600k_mbf.onnx"
     )]
     pub model_path: PathBuf,
-    /// ONNX Runtime intra-op threads
-    #[arg(long, env = "ORT_INTRA_THREADS", default_value_t = 2)]
-    pub intra_threads: usize,
-    /// Do not serve: time N raw model runs on a 112x112 crop and print JSON
+    /// ONNX Runtime intra-op threads per session [default: the CPUs this
+    /// process may use, from its cgroup quota]
+    #[arg(long, env = "ORT_INTRA_THREADS")]
+    pub intra_threads: Option<usize>,
+    /// Model sessions, i.e. requests running the model at once [default: the
+    /// CPUs this process may use, at most 4]
+    #[arg(long, env = "ORT_SESSIONS")]
+    pub sessions: Option<usize>,
+    /// Do not serve: time N raw model runs (session run only) on a 112x112
+    /// crop and print JSON
     #[arg(long, value_name = "N")]
     pub bench_inference: Option<usize>,
+    /// Concurrent clients for --bench-inference
+    #[arg(long, default_value_t = 1)]
+    pub bench_clients: usize,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+impl Args {
+    /// Sessions and intra-op threads: the flags, else sized for the CPU limit.
+    pub fn threads(&self) -> service_kit::onnx::Threads {
+        service_kit::onnx::Threads::for_cpus(
+            service_kit::config::cpus(),
+            self.sessions,
+            self.intra_threads,
+        )
+    }
 }
 
 /// Shared state.
@@ -99,7 +119,7 @@ impl AppState {
     /// When the runtime or the model cannot be loaded.
     pub fn load(args: &Args) -> Result<Self> {
         Ok(Self {
-            embedder: Arc::new(Embedder::load(&args.model_path, args.intra_threads)?),
+            embedder: Arc::new(Embedder::load(&args.model_path, args.threads())?),
             metrics: Metrics::new("face_embedding"),
             kit: args.server.settings()?,
         })

@@ -15,15 +15,26 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(n) = args.bench_inference {
         // A mid-grey crop: run time does not depend on pixel values.
         let face = image::RgbImage::from_pixel(112, 112, image::Rgb([128, 128, 128]));
-        let mut times = Vec::with_capacity(n);
-        for _ in 0..n.max(1) {
-            let (_, took) = state.embedder.embed(&face)?;
-            times.push(took.as_secs_f64() * 1e3);
-        }
-        println!(
-            "{}",
-            service_kit::metrics::summary_json("face-embedding", &mut times)
-        );
+        let input = face_embedding_service::tensor(&face);
+        let shape = input.shape().to_vec();
+        let input = input.as_slice().context("tensor is contiguous")?;
+        let (mut times, wall) = service_kit::onnx::bench_raw(
+            state.embedder.model(),
+            &shape,
+            input,
+            n,
+            args.bench_clients,
+        )?;
+        let mut v: serde_json::Value = serde_json::from_str(&service_kit::metrics::summary_json(
+            "face-embedding",
+            &mut times,
+        ))?;
+        let threads = args.threads();
+        v["clients"] = args.bench_clients.into();
+        v["sessions"] = threads.sessions.into();
+        v["intra_threads"] = threads.intra.into();
+        v["runs_per_s"] = (times.len() as f64 / wall.as_secs_f64()).into();
+        println!("{v}");
         return Ok(());
     }
     let serve = state.kit.serve.clone();

@@ -14,7 +14,7 @@ fn detector() -> Detector {
         input_size: 640,
         score_threshold: 0.5,
         nms_threshold: 0.4,
-        intra_threads: 2,
+        threads: service_kit::onnx::Threads::for_cpus(2, Some(1), Some(2)),
     };
     Detector::load(&assets::detection_model(), config).unwrap()
 }

@@ -22,7 +22,7 @@ fn arcface_output_matches_python_onnxruntime() {
         input_size: 640,
         score_threshold: 0.5,
         nms_threshold: 0.4,
-        intra_threads: 2,
+        threads: service_kit::onnx::Threads::for_cpus(2, Some(1), Some(2)),
     };
     let detector = Detector::load(&assets::detection_model(), config).unwrap();
     let bytes = std::fs::read(assets::require("photos/yaoming.jpg")).unwrap();

@@ -67,11 +67,11 @@ pub struct ServerArgs {
     pub healthcheck: bool,
 }
 
-/// The CPUs this process may use: `available_parallelism`, which on Linux
-/// honours the cgroup CPU quota (a container limited to 2 CPUs on a
-/// 64-core host gets 2).
+/// The CPUs this process may use: the cgroup CPU quota (v2 `cpu.max`, v1
+/// CFS quota), rounded up, capped by `available_parallelism`
+/// ([`crate::cpu`]); a container limited to 2 CPUs on a 64-core host gets 2.
 pub fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    crate::cpu::cpus()
 }
 
 /// Everything [`ServerArgs`] describes, with the token file read.

@@ -9,6 +9,7 @@
 //! - [`auth`]: the shared service token (`SERVICE_TOKEN_FILE`), bearer auth;
 //! - [`secrets`]: `*_FILE` secrets and redaction of secrets in output;
 //! - [`gate::Gate`]: the bound on concurrent decodes/inferences;
+//! - [`cpu::cpus`]: the CPUs this process may use (cgroup quota);
 //! - [`logging::init`]: JSON logs on stdout;
 //! - [`http::wrap`]: `/api/health`, `/api/ready`, `/metrics`, body limit,
 //!   per-request timeout and request metrics around a service's own routes;
@@ -21,7 +22,8 @@
 //!   before any pixel is decoded;
 //! - [`upload::read_upload`]: an image as a raw body or multipart field;
 //! - [`healthcheck::probe`]: the `--healthcheck` client (images have no curl);
-//! - `onnx` (feature): ONNX Runtime session loading;
+//! - `onnx` (feature): ONNX Runtime session loading, a pool of sessions
+//!   sized for the CPU limit;
 //! - `testing` (feature, enabled by the services' dev-dependencies only):
 //!   `assets`, `testdata` and `parity`, test support kept out of the
 //!   production binaries (`parity` shells out to Python and panics).
@@ -40,6 +42,7 @@
 pub mod assets;
 pub mod auth;
 pub mod config;
+pub mod cpu;
 pub mod entry;
 pub mod error;
 pub mod face;

@@ -6,7 +6,7 @@
 //! path instead of a panic on first use.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use ort::session::Session;
@@ -57,23 +57,60 @@ pub fn init_runtime() -> Result<()> {
         .map_err(|e| Error::Onnx(e.clone()))
 }
 
-/// A model session; ONNX Runtime sessions need `&mut` to run, so callers
-/// take turns through a mutex (one session on 2 cores is the measured best:
-/// concurrent runs would only split the same intra-op threads).
+pub use crate::cpu::{Threads, MAX_DEFAULT_SESSIONS};
+
+/// One session and the scratch input buffer that goes with it, reused from
+/// request to request so a 640x640 input is not reallocated each time.
+#[derive(Debug)]
+pub struct Slot {
+    /// The session.
+    pub session: Session,
+    /// Scratch space for the input tensor; its length is whatever the last
+    /// user left (callers resize it).
+    pub input: Vec<f32>,
+}
+
+/// A pool of sessions of one model. ONNX Runtime sessions need `&mut` to
+/// run (in `ort`), so each request takes a session out, runs, and puts it
+/// back; with one session per CPU, concurrent requests run in parallel
+/// instead of queueing behind one mutex.
 #[derive(Debug)]
 pub struct Model {
-    session: Mutex<Session>,
+    free: Mutex<Vec<Slot>>,
+    returned: Condvar,
+    /// Sessions and threads in use.
+    pub threads: Threads,
     /// Model file it came from.
     pub path: PathBuf,
 }
 
+/// Puts a slot back (also when the caller's closure panics).
+struct Lease<'a> {
+    model: &'a Model,
+    slot: Option<Slot>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            self.model
+                .free
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(slot);
+            self.model.returned.notify_one();
+        }
+    }
+}
+
 impl Model {
-    /// Loads `path` with `intra_threads` intra-op threads.
+    /// Loads `threads.sessions` sessions of `path`, each with `threads.intra`
+    /// intra-op threads.
     ///
     /// # Errors
     ///
     /// [`Error::Onnx`] when the runtime or the model cannot be loaded.
-    pub fn load(path: &Path, intra_threads: usize) -> Result<Self> {
+    pub fn load(path: &Path, threads: Threads) -> Result<Self> {
         init_runtime()?;
         if !path.is_file() {
             return Err(Error::Onnx(format!(
@@ -84,34 +121,112 @@ impl Model {
         let onnx = |e: ort::Error<ort::session::builder::SessionBuilder>| {
             Error::Onnx(format!("{}: {e}", path.display()))
         };
-        let session = Session::builder()
-            .map_err(|e| Error::Onnx(e.to_string()))?
-            .with_intra_threads(intra_threads)
-            .map_err(onnx)?
-            .with_inter_threads(1)
-            .map_err(onnx)?
-            .commit_from_file(path)
-            .map_err(|e| Error::Onnx(format!("cannot load model {}: {e}", path.display())))?;
+        let spinning = threads.spinning(crate::cpu::cpus());
+        let mut free = Vec::with_capacity(threads.sessions);
+        for _ in 0..threads.sessions.max(1) {
+            let session = Session::builder()
+                .map_err(|e| Error::Onnx(e.to_string()))?
+                .with_intra_threads(threads.intra)
+                .map_err(onnx)?
+                .with_inter_threads(1)
+                .map_err(onnx)?
+                .with_intra_op_spinning(spinning)
+                .map_err(onnx)?
+                .commit_from_file(path)
+                .map_err(|e| Error::Onnx(format!("cannot load model {}: {e}", path.display())))?;
+            free.push(Slot {
+                session,
+                input: Vec::new(),
+            });
+        }
         Ok(Self {
-            session: Mutex::new(session),
+            free: Mutex::new(free),
+            returned: Condvar::new(),
+            threads,
             path: path.to_owned(),
         })
     }
 
-    /// Runs `f` with exclusive use of the session; returns its result and
-    /// the time spent inside (waiting for the lock excluded).
+    /// Runs `f` with exclusive use of a free session (waiting for one when
+    /// all are busy); returns its result and the time spent inside (waiting
+    /// excluded). Blocks: call it from a blocking thread.
     ///
     /// # Errors
     ///
     /// Whatever `f` returns, as [`Error::Onnx`].
     pub fn with_session<T>(
         &self,
-        f: impl FnOnce(&mut Session) -> ort::Result<T>,
+        f: impl FnOnce(&mut Slot) -> ort::Result<T>,
     ) -> Result<(T, Duration)> {
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = {
+            let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(slot) = free.pop() {
+                    break slot;
+                }
+                free = self.returned.wait(free).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let mut lease = Lease {
+            model: self,
+            slot: Some(slot),
+        };
         let started = Instant::now();
-        let out =
-            f(&mut session).map_err(|e| Error::Onnx(format!("{}: {e}", self.path.display())))?;
+        let out = f(lease.slot.as_mut().expect("leased slot is present"))
+            .map_err(|e| Error::Onnx(format!("{}: {e}", self.path.display())))?;
         Ok((out, started.elapsed()))
     }
+}
+
+/// Raw inference under load, the baseline `scripts/bench-services.sh` puts
+/// next to the services: `clients` threads share `runs` model runs on the
+/// same ready input tensor (no decoding, no pre- or post-processing, outputs
+/// dropped unread), each run timed from asking for a session to its end, as a
+/// request is. Returns the run times in ms and the wall time of all runs.
+///
+/// # Errors
+///
+/// The first failed run.
+pub fn bench_raw(
+    model: &Model,
+    shape: &[usize],
+    input: &[f32],
+    runs: usize,
+    clients: usize,
+) -> Result<(Vec<f64>, Duration)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let per_client = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..clients.max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut times = Vec::new();
+                    while next.fetch_add(1, Ordering::Relaxed) < runs.max(1) {
+                        let asked = Instant::now();
+                        model.with_session(|slot| {
+                            slot.session
+                                .run(ort::inputs![ort::value::TensorRef::from_array_view((
+                                    shape.to_vec(),
+                                    input
+                                ))?])
+                                .map(drop)
+                        })?;
+                        times.push(asked.elapsed().as_secs_f64() * 1e3);
+                    }
+                    Ok::<_, Error>(times)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("bench thread panicked"))
+            .collect::<Vec<_>>()
+    });
+    let wall = started.elapsed();
+    let mut all = Vec::with_capacity(runs);
+    for times in per_client {
+        all.extend(times?);
+    }
+    Ok((all, wall))
 }
