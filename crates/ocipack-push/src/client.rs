@@ -12,9 +12,9 @@
 //! another origin gets no `Authorization` header at all. Redirects are never
 //! followed.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ureq::http::{Method, Request, Response};
@@ -90,6 +90,9 @@ pub(crate) struct ClientConfig {
     pub idle_timeout: Duration,
     /// The whole session must end by then.
     pub deadline: Option<(Instant, Duration)>,
+    /// Requests in flight at once (upload threads); the connection pool
+    /// keeps that many idle connections so each thread reuses its own.
+    pub connections: usize,
 }
 
 /// `(scheme, host, port)` of an absolute URL, lowercased, default ports filled in.
@@ -122,9 +125,14 @@ pub(crate) struct Client {
     pub retry: RetryPolicy,
     idle_timeout: Duration,
     deadline: Option<(Instant, Duration)>,
-    scheme: RefCell<Option<Scheme>>,
-    /// Bearer tokens by scope string, with their expiry.
-    tokens: RefCell<HashMap<String, (String, Instant)>>,
+    /// Learnt on the first request; shared by every upload thread.
+    scheme: Mutex<Option<Scheme>>,
+    /// Bearer tokens by scope string, with their expiry. This lock is held
+    /// only to read or store an entry, never across a request.
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    /// Held while a token is fetched, so that threads missing the cache at
+    /// once ask the token server once: the others wait, then find it cached.
+    token_fetch: Mutex<()>,
     pub bytes_sent: AtomicU64,
 }
 
@@ -141,6 +149,8 @@ impl Client {
             .timeout_connect(Some(cfg.connect_timeout))
             .timeout_per_read(Some(cfg.idle_timeout))
             .timeout_per_write(Some(cfg.idle_timeout))
+            .max_idle_connections_per_host(cfg.connections.max(3))
+            .max_idle_connections(cfg.connections.max(10))
             .user_agent(concat!("ocipack-push/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -163,8 +173,9 @@ impl Client {
             },
             idle_timeout: cfg.idle_timeout,
             deadline: cfg.deadline,
-            scheme: RefCell::new(None),
-            tokens: RefCell::new(HashMap::new()),
+            scheme: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
+            token_fetch: Mutex::new(()),
             bytes_sent: AtomicU64::new(0),
         }
     }
@@ -205,7 +216,7 @@ impl Client {
     /// `GET /v2/`: learns the auth scheme and checks Basic credentials early,
     /// so a wrong password fails before any blob is read.
     pub fn ping(&self, progress: &dyn Progress) -> Result<()> {
-        if self.scheme.borrow().is_some() {
+        if lock(&self.scheme).is_some() {
             return Ok(());
         }
         let url = format!("{}/v2/", self.base);
@@ -248,7 +259,7 @@ impl Client {
             },
             _ => return Err(status_error("GET", &url, resp)),
         };
-        *self.scheme.borrow_mut() = Some(scheme);
+        *lock(&self.scheme) = Some(scheme);
         Ok(())
     }
 
@@ -282,7 +293,7 @@ impl Client {
                     ),
                 });
             }
-            let bearer = matches!(*self.scheme.borrow(), Some(Scheme::Bearer { .. }));
+            let bearer = matches!(*lock(&self.scheme), Some(Scheme::Bearer { .. }));
             if status == 401 && bearer && !refreshed {
                 // The token expired or lacks a scope the registry now names.
                 refreshed = true;
@@ -290,9 +301,9 @@ impl Client {
                     Some(Challenge::Bearer { scope: Some(s), .. }) => s,
                     _ => req.scope.clone(),
                 };
-                self.tokens.borrow_mut().remove(&req.scope);
+                lock(&self.tokens).remove(&req.scope);
                 let token = self.fetch_token(&scope, progress)?;
-                self.tokens.borrow_mut().insert(req.scope.clone(), token);
+                lock(&self.tokens).insert(req.scope.clone(), token);
                 continue;
             }
             let repository = req
@@ -318,27 +329,39 @@ impl Client {
     }
 
     fn authorization(&self, scope: &str, progress: &dyn Progress) -> Result<Option<String>> {
-        match &*self.scheme.borrow() {
-            None | Some(Scheme::Anonymous) => return Ok(None),
+        let bearer = match &*lock(&self.scheme) {
+            None | Some(Scheme::Anonymous) => false,
             Some(Scheme::Basic) => return Ok(self.creds.as_ref().map(Credentials::basic_header)),
-            Some(Scheme::Bearer { .. }) => {}
+            Some(Scheme::Bearer { .. }) => true,
+        };
+        if !bearer {
+            return Ok(None);
         }
-        let now = Instant::now();
-        if let Some((token, expiry)) = self.tokens.borrow().get(scope) {
-            if *expiry > now {
-                return Ok(Some(format!("Bearer {token}")));
-            }
+        let cached = || {
+            let now = Instant::now();
+            lock(&self.tokens)
+                .get(scope)
+                .filter(|(_, expiry)| *expiry > now)
+                .map(|(token, _)| format!("Bearer {token}"))
+        };
+        if let Some(header) = cached() {
+            return Ok(Some(header));
+        }
+        let _fetching = lock(&self.token_fetch);
+        // Another thread may have fetched it while this one waited.
+        if let Some(header) = cached() {
+            return Ok(Some(header));
         }
         let fresh = self.fetch_token(scope, progress)?;
         let header = format!("Bearer {}", fresh.0);
-        self.tokens.borrow_mut().insert(scope.to_string(), fresh);
+        lock(&self.tokens).insert(scope.to_string(), fresh);
         Ok(Some(header))
     }
 
     /// Asks the token server for `scope` (space-separated scopes become
     /// repeated `scope` parameters, as the token spec wants).
     fn fetch_token(&self, scope: &str, progress: &dyn Progress) -> Result<(String, Instant)> {
-        let (realm, service) = match &*self.scheme.borrow() {
+        let (realm, service) = match &*lock(&self.scheme) {
             Some(Scheme::Bearer { realm, service }) => (realm.clone(), service.clone()),
             _ => unreachable!("fetch_token is only called in bearer mode"),
         };
@@ -536,6 +559,11 @@ impl Client {
             url: req.url.clone(),
         }
     }
+}
+
+/// Locks `m`; a panic in another upload thread does not make the cache unusable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Whether a transport error is worth another try.

@@ -7,13 +7,16 @@
 //! manifest chosen by tag:
 //!
 //! 1. checks every blob file's size against its descriptor (before any request);
-//! 2. `HEAD`s each blob in the target repository and skips what is there;
+//! 2. `HEAD`s each blob in the target repository and skips what is there
+//!    (steps 2 to 4 run for up to [`PushOptions::jobs`] blobs at once, each
+//!    on its own thread and connection, streaming from the layout);
 //! 3. mounts a missing blob from another repository of the same registry when
 //!    this session pushed it there earlier or a caller-given candidate has it;
 //! 4. uploads the rest from disk, in one `PUT` up to the chunk size and in
 //!    `PATCH` chunks above it, hashing the bytes sent and refusing to commit
 //!    a blob whose content does not match its name;
-//! 5. puts child manifests, then the manifest by digest, then by each tag.
+//! 5. once every blob is confirmed, puts child manifests, then the
+//!    manifest by digest, then by each tag.
 //!
 //! Authentication is anonymous, Basic, or Bearer tokens obtained through the
 //! `WWW-Authenticate` challenge, with credentials from the environment or the
@@ -59,7 +62,7 @@ pub use reference::Target;
 pub use report::{BlobReport, ImageReport, PushReport, Tally};
 pub use session::{
     PushOptions, Session, DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_TIMEOUT,
+    DEFAULT_JOBS, DEFAULT_TIMEOUT, MAX_JOBS,
 };
 
 /// Pushes the layout at `dir` to `target`.
@@ -101,5 +104,6 @@ pub fn push_all(
         }
     }
     report.bytes_sent = session.bytes_sent();
+    report.jobs = session.jobs();
     Ok(report)
 }

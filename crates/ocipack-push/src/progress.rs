@@ -19,9 +19,11 @@ pub enum BlobOutcome {
 /// Receives progress events; every method has an empty default so a caller
 /// implements only what it draws (e.g. indicatif bars in the CLI).
 ///
-/// Methods are called from the pushing thread, between requests, so a slow
-/// implementation slows the push.
-pub trait Progress {
+/// Methods are called from the upload threads (up to `PushOptions::jobs`
+/// at once, so events of different blobs interleave), between requests; a
+/// slow implementation slows the push. Events of one blob come from one
+/// thread, in order: started, progress..., finished.
+pub trait Progress: Sync {
     /// Work on a blob starts; `size` is its full length.
     fn blob_started(&self, _digest: &str, _size: u64) {}
     /// `sent` bytes of the blob have been accepted by the registry so far.

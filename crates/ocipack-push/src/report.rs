@@ -80,6 +80,8 @@ pub struct PushReport {
     /// Request body bytes actually sent (blobs, manifests, including retried
     /// attempts): what the network carried from us.
     pub bytes_sent: u64,
+    /// Blobs pushed at once ([`crate::PushOptions::jobs`] after clamping).
+    pub jobs: usize,
 }
 
 impl PushReport {

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::auth::Credentials;
@@ -18,6 +19,12 @@ use crate::upload::{exists, push_blob, put_manifest, repo_scope, Placed};
 
 /// Default chunk size of a chunked upload, and the largest blob sent in one PUT.
 pub const DEFAULT_CHUNK_SIZE: usize = 16 * 1024 * 1024;
+
+/// Default [`PushOptions::jobs`]: blobs checked and uploaded at once.
+pub const DEFAULT_JOBS: usize = 4;
+
+/// Upper bound of [`PushOptions::jobs`] (larger values are clamped).
+pub const MAX_JOBS: usize = 32;
 
 /// How to push.
 #[derive(Debug, Clone)]
@@ -44,6 +51,10 @@ pub struct PushOptions {
     pub idle_timeout: Duration,
     /// Total deadline of the session, from [`Session::new`]; `None` for none.
     pub timeout: Option<Duration>,
+    /// Blobs checked (HEAD), mounted or uploaded at once, each on its own
+    /// thread and connection; 1 pushes one blob at a time. Clamped to
+    /// 1..=[`MAX_JOBS`]. Memory stays below `jobs` times twice the chunk size.
+    pub jobs: usize,
 }
 
 /// Default [`PushOptions::connect_timeout`].
@@ -65,9 +76,13 @@ impl Default for PushOptions {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             timeout: Some(DEFAULT_TIMEOUT),
+            jobs: DEFAULT_JOBS,
         }
     }
 }
+
+/// What happened to a blob, and the repository it was mounted from.
+type Placement = (BlobOutcome, Option<String>);
 
 /// A connection to one registry that can push several layouts.
 pub struct Session<'p> {
@@ -107,12 +122,14 @@ impl<'p> Session<'p> {
                 connect_timeout: opts.connect_timeout,
                 idle_timeout: opts.idle_timeout,
                 deadline: opts.timeout.map(|t| (Instant::now() + t, t)),
+                connections: opts.jobs.clamp(1, MAX_JOBS),
             },
         );
         Ok(Session {
             client,
             opts: PushOptions {
                 chunk_size: opts.chunk_size.max(1024),
+                jobs: opts.jobs.clamp(1, MAX_JOBS),
                 ..opts
             },
             progress,
@@ -125,6 +142,11 @@ impl<'p> Session<'p> {
     /// The registry this session talks to.
     pub fn registry(&self) -> &str {
         &self.client.registry
+    }
+
+    /// Blobs pushed at once (the clamped [`PushOptions::jobs`]).
+    pub fn jobs(&self) -> usize {
+        self.opts.jobs
     }
 
     /// Request body bytes sent so far, retries included.
@@ -202,10 +224,10 @@ impl<'p> Session<'p> {
             manifest_digest: root.to_string(),
             ..ImageReport::default()
         };
-        for b in graph.blobs(root) {
-            self.progress.blob_started(&b.digest, b.size);
-            let (outcome, mounted_from) = self.place_blob(repo, &b, layout)?;
-            self.progress.blob_finished(&b.digest, outcome);
+        let blobs = graph.blobs(root);
+        for (b, (outcome, mounted_from)) in
+            blobs.iter().zip(self.place_blobs(repo, &blobs, layout)?)
+        {
             self.known.insert(b.digest.clone(), repo.to_string());
             self.present.insert((repo.to_string(), b.digest.clone()));
             report.record(BlobReport {
@@ -215,6 +237,8 @@ impl<'p> Session<'p> {
                 mounted_from,
             });
         }
+        // Every blob is confirmed in the repository (HEAD 200, a 201 for its
+        // upload or mount): only now may a manifest that names them go in.
         let p = self.progress;
         // Children of an index by digest, each distinct one once per
         // repository, before the indexes that list them; the root last.
@@ -266,12 +290,58 @@ impl<'p> Session<'p> {
         Ok(report)
     }
 
-    fn place_blob(
-        &mut self,
+    /// Places every blob of one manifest, up to `jobs` at once: a pool of
+    /// scoped threads takes the blobs in order from a shared counter, each
+    /// doing the HEAD, the mount or the upload of its blob on its own
+    /// connection. The first failure stops the pool from taking new blobs;
+    /// those in flight finish (within their retries and the deadline), so
+    /// a rerun finds them committed. Results come back in `blobs` order.
+    fn place_blobs(
+        &self,
         repo: &str,
-        b: &Descriptor,
+        blobs: &[Descriptor],
         layout: &Layout,
-    ) -> Result<(BlobOutcome, Option<String>)> {
+    ) -> Result<Vec<Placement>> {
+        if blobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Learn the registry's auth scheme once, before the threads start.
+        self.client.ping(self.progress)?;
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let workers = self.opts.jobs.min(blobs.len());
+        let worker = || {
+            let mut done = Vec::new();
+            while !failed.load(Ordering::Relaxed) {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(b) = blobs.get(i) else { break };
+                self.progress.blob_started(&b.digest, b.size);
+                let placed = self.place_blob(repo, b, layout);
+                match &placed {
+                    Ok((outcome, _)) => self.progress.blob_finished(&b.digest, *outcome),
+                    Err(_) => failed.store(true, Ordering::Relaxed),
+                }
+                done.push((i, placed));
+            }
+            done
+        };
+        let mut results: Vec<(usize, Result<Placement>)> = if workers == 1 {
+            worker()
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..workers).map(|_| s.spawn(worker)).collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("an upload thread does not panic"))
+                    .collect()
+            })
+        };
+        results.sort_by_key(|(i, _)| *i);
+        // The first failure in blob order is the one reported.
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    fn place_blob(&self, repo: &str, b: &Descriptor, layout: &Layout) -> Result<Placement> {
         let p = self.progress;
         let key = (repo.to_string(), b.digest.clone());
         if self.present.contains(&key)

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 use std::path::PathBuf;
 
 use common::*;
@@ -143,22 +143,23 @@ fn shared_layer_is_mounted_not_uploaded() {
 
 /// Kills the registry from inside the push once enough of the big blob went out.
 struct Killer<'a> {
-    reg: RefCell<&'a mut Registry>,
+    reg: Mutex<&'a mut Registry>,
     digest: String,
     after: u64,
-    killed: RefCell<bool>,
-    retries: RefCell<u32>,
+    killed: Mutex<bool>,
+    retries: Mutex<u32>,
 }
 
 impl Progress for Killer<'_> {
     fn blob_progress(&self, digest: &str, sent: u64, _size: u64) {
-        if digest == self.digest && sent >= self.after && !*self.killed.borrow() {
-            self.reg.borrow_mut().kill();
-            *self.killed.borrow_mut() = true;
+        let mut killed = self.killed.lock().unwrap();
+        if digest == self.digest && sent >= self.after && !*killed {
+            self.reg.lock().unwrap().kill();
+            *killed = true;
         }
     }
     fn retrying(&self, _what: &str, _attempt: u32, _delay: std::time::Duration, _reason: &str) {
-        *self.retries.borrow_mut() += 1;
+        *self.retries.lock().unwrap() += 1;
     }
 }
 
@@ -170,15 +171,15 @@ fn interrupted_push_resumes_and_sends_only_what_is_missing() {
     let img = sample(&tmp.path().join("img"), "v1", &big);
     let t = target(&reg, "resume:v1");
     let killer = Killer {
-        reg: RefCell::new(&mut reg),
+        reg: Mutex::new(&mut reg),
         digest: img.layer_digests[2].clone(),
         after: 3 * 1024 * 1024,
-        killed: RefCell::new(false),
-        retries: RefCell::new(0),
+        killed: Mutex::new(false),
+        retries: Mutex::new(0),
     };
     let err = push(&img.dir, &t, insecure_opts(), &killer).unwrap_err();
-    assert!(*killer.killed.borrow());
-    assert!(*killer.retries.borrow() >= 2, "retries were not attempted");
+    assert!(*killer.killed.lock().unwrap());
+    assert!(*killer.retries.lock().unwrap() >= 2, "retries were not attempted");
     assert!(matches!(err, Error::Http { .. }), "unexpected error: {err}");
     drop(killer);
 

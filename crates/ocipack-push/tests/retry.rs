@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::cell::RefCell;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,11 +59,11 @@ http {{
 }
 
 #[derive(Default)]
-struct Retries(RefCell<Vec<String>>);
+struct Retries(std::sync::Mutex<Vec<String>>);
 
 impl Progress for Retries {
     fn retrying(&self, _what: &str, _attempt: u32, _delay: Duration, reason: &str) {
-        self.0.borrow_mut().push(reason.to_string());
+        self.0.lock().unwrap().push(reason.to_string());
     }
 }
 
@@ -95,7 +94,7 @@ fn bad_gateway_is_retried_until_the_registry_is_back() {
     let r = push(&img.dir, &t, opts, &seen).unwrap();
     let reg = starter.join().unwrap();
     assert_eq!(r.images[0].manifest_digest, img.manifest_digest);
-    let reasons = seen.0.borrow();
+    let reasons = seen.0.lock().unwrap();
     assert!(reasons.iter().any(|r| r == "status 502"), "{reasons:?}");
     assert_eq!(
         skopeo_digest(&reg.host(), "retry:1", None),
