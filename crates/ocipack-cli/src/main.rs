@@ -4,12 +4,15 @@
 //! input); 2 usage error; 3 `verify` found problems; 4 registry refused the
 //! credentials (`push`).
 
+mod cmd_attest;
 mod cmd_build;
 mod cmd_deploy;
 mod cmd_host;
 mod cmd_layers;
 mod cmd_push;
 mod cmd_read;
+mod cmd_sbom;
+mod cmd_sign;
 mod nix_attrs;
 mod progress;
 
@@ -58,6 +61,12 @@ enum Command {
     Push(cmd_push::PushArgs),
     /// Pin deploy/images.env and the kustomize images to the built digests.
     Deploy(cmd_deploy::DeployArgs),
+    /// Write the SBOM (SPDX 2.3, CycloneDX 1.6) of a layout's image from its exact inputs.
+    Sbom(cmd_sbom::SbomArgs),
+    /// Sign a layout's image (cosign-compatible), or generate a key pair.
+    Sign(cmd_sign::SignArgs),
+    /// Write signed SLSA provenance of a layout's image, or verify its signature, provenance and SBOM.
+    Attest(cmd_attest::AttestArgs),
 }
 
 /// An error that carries its own exit code.
@@ -84,6 +93,9 @@ fn main() -> ExitCode {
         Command::Host(a) => cmd_host::run(a, json),
         Command::Push(a) => cmd_push::run(a, json),
         Command::Deploy(a) => cmd_deploy::run(a, json),
+        Command::Sbom(a) => cmd_sbom::run(a, json),
+        Command::Sign(a) => cmd_sign::run(a, json),
+        Command::Attest(a) => cmd_attest::run(a, json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,323 @@
+//! `ocipack attest`: SLSA v1 provenance of an image as an in-toto statement
+//! in a DSSE envelope signed with the signing key, attached in the layout's
+//! attestation layout; `ocipack attest --verify` checks the signature, the
+//! provenance and the SBOMs of a layout against a public key and the image.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ocipack::layout::Layout;
+use ocipack_attest::artifact::{self, AttestLayout};
+use ocipack_attest::inputs::Models;
+use ocipack_attest::{provenance, sign};
+use serde_json::{json, Value};
+
+use crate::cmd_sbom::{self, SbomSources};
+
+/// Arguments of `ocipack attest`.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  ocipack attest out/images/redis --key keys/release.key --definition images/redis.toml
+  ocipack attest out/images/redis --verify --public-key keys/release.pub --identity 127.0.0.1:5000/aurum-circle/redis
+
+Exit codes: 0 verified; 3 a check failed (each failure is printed); 1 bad input.")]
+pub struct AttestArgs {
+    /// The image's OCI layout.
+    layout: PathBuf,
+    /// The private key file (PEM) that signs the provenance.
+    #[arg(long, conflicts_with_all = ["key_env", "verify"])]
+    key: Option<PathBuf>,
+    /// The environment variable holding the private key (PEM).
+    #[arg(long, value_name = "VAR", conflicts_with = "verify")]
+    key_env: Option<String>,
+    /// The image definition the image was built from (recorded).
+    #[arg(long)]
+    definition: Option<String>,
+    /// The image's tag in the layout [default: the only image].
+    #[arg(long)]
+    tag: Option<String>,
+    /// Repository root [default: nearest ancestor with models.toml].
+    #[arg(long)]
+    repo_root: Option<PathBuf>,
+    /// Verify instead: the cosign signature, the provenance envelope and the SBOMs.
+    #[arg(long, requires = "public_key")]
+    verify: bool,
+    /// The public key (PEM) to verify with.
+    #[arg(long)]
+    public_key: Option<PathBuf>,
+    /// With --verify: the identity the signature must name.
+    #[arg(long)]
+    identity: Option<String>,
+}
+
+fn sha256_file(p: &Path) -> Result<String> {
+    let bytes = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+    Ok(ocipack::digest::sha256(&bytes)
+        .trim_start_matches("sha256:")
+        .to_owned())
+}
+
+fn git(repo: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+pub fn run(a: AttestArgs, json: bool) -> Result<()> {
+    let repo = match &a.repo_root {
+        Some(r) => r.clone(),
+        None => cmd_sbom::find_repo()?,
+    };
+    if a.verify {
+        return verify(&a, &repo, json);
+    }
+    let key = crate::cmd_sign::load_key(a.key.as_deref(), a.key_env.as_deref())?;
+    let src = SbomSources {
+        tag: a.tag.clone(),
+        plan: None,
+        repo: repo.clone(),
+        dpkg_root: PathBuf::from("/"),
+        npm_lock: None,
+    };
+    let s = cmd_sbom::make(&a.layout, &src)?;
+    let rev = git(&repo, &["rev-parse", "HEAD"]);
+    let dirty = git(&repo, &["status", "--porcelain", "--untracked-files=no"])
+        .is_some_and(|s| !s.is_empty());
+    let lock = sha256_file(&repo.join("Cargo.lock"))?;
+    let flake = repo
+        .join("flake.lock")
+        .exists()
+        .then(|| sha256_file(&repo.join("flake.lock")))
+        .transpose()?;
+    let models = Models::load(&repo.join("models.toml"))?;
+    let definition = a
+        .definition
+        .clone()
+        .unwrap_or_else(|| format!("images/{}.toml", s.name));
+    let command = vec!["ocipack".to_owned(), "host".to_owned(), definition.clone()];
+    let st = provenance::statement(
+        &s,
+        &provenance::BuildInfo {
+            git_revision: rev.as_deref(),
+            git_dirty: dirty,
+            cargo_lock_sha256: &lock,
+            flake_lock_sha256: flake.as_deref(),
+            models: &models,
+            definition: &definition,
+            command: &command,
+        },
+    );
+    let payload = ocipack::json::canonical(&st);
+    let envelope = sign::dsse_sign(&key, sign::INTOTO_PAYLOAD_TYPE, &payload);
+    let env_bytes = ocipack::json::canonical(&envelope);
+    let dir = artifact::attest_dir(&a.layout);
+    artifact::prepare(&dir)?;
+    let file = dir.join("provenance.dsse.json");
+    std::fs::write(&file, &env_bytes)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    let mut l = AttestLayout::open(&dir)?;
+    let d = l.blob(artifact::DSSE_MEDIA_TYPE, &env_bytes)?;
+    let hex = s.image.manifest.digest.replace(':', "-");
+    let ann = BTreeMap::from([(
+        "in-toto.io/predicate-type".to_owned(),
+        provenance::PREDICATE_TYPE.to_owned(),
+    )]);
+    let m = l.artifact(
+        &s.image.manifest,
+        artifact::PROVENANCE_ARTIFACT_TYPE,
+        vec![d],
+        ann,
+        &format!("{hex}.att"),
+    )?;
+    l.finish()?;
+    if json {
+        crate::print_json(
+            &json!({"image": s.image.manifest.digest, "provenance": file,
+                                  "attest": dir, "manifest": m.digest}),
+        )?;
+    } else {
+        eprintln!(
+            "provenance of {} -> {} and {} (tag {hex}.att)",
+            s.image.manifest.digest,
+            file.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn verify(a: &AttestArgs, repo: &Path, json: bool) -> Result<()> {
+    let pub_path = a
+        .public_key
+        .as_deref()
+        .context("--public-key is required")?;
+    let pem = std::fs::read_to_string(pub_path)
+        .with_context(|| format!("cannot read the public key {}", pub_path.display()))?;
+    let key = sign::verifying_key(&pem, &format!("public key {}", pub_path.display()))?;
+    let layout = Layout::open(&a.layout)?;
+    let image = layout.find(a.tag.as_deref())?;
+    let hex = image.digest.replace(':', "-");
+    let dir = artifact::attest_dir(&a.layout);
+    if !dir.join(artifact::LAYOUT_DIR).join("index.json").exists() {
+        anyhow::bail!(
+            "{} does not exist: nothing was signed or attached for {}",
+            dir.display(),
+            a.layout.display()
+        );
+    }
+    let l = AttestLayout::open(&dir)?;
+    let mut problems: Vec<String> = Vec::new();
+    let mut checked: Vec<&str> = Vec::new();
+    // 1. the cosign signature.
+    match l.find(&format!("{hex}.sig")) {
+        None => problems.push(format!(
+            "no signature (tag {hex}.sig) for image {}",
+            image.digest
+        )),
+        Some(d) => match check_cosign(&l, &d.digest, &key, &image.digest, a.identity.as_deref()) {
+            Ok(()) => checked.push("signature"),
+            Err(e) => problems.push(format!("signature: {e:#}")),
+        },
+    }
+    // 2. the provenance.
+    match l.find(&format!("{hex}.att")) {
+        None => problems.push(format!("no provenance (tag {hex}.att)")),
+        Some(d) => match check_provenance(&l, &d.digest, &key, &image.digest) {
+            Ok(()) => checked.push("provenance"),
+            Err(e) => problems.push(format!("provenance: {e:#}")),
+        },
+    }
+    // 3. the SBOMs: subject, and every file's sha256 against the image.
+    match check_sboms(&l, &layout, &a.layout, a.tag.as_deref(), &hex, repo) {
+        Ok(()) => checked.push("sbom"),
+        Err(e) => problems.push(format!("sbom: {e:#}")),
+    }
+    if json {
+        crate::print_json(
+            &json!({"image": image.digest, "verified": checked, "problems": problems}),
+        )?;
+    } else {
+        for p in &problems {
+            eprintln!("FAIL {p}");
+        }
+        if problems.is_empty() {
+            eprintln!("verified {} ({})", image.digest, checked.join(", "));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::Exit(3).into())
+    }
+}
+
+fn manifest(l: &AttestLayout, digest: &str) -> Result<Value> {
+    Ok(serde_json::from_slice(&l.read(digest)?)?)
+}
+
+fn check_cosign(
+    l: &AttestLayout,
+    digest: &str,
+    key: &sign::VerifyingKey,
+    image: &str,
+    identity: Option<&str>,
+) -> Result<()> {
+    let m = manifest(l, digest)?;
+    let layer = &m["layers"][0];
+    let payload = l.read(layer["digest"].as_str().context("no layer")?)?;
+    let sig = sign::unb64(
+        layer["annotations"][sign::SIGNATURE_ANNOTATION]
+            .as_str()
+            .context("no signature annotation")?,
+        "the signature annotation",
+    )?;
+    sign::verify(key, &payload, &sig)?;
+    let p: Value = serde_json::from_slice(&payload)?;
+    let named = p["critical"]["image"]["docker-manifest-digest"].as_str();
+    anyhow::ensure!(
+        named == Some(image),
+        "signs {named:?}, not the image {image}"
+    );
+    if let Some(id) = identity {
+        let got = p["critical"]["identity"]["docker-reference"].as_str();
+        anyhow::ensure!(got == Some(id), "names identity {got:?}, not {id}");
+    }
+    Ok(())
+}
+
+fn check_provenance(
+    l: &AttestLayout,
+    digest: &str,
+    key: &sign::VerifyingKey,
+    image: &str,
+) -> Result<()> {
+    let m = manifest(l, digest)?;
+    anyhow::ensure!(m["subject"]["digest"] == image, "subject is not the image");
+    let env: Value =
+        serde_json::from_slice(&l.read(m["layers"][0]["digest"].as_str().context("no layer")?)?)?;
+    let (ptype, payload) = sign::dsse_verify(key, &env)?;
+    anyhow::ensure!(ptype == sign::INTOTO_PAYLOAD_TYPE, "payload type {ptype}");
+    let st: Value = serde_json::from_slice(&payload)?;
+    let subj = st["subject"][0]["digest"]["sha256"].as_str();
+    anyhow::ensure!(
+        subj.map(|h| format!("sha256:{h}")).as_deref() == Some(image),
+        "the statement's subject {subj:?} is not the image {image}"
+    );
+    Ok(())
+}
+
+fn check_sboms(
+    l: &AttestLayout,
+    layout: &Layout,
+    layout_dir: &Path,
+    tag: Option<&str>,
+    hex: &str,
+    _repo: &Path,
+) -> Result<()> {
+    let d = l
+        .find(&format!("{hex}.spdx"))
+        .with_context(|| format!("no SPDX SBOM (tag {hex}.spdx)"))?;
+    let m = manifest(l, &d.digest)?;
+    let image_digest = hex.replacen('-', ":", 1);
+    anyhow::ensure!(
+        m["subject"]["digest"] == image_digest.as_str(),
+        "SPDX subject is not the image"
+    );
+    let doc: Value =
+        serde_json::from_slice(&l.read(m["layers"][0]["digest"].as_str().context("no layer")?)?)?;
+    let image = ocipack_attest::inputs::read_image(layout, tag)
+        .with_context(|| format!("reading {}", layout_dir.display()))?;
+    let mut listed = 0;
+    for f in doc["files"].as_array().into_iter().flatten() {
+        let name = f["fileName"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches('.');
+        let sha = f["checksums"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["algorithm"] == "SHA256")
+            .and_then(|c| c["checksumValue"].as_str());
+        let real = image.files.get(name).map(|x| x.sha256.as_str());
+        anyhow::ensure!(
+            sha.is_some() && sha == real,
+            "{name}: SBOM sha256 {sha:?}, image {real:?}"
+        );
+        listed += 1;
+    }
+    anyhow::ensure!(
+        listed == image.files.len(),
+        "the SBOM lists {listed} files, the image holds {}",
+        image.files.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! `ocipack sbom`: the SBOM of an image layout from its exact inputs, in
+//! SPDX 2.3 and CycloneDX 1.6 JSON, written to `OUT.attest/sbom.spdx.json`
+//! and `OUT.attest/sbom.cdx.json` beside the layout `OUT`, and attached as
+//! OCI artifacts whose subject is the image manifest in `OUT.attest/oci/`
+//! (docs/supply-chain.md).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ocipack::layout::Layout;
+use ocipack_attest::artifact::{self, AttestLayout};
+use ocipack_attest::inputs::{Models, SourceMap};
+use ocipack_attest::sbom::{self, Sbom};
+use ocipack_attest::{cargo, dpkg::Dpkg};
+use serde_json::json;
+
+/// Arguments of `ocipack sbom`.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  ocipack sbom out/images/redis                 # out/images/redis.attest/{sbom.spdx.json,sbom.cdx.json,oci/}
+  ocipack sbom out/images/frontend --npm-lock web/package-lock.json
+  SOURCE_DATE_EPOCH=0 ocipack sbom out/images/scoring --no-attach")]
+pub struct SbomArgs {
+    /// The image's OCI layout (as `ocipack host` wrote it).
+    layout: PathBuf,
+    /// The image's tag in the layout [default: the only image].
+    #[arg(long)]
+    tag: Option<String>,
+    /// The plan the image was built from [default: LAYOUT.plan.json].
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// Repository root (models.toml, Cargo.lock) [default: nearest ancestor of the current directory with models.toml].
+    #[arg(long)]
+    repo_root: Option<PathBuf>,
+    /// Root of the file system whose dpkg database owns the plan's sources.
+    #[arg(long, default_value = "/")]
+    dpkg_root: PathBuf,
+    /// package-lock.json for npm integrity hashes [default: REPO/web/package-lock.json when present].
+    #[arg(long)]
+    npm_lock: Option<PathBuf>,
+    /// Write the two files only, no artifacts in LAYOUT.attest/oci.
+    #[arg(long)]
+    no_attach: bool,
+}
+
+/// What an SBOM is made from, besides the layout.
+pub struct SbomSources {
+    /// The image's tag.
+    pub tag: Option<String>,
+    /// The plan file.
+    pub plan: Option<PathBuf>,
+    /// The repository root.
+    pub repo: PathBuf,
+    /// The dpkg root.
+    pub dpkg_root: PathBuf,
+    /// The npm lock file.
+    pub npm_lock: Option<PathBuf>,
+}
+
+pub fn run(a: SbomArgs, json: bool) -> Result<()> {
+    let repo = match a.repo_root {
+        Some(r) => r,
+        None => find_repo()?,
+    };
+    let src = SbomSources {
+        tag: a.tag,
+        plan: a.plan,
+        repo,
+        dpkg_root: a.dpkg_root,
+        npm_lock: a.npm_lock,
+    };
+    let s = make(&a.layout, &src)?;
+    let written = write(&a.layout, &s, !a.no_attach)?;
+    report(&s, &written, json)
+}
+
+/// Prints what was written.
+pub fn report(s: &Sbom, written: &Written, json: bool) -> Result<()> {
+    if json {
+        crate::print_json(&json!({
+            "image": s.name, "manifest": s.image.manifest.digest,
+            "files": s.image.files.len(), "components": s.components.len(),
+            "unclaimedFiles": s.unclaimed.len(),
+            "spdx": written.spdx, "cyclonedx": written.cyclonedx, "attest": written.attest,
+        }))?;
+    } else {
+        eprintln!(
+            "sbom {} {}: {} files, {} components, {} files of no package -> {}, {}{}",
+            s.name,
+            s.image.manifest.digest,
+            s.image.files.len(),
+            s.components.len(),
+            s.unclaimed.len(),
+            written.spdx.display(),
+            written.cyclonedx.display(),
+            written
+                .attest
+                .as_ref()
+                .map(|p| format!(", {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// The nearest ancestor of the current directory holding models.toml.
+pub fn find_repo() -> Result<PathBuf> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    cwd.ancestors()
+        .find(|d| d.join("models.toml").is_file())
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "no models.toml in {} or any parent; run from the repository or pass --repo-root",
+                cwd.display()
+            )
+        })
+}
+
+/// `dir/name` -> `dir/name<suffix>`.
+pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
+    let mut name = out
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(suffix);
+    out.with_file_name(name)
+}
+
+/// The SBOM creation time: `SOURCE_DATE_EPOCH`, else the image config's
+/// `created` (the plan's time), else the epoch. Never the clock.
+fn created(image_created: Option<&str>) -> Result<String> {
+    if let Some(secs) = ocipack::plan::env_source_date_epoch()? {
+        return Ok(ocipack::plan::rfc3339(secs));
+    }
+    Ok(image_created
+        .map(str::to_owned)
+        .unwrap_or_else(|| ocipack::plan::rfc3339(0)))
+}
+
+/// Builds the SBOM model of the image in `layout_dir`.
+pub fn make(layout_dir: &Path, src: &SbomSources) -> Result<Sbom> {
+    let layout = Layout::open(layout_dir)?;
+    let image = ocipack_attest::inputs::read_image(&layout, src.tag.as_deref())
+        .with_context(|| format!("reading the image in {}", layout_dir.display()))?;
+    let plan_path = src
+        .plan
+        .clone()
+        .unwrap_or_else(|| sibling(layout_dir, ".plan.json"));
+    let (sources, plan_name) = if plan_path.exists() {
+        let text = std::fs::read_to_string(&plan_path)
+            .with_context(|| format!("cannot read the plan {}", plan_path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a plan (JSON)", plan_path.display()))?;
+        let base = plan_path.parent().unwrap_or(Path::new("."));
+        (
+            SourceMap::from_plan_json(&v, base),
+            v["name"].as_str().map(str::to_owned),
+        )
+    } else if src.plan.is_some() {
+        anyhow::bail!("the plan {} does not exist", plan_path.display());
+    } else {
+        // Without a plan no file can be traced to a Debian package; every
+        // file is still listed.
+        eprintln!(
+            "note: no plan at {}; files cannot be traced to Debian packages",
+            plan_path.display()
+        );
+        (SourceMap::default(), None)
+    };
+    let name = plan_name.unwrap_or_else(|| {
+        layout_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into())
+    });
+    let models = Models::load(&src.repo.join("models.toml"))?;
+    let dpkg = Dpkg::load(&src.dpkg_root)?;
+    // Our binaries: only those the image holds are asked about.
+    let mut binaries = BTreeMap::new();
+    let has_elf_named = |b: &str| {
+        image
+            .files
+            .values()
+            .any(|f| f.elf && f.path.rsplit('/').next() == Some(b))
+    };
+    let bins = cargo::workspace_binaries(&src.repo)?;
+    let triple = cargo::target_triple(&image.architecture).with_context(|| {
+        format!(
+            "no Rust target known for architecture {}",
+            image.architecture
+        )
+    })?;
+    for (bin, pkg) in &bins {
+        if has_elf_named(bin) {
+            let crates = cargo::linked_crates(&src.repo, pkg, triple)?;
+            binaries.insert(bin.clone(), (pkg.clone(), crates));
+        }
+    }
+    let lock_path = src
+        .npm_lock
+        .clone()
+        .unwrap_or_else(|| src.repo.join("web/package-lock.json"));
+    let npm_lock = if image.files.values().any(|f| f.package_json.is_some()) && lock_path.exists() {
+        let t = std::fs::read_to_string(&lock_path)
+            .with_context(|| format!("cannot read {}", lock_path.display()))?;
+        Some(
+            serde_json::from_str::<serde_json::Value>(&t)
+                .with_context(|| format!("{} is not JSON", lock_path.display()))?,
+        )
+    } else {
+        None
+    };
+    let created = created(image.created.as_deref())?;
+    Ok(sbom::build(sbom::Inputs {
+        name: &name,
+        image,
+        created,
+        sources: &sources,
+        dpkg: &dpkg,
+        models: &models,
+        binaries: &binaries,
+        npm_lock: npm_lock.as_ref(),
+    }))
+}
+
+/// Where the SBOM went.
+pub struct Written {
+    /// The SPDX file.
+    pub spdx: PathBuf,
+    /// The CycloneDX file.
+    pub cyclonedx: PathBuf,
+    /// The attestation layout, if attached.
+    pub attest: Option<PathBuf>,
+}
+
+/// Writes `OUT.spdx.json`, `OUT.cdx.json` and (with `attach`) the two
+/// artifacts into `OUT.attest/`.
+pub fn write(layout_dir: &Path, s: &Sbom, attach: bool) -> Result<Written> {
+    let spdx = ocipack_attest::canonical_json(&s.spdx());
+    let cdx = ocipack_attest::canonical_json(&s.cyclonedx());
+    let root = artifact::attest_dir(layout_dir);
+    artifact::prepare(&root)?;
+    let spdx_path = root.join("sbom.spdx.json");
+    let cdx_path = root.join("sbom.cdx.json");
+    for (p, b) in [(&spdx_path, &spdx), (&cdx_path, &cdx)] {
+        let tmp = sibling(p, ".tmp");
+        std::fs::write(&tmp, b).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, p).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    let mut attest = None;
+    if attach {
+        let mut l = AttestLayout::open(&root)?;
+        let hex = s.image.manifest.digest.replace(':', "-");
+        let ann = |t: &str| {
+            BTreeMap::from([
+                (
+                    "org.opencontainers.image.created".to_owned(),
+                    s.created.clone(),
+                ),
+                (
+                    "org.opencontainers.image.title".to_owned(),
+                    format!("{}{t}", s.name),
+                ),
+            ])
+        };
+        let d = l.blob(artifact::SPDX_MEDIA_TYPE, &spdx)?;
+        l.artifact(
+            &s.image.manifest,
+            artifact::SPDX_MEDIA_TYPE,
+            vec![d],
+            ann(".spdx.json"),
+            &format!("{hex}.spdx"),
+        )?;
+        let d = l.blob(artifact::CYCLONEDX_MEDIA_TYPE, &cdx)?;
+        l.artifact(
+            &s.image.manifest,
+            artifact::CYCLONEDX_MEDIA_TYPE,
+            vec![d],
+            ann(".cdx.json"),
+            &format!("{hex}.cdx"),
+        )?;
+        l.finish()?;
+        attest = Some(root.join(artifact::LAYOUT_DIR));
+    }
+    Ok(Written {
+        spdx: spdx_path,
+        cyclonedx: cdx_path,
+        attest,
+    })
+}
