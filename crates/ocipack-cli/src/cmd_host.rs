@@ -2,6 +2,7 @@
 //! without Nix, taking binaries from cargo's target directory and their
 //! shared libraries from the host (see the ocipack-host crate).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -79,7 +80,7 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
         Some(def) => vec![def.clone()],
         None => definition_paths(&repo.join("images"))?,
     };
-    let mut plans: Vec<(String, Value)> = Vec::new();
+    let mut plans: Vec<(String, Plan)> = Vec::new();
     let mut skipped: Vec<Value> = Vec::new();
     for path in &definitions {
         let def = load_definition(path)?;
@@ -98,9 +99,9 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
 
     if a.plan_only {
         let out = if a.all {
-            Value::Object(plans.into_iter().collect())
+            serde_json::to_value(plans.into_iter().collect::<BTreeMap<_, _>>())?
         } else {
-            plans.pop().map(|(_, p)| p).unwrap_or(Value::Null)
+            serde_json::to_value(plans.pop().map(|(_, p)| p))?
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -130,18 +131,19 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        let text = serde_json::to_string_pretty(plan)?;
+        // Through a Value, so keys are sorted as they always were.
+        let text = serde_json::to_string_pretty(&serde_json::to_value(plan)?)?;
         std::fs::write(&plan_path, format!("{text}\n"))
             .with_context(|| format!("cannot write the plan to {}", plan_path.display()))?;
         let origin = plan_path.display().to_string();
-        let parsed = Plan::from_json(&text, &origin, plan_path.parent())?;
+        plan.validate(&origin)?;
         let bar = Bar::new(json);
         let opts = BuildOptions {
             link_blobs: false,
             threads,
             progress: &bar,
         };
-        let report = ocipack::build(&parsed, &origin, &out, &opts);
+        let report = ocipack::build(plan, &origin, &out, &opts);
         bar.finish();
         let report = report.with_context(|| {
             format!(

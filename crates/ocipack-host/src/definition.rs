@@ -119,7 +119,7 @@ pub struct Healthcheck {
     pub timeout_seconds: Option<u64>,
     /// Failures before the container is unhealthy.
     #[serde(default)]
-    pub retries: Option<u64>,
+    pub retries: Option<u32>,
     /// Grace period after start, in seconds.
     #[serde(default)]
     pub start_period_seconds: Option<u64>,

@@ -3,11 +3,12 @@
 //! An image definition (`images/<name>.toml`, see docs/image-definitions.md)
 //! names a program (a workspace crate's release binary, or host programs),
 //! models, runtime libraries and configuration. [`plan_for`] turns it into a
-//! plan (docs/plan-format.md) holding exactly what the program loads: the ELF
-//! shared-library closure resolved from the host as its dynamic loader would
-//! ([`elf_closure`], no `ldd`), the loader itself at its `PT_INTERP` path,
-//! symlinks kept, CA certificates, the verified models and runtimes. No shell,
-//! no package manager. The output is deterministic: everything is sorted.
+//! typed [`ocipack::plan::Plan`] (docs/plan-format.md) holding exactly what
+//! the program loads: the ELF shared-library closure resolved from the host
+//! as its dynamic loader would ([`elf_closure`], no `ldd`), the loader itself
+//! at its `PT_INTERP` path, symlinks kept, CA certificates, the verified
+//! models and runtimes. No shell, no package manager. The output is
+//! deterministic: everything is sorted.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -20,6 +21,7 @@
 //! # Ok::<(), ocipack_host::Error>(())
 //! ```
 
+mod assets;
 mod definition;
 mod elf;
 mod error;
@@ -32,5 +34,5 @@ pub use definition::{
 };
 pub use elf::{default_dirs, elf_closure, FoundVia, Lib, Root, SearchPath};
 pub use error::{Error, Result};
-pub use plan::{plan_for, HostContext, APP_UID, PROBE_TARGET};
+pub use plan::{plan_for, HostContext, PROBE_TARGET};
 pub use tree::Tree;

@@ -1,24 +1,27 @@
-//! Turns a checked [`Definition`] into an image plan (docs/plan-format.md).
+//! Turns a checked [`Definition`] into an image [`Plan`] (docs/plan-format.md).
 //!
 //! Layers go from least to most volatile so that a rebuild after a code
 //! change only replaces the top layer: system libraries (glibc and the rest
 //! of the ELF closure, CA certificates), runtime libraries (onnxruntime),
 //! one layer per model, then the application.
+//!
+//! [`plan_for`] runs the steps in order, each a function of its own: the
+//! program ([`program`]), the runtime libraries ([`runtimes`]), the ELF
+//! closure ([`elf_libraries`]), extra files ([`files`]), the environment
+//! ([`env`]), the layers ([`layers`]) and the runtime config ([`config`]).
+//! Every step reads the same [`Planning`] context and adds to the same
+//! [`Parts`].
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
+use ocipack::plan::{FilesLayer, Healthcheck, Layer, ModelLayer, Plan, RunConfig, User};
 
-use crate::definition::{load_manifest, Definition, Manifest, Program};
+use crate::assets::{check_assets, Assets, CheckedAsset};
+use crate::definition::{Definition, Program};
 use crate::elf::{elf_closure, FoundVia, Root, SearchPath};
 use crate::error::{io, Error, Result};
 use crate::tree::Tree;
-
-/// The uid and gid of the image's unprivileged user (the plan format's default).
-pub const APP_UID: u32 = 65532;
 
 /// Where the probe binary goes in images with `probe = true`.
 pub const PROBE_TARGET: &str = "/usr/local/bin/http-probe";
@@ -59,6 +62,41 @@ impl HostContext {
     }
 }
 
+/// What every step of one plan reads. New inputs of all steps (a target
+/// platform, say) are fields here, so no step's signature changes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Planning<'a> {
+    /// The checked definition.
+    pub def: &'a Definition,
+    /// Where binaries, assets and libraries come from.
+    pub host: &'a HostContext,
+}
+
+impl Planning<'_> {
+    fn definition_error(&self, message: String) -> Error {
+        Error::Definition {
+            path: self.def.path.clone(),
+            message,
+        }
+    }
+}
+
+/// What the steps build up, in the order they run.
+#[derive(Debug, Default)]
+pub(crate) struct Parts {
+    /// The ELF closure and the CA bundle.
+    pub system: Tree,
+    /// The runtime libraries.
+    pub runtime: Tree,
+    /// The program, the probe, `[files]`, `[directories]`, `$ORIGIN` libraries.
+    pub app: Tree,
+    /// The ELF objects whose closure is packed (host path, image path).
+    pub roots: Vec<Root>,
+    /// Variables the builder sets, in the order it sets them; [`env`]
+    /// merges them with the definition's `[config] env`.
+    pub env: Vec<(String, String)>,
+}
+
 /// Builds the plan for one image.
 ///
 /// # Errors
@@ -68,38 +106,41 @@ impl HostContext {
 /// not fetched; [`Error::MissingBinary`], [`Error::NotElf`],
 /// [`Error::MissingLibrary`] from the binaries; [`Error::Definition`],
 /// [`Error::Conflict`], [`Error::TooManyLayers`], [`Error::Io`].
-pub fn plan_for(def: &Definition, ctx: &HostContext) -> Result<Value> {
-    let program = def.program().ok_or_else(|| Error::Definition {
-        path: def.path.clone(),
-        message: "inconsistent [source]; load it with load_definition".to_owned(),
-    })?;
-    let manifest = if def.models.is_empty() && def.runtimes.is_empty() {
-        None
-    } else {
-        Some(load_manifest(&ctx.manifest)?)
-    };
-    let assets = check_assets(def, ctx, manifest.as_ref())?;
+pub fn plan_for(def: &Definition, ctx: &HostContext) -> Result<Plan> {
+    let p = Planning { def, host: ctx };
+    let assets = check_assets(&p)?;
+    let mut parts = Parts::default();
+    program(&p, &mut parts)?;
+    runtimes(&p, &assets.runtimes, &mut parts)?;
+    elf_libraries(&p, &mut parts)?;
+    files(&p, &mut parts)?;
+    let env = env(&p, &parts.env)?;
+    let layers = layers(&p, &assets, &parts)?;
+    let labels = labels(def);
+    let mut plan = Plan::new(def.name.clone(), layers);
+    plan.tags = def.tags.clone();
+    plan.config = config(&p, env, labels.clone());
+    plan.annotations = labels;
+    Ok(plan)
+}
 
-    let mut app = Tree::default();
-    let mut roots: Vec<Root> = Vec::new();
+/// The program: a crate's release binary at `/app/bin/<binary>`, or the host
+/// binaries at their own paths; plus the probe. Each is an ELF root.
+pub(crate) fn program(p: &Planning<'_>, parts: &mut Parts) -> Result<()> {
+    let (def, ctx) = (p.def, p.host);
+    let program = def.program().ok_or_else(|| {
+        p.definition_error("inconsistent [source]; load it with load_definition".to_owned())
+    })?;
     match program {
         Program::Crate { package, binary } => {
-            let host = ctx.bin_dir.join(binary);
-            if !host.is_file() {
-                return Err(Error::MissingBinary {
-                    path: host,
-                    package: package.to_owned(),
-                });
-            }
             let target = PathBuf::from("/app/bin").join(binary);
-            app.file(&host, &target)?;
-            roots.push(Root { host, target });
+            add_binary(ctx, parts, binary, package, &target)?;
         }
         Program::Host(paths) => {
             for path in paths {
                 let path = PathBuf::from(path);
-                app.mirror(&path)?;
-                roots.push(Root::same(path));
+                parts.app.mirror(&path)?;
+                parts.roots.push(Root::same(path));
             }
         }
         Program::Unsupported(reason) => {
@@ -110,49 +151,81 @@ pub fn plan_for(def: &Definition, ctx: &HostContext) -> Result<Value> {
         }
     }
     if def.probe {
-        let host = ctx.bin_dir.join("http-probe");
-        if !host.is_file() {
-            return Err(Error::MissingBinary {
-                path: host,
-                package: "http-probe".to_owned(),
-            });
-        }
-        app.file(&host, Path::new(PROBE_TARGET))?;
-        roots.push(Root {
-            host,
-            target: PROBE_TARGET.into(),
+        add_binary(
+            ctx,
+            parts,
+            "http-probe",
+            "http-probe",
+            Path::new(PROBE_TARGET),
+        )?;
+    }
+    Ok(())
+}
+
+/// A workspace binary from `bin_dir`, at `target` in the application layer.
+fn add_binary(
+    ctx: &HostContext,
+    parts: &mut Parts,
+    binary: &str,
+    package: &str,
+    target: &Path,
+) -> Result<()> {
+    let host = ctx.bin_dir.join(binary);
+    if !host.is_file() {
+        return Err(Error::MissingBinary {
+            path: host,
+            package: package.to_owned(),
         });
     }
+    parts.app.file(&host, target)?;
+    parts.roots.push(Root {
+        host,
+        target: target.to_owned(),
+    });
+    Ok(())
+}
 
-    let mut runtime = Tree::default();
-    let mut env = def.config.env.clone();
-    for rt in &assets.runtimes {
+/// The runtime libraries at `/usr/lib/<name>/<file>` with their soname
+/// links; each is an ELF root, and ONNX Runtime's path goes to `ORT_DYLIB_PATH`.
+pub(crate) fn runtimes(
+    _p: &Planning<'_>,
+    runtimes: &[CheckedAsset],
+    parts: &mut Parts,
+) -> Result<()> {
+    for rt in runtimes {
         let dir = PathBuf::from("/usr/lib").join(&rt.name);
         let target = dir.join(&rt.file);
-        runtime.file(&rt.source, &target)?;
-        runtime.symlink(&dir.join(&rt.soname), &rt.file)?;
-        roots.push(Root {
+        parts.runtime.file(&rt.source, &target)?;
+        parts.runtime.symlink(&dir.join(&rt.soname), &rt.file)?;
+        parts.roots.push(Root {
             host: rt.source.clone(),
             target,
         });
         // ort's load-dynamic feature dlopens the runtime from this variable.
         if rt.name == "onnxruntime" {
             let value = dir.join(&rt.soname).display().to_string();
-            set_env(def, &mut env, "ORT_DYLIB_PATH", value)?;
+            parts.env.push(("ORT_DYLIB_PATH".to_owned(), value));
         }
     }
+    Ok(())
+}
 
-    let closure = elf_closure(&roots, &ctx.search)?;
-    let mut system = Tree::default();
+/// The ELF closure of every root, resolved as the host's loader would:
+/// host paths into the system layer, libraries found through a moved
+/// binary's `$ORIGIN` into the application layer, and the ld.so.conf-only
+/// directories into `LD_LIBRARY_PATH` (the image has no ld.so.cache).
+pub(crate) fn elf_libraries(p: &Planning<'_>, parts: &mut Parts) -> Result<()> {
+    let search = &p.host.search;
+    let closure = elf_closure(&parts.roots, search)?;
     let mut extra_dirs: Vec<PathBuf> = Vec::new();
     for lib in &closure {
         if lib.host == lib.target {
-            system.mirror(&lib.host)?;
+            parts.system.mirror(&lib.host)?;
         } else {
             // Found through $ORIGIN of the moved application binary: it
             // travels with the application.
             let real = lib.host.canonicalize().map_err(io(&lib.host))?;
-            app.file(&real, &lib.target)?;
+            parts.app.file(&real, &lib.target)?;
         }
         if lib.found_via == FoundVia::Configured {
             let dir = lib
@@ -166,55 +239,84 @@ pub fn plan_for(def: &Definition, ctx: &HostContext) -> Result<Value> {
         }
     }
     if !extra_dirs.is_empty() {
-        // The image has no ld.so.cache, so directories that only
-        // ld.so.conf names must be given to the loader explicitly, in the
-        // host's search order.
-        extra_dirs.sort_by_key(|d| ctx.search.configured.iter().position(|c| c == d));
+        // In the host's search order.
+        extra_dirs.sort_by_key(|d| search.configured.iter().position(|c| c == d));
         let value = extra_dirs
             .iter()
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
             .join(":");
-        set_env(def, &mut env, "LD_LIBRARY_PATH", value)?;
+        parts.env.push(("LD_LIBRARY_PATH".to_owned(), value));
     }
-    if let Some(ca) = &ctx.ca_bundle {
-        system.mirror(ca)?;
-    }
+    Ok(())
+}
 
+/// The CA bundle (system layer), `[files]` and `[directories]` (application
+/// layer; directories owned by the image's user).
+pub(crate) fn files(p: &Planning<'_>, parts: &mut Parts) -> Result<()> {
+    let (def, ctx) = (p.def, p.host);
+    if let Some(ca) = &ctx.ca_bundle {
+        parts.system.mirror(ca)?;
+    }
     for (target, source) in &def.files {
         let source = ctx.repo_root.join(source);
         if !source.exists() {
-            return Err(Error::Definition {
-                path: def.path.clone(),
-                message: format!(
-                    "[files] source {} does not exist; create it or fix the path",
-                    source.display()
-                ),
-            });
+            return Err(p.definition_error(format!(
+                "[files] source {} does not exist; create it or fix the path",
+                source.display()
+            )));
         }
-        app.file(&source, Path::new(target))?;
+        parts.app.file(&source, Path::new(target))?;
     }
+    let user = User::default();
     for dir in &def.directories.paths {
-        app.dir(Path::new(dir), APP_UID, APP_UID)?;
+        parts.app.dir(Path::new(dir), user.uid, user.gid)?;
     }
+    Ok(())
+}
 
-    let mut layers = vec![files_layer("system libraries", &system)];
-    if !runtime.is_empty() {
+/// `[config] env` plus what the builder sets, as sorted `K=V` strings; a
+/// definition value that contradicts the builder's is refused.
+pub(crate) fn env(p: &Planning<'_>, builder: &[(String, String)]) -> Result<Vec<String>> {
+    let mut env = p.def.config.env.clone();
+    for (key, value) in builder {
+        match env.get(key) {
+            Some(old) if old != value => {
+                return Err(p.definition_error(format!(
+                    "env {key}={old} contradicts the builder's {key}={value}; remove it from [config] env"
+                )))
+            }
+            _ => {
+                env.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    Ok(env.iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+/// The plan's layers, least volatile first: system libraries, runtime
+/// libraries (if any), one per model, the application; at most `[layers] max`.
+pub(crate) fn layers(p: &Planning<'_>, assets: &Assets, parts: &Parts) -> Result<Vec<Layer>> {
+    let def = p.def;
+    let mut layers = vec![files_layer("system libraries".to_owned(), &parts.system)];
+    if !parts.runtime.is_empty() {
         let names: Vec<&str> = assets.runtimes.iter().map(|r| r.name.as_str()).collect();
         layers.push(files_layer(
-            &format!("runtime libraries: {}", names.join(", ")),
-            &runtime,
+            format!("runtime libraries: {}", names.join(", ")),
+            &parts.runtime,
         ));
     }
     for model in &assets.models {
-        layers.push(json!({
-            "kind": "model",
-            "name": model.name,
-            "source": model.source,
-            "target": format!("/models/{}/{}", model.name, model.file),
+        layers.push(Layer::Model(ModelLayer {
+            name: model.name.clone(),
+            source: model.source.clone(),
+            target: format!("/models/{}/{}", model.name, model.file),
         }));
     }
-    layers.push(files_layer(&format!("application: {}", def.name), &app));
+    layers.push(files_layer(
+        format!("application: {}", def.name),
+        &parts.app,
+    ));
     if layers.len() > def.layers.max as usize {
         return Err(Error::TooManyLayers {
             name: def.name.clone(),
@@ -222,56 +324,49 @@ pub fn plan_for(def: &Definition, ctx: &HostContext) -> Result<Value> {
             max: def.layers.max,
         });
     }
-
-    let labels = labels(def);
-    let mut config = Map::new();
-    let c = &def.config;
-    config.insert("entrypoint".into(), json!(c.entrypoint));
-    config.insert("cmd".into(), json!(c.cmd));
-    let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    config.insert("env".into(), json!(env));
-    if let Some(dir) = &c.working_dir {
-        config.insert("workingDir".into(), json!(dir));
-    }
-    config.insert("exposedPorts".into(), json!(c.exposed_ports));
-    config.insert("volumes".into(), json!(c.volumes));
-    config.insert("labels".into(), json!(labels));
-    if let Some(signal) = &c.stop_signal {
-        config.insert("stopSignal".into(), json!(signal));
-    }
-    if let Some(hc) = &def.healthcheck {
-        let mut h = Map::new();
-        h.insert("test".into(), json!(hc.test));
-        let optional = [
-            ("intervalSeconds", hc.interval_seconds),
-            ("timeoutSeconds", hc.timeout_seconds),
-            ("startPeriodSeconds", hc.start_period_seconds),
-            ("retries", hc.retries),
-        ];
-        for (key, value) in optional {
-            if let Some(v) = value {
-                h.insert(key.into(), json!(v));
-            }
-        }
-        config.insert("healthcheck".into(), Value::Object(h));
-    }
-
-    Ok(json!({
-        "version": 1,
-        "name": def.name,
-        "tags": def.tags,
-        "config": Value::Object(config),
-        "annotations": labels,
-        "layers": layers,
-    }))
+    Ok(layers)
 }
 
-fn files_layer(comment: &str, tree: &Tree) -> Value {
-    json!({"kind": "files", "comment": comment, "entries": tree.to_entries()})
+fn files_layer(comment: String, tree: &Tree) -> Layer {
+    Layer::Files(FilesLayer {
+        comment,
+        compression: Default::default(),
+        uid: 0,
+        gid: 0,
+        entries: tree.to_entries(),
+    })
+}
+
+/// The runtime config: `[config]`, the merged env, the labels and the
+/// healthcheck. `User` is left to the plan's default (the unprivileged user).
+pub(crate) fn config(
+    p: &Planning<'_>,
+    env: Vec<String>,
+    labels: BTreeMap<String, String>,
+) -> RunConfig {
+    let (def, c) = (p.def, &p.def.config);
+    RunConfig {
+        user: None,
+        env,
+        entrypoint: c.entrypoint.clone(),
+        cmd: c.cmd.clone(),
+        working_dir: c.working_dir.clone(),
+        exposed_ports: c.exposed_ports.clone(),
+        volumes: c.volumes.clone(),
+        labels,
+        stop_signal: c.stop_signal.clone(),
+        healthcheck: def.healthcheck.as_ref().map(|hc| Healthcheck {
+            test: hc.test.clone(),
+            interval_seconds: hc.interval_seconds,
+            timeout_seconds: hc.timeout_seconds,
+            start_period_seconds: hc.start_period_seconds,
+            retries: hc.retries,
+        }),
+    }
 }
 
 /// The definition's labels plus a title and description when it sets none.
-fn labels(def: &Definition) -> BTreeMap<String, String> {
+pub(crate) fn labels(def: &Definition) -> BTreeMap<String, String> {
     let mut labels = def.labels.clone();
     labels
         .entry("org.opencontainers.image.title".into())
@@ -284,138 +379,5 @@ fn labels(def: &Definition) -> BTreeMap<String, String> {
     labels
 }
 
-fn set_env(
-    def: &Definition,
-    env: &mut BTreeMap<String, String>,
-    key: &str,
-    value: String,
-) -> Result<()> {
-    match env.get(key) {
-        Some(old) if *old != value => Err(Error::Definition {
-            path: def.path.clone(),
-            message: format!(
-                "env {key}={old} contradicts the builder's {key}={value}; remove it from [config] env"
-            ),
-        }),
-        _ => {
-            env.insert(key.to_owned(), value);
-            Ok(())
-        }
-    }
-}
-
-struct CheckedAsset {
-    name: String,
-    file: String,
-    soname: String,
-    source: PathBuf,
-}
-
-#[derive(Default)]
-struct Assets {
-    models: Vec<CheckedAsset>,
-    runtimes: Vec<CheckedAsset>,
-}
-
-/// Resolves the definition's models and runtimes against models.toml and
-/// verifies the fetched files, so a stale or truncated download never ships.
-fn check_assets(
-    def: &Definition,
-    ctx: &HostContext,
-    manifest: Option<&Manifest>,
-) -> Result<Assets> {
-    let Some(manifest) = manifest else {
-        return Ok(Assets::default());
-    };
-    let unknown = |kind, name: &str, known: Vec<&String>| Error::UnknownAsset {
-        definition: def.path.clone(),
-        kind,
-        name: name.to_owned(),
-        manifest: ctx.manifest.clone(),
-        known: known
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    let licences = def
-        .labels
-        .get("org.opencontainers.image.licenses")
-        .cloned()
-        .unwrap_or_default();
-    let mut out = Assets::default();
-    for name in &def.models {
-        let m = manifest
-            .models
-            .get(name)
-            .ok_or_else(|| unknown("model", name, manifest.models.keys().collect()))?;
-        if !licences.contains(&m.license) {
-            return Err(Error::Definition {
-                path: def.path.clone(),
-                message: format!(
-                    "model `{name}` is licensed {} but label org.opencontainers.image.licenses \
-                     (`{licences}`) does not say so; add it",
-                    m.license
-                ),
-            });
-        }
-        let source = ctx.assets_dir.join("models").join(name).join(&m.file);
-        verify(&source, m.size, &m.sha256)?;
-        out.models.push(CheckedAsset {
-            name: name.clone(),
-            file: m.file.clone(),
-            soname: String::new(),
-            source,
-        });
-    }
-    for name in &def.runtimes {
-        let r = manifest
-            .runtimes
-            .get(name)
-            .ok_or_else(|| unknown("runtime", name, manifest.runtimes.keys().collect()))?;
-        let source = ctx.assets_dir.join("runtimes").join(name).join(&r.file);
-        verify(&source, r.size, &r.sha256)?;
-        out.runtimes.push(CheckedAsset {
-            name: name.clone(),
-            file: r.file.clone(),
-            soname: r.soname.clone(),
-            source,
-        });
-    }
-    Ok(out)
-}
-
-fn verify(path: &Path, size: u64, sha256: &str) -> Result<()> {
-    let asset = |message: String| Error::Asset {
-        path: path.to_owned(),
-        message,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| asset(format!("cannot read it ({e})")))?;
-    if meta.len() != size {
-        return Err(asset(format!(
-            "size {} differs from {size} in models.toml",
-            meta.len()
-        )));
-    }
-    let mut file = std::fs::File::open(path).map_err(io(path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    let got: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if got != sha256 {
-        return Err(asset(format!(
-            "sha256 {got} differs from {sha256} in models.toml"
-        )));
-    }
-    Ok(())
-}
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use ocipack::plan::Entry as PlanEntry;
 
 use crate::error::{io, Error, Result};
 
@@ -142,15 +142,30 @@ impl Tree {
         Ok(())
     }
 
-    /// The layer's `entries` array for the plan, sorted by target.
-    pub fn to_entries(&self) -> Vec<Value> {
+    /// The layer's entries for the plan, sorted by target.
+    pub fn to_entries(&self) -> Vec<PlanEntry> {
         self.entries
             .iter()
-            .map(|(target, entry)| match entry {
-                Entry::File { source } => json!({"source": source, "target": target}),
-                Entry::Symlink { dest } => json!({"target": target, "symlink": dest}),
-                Entry::Dir { uid, gid } => {
-                    json!({"target": target, "directory": true, "uid": uid, "gid": gid})
+            .map(|(target, entry)| {
+                let target = target.clone();
+                match entry {
+                    Entry::File { source } => PlanEntry {
+                        source: Some(source.clone()),
+                        target,
+                        ..PlanEntry::default()
+                    },
+                    Entry::Symlink { dest } => PlanEntry {
+                        symlink: Some(dest.clone()),
+                        target,
+                        ..PlanEntry::default()
+                    },
+                    Entry::Dir { uid, gid } => PlanEntry {
+                        directory: true,
+                        uid: Some(*uid),
+                        gid: Some(*gid),
+                        target,
+                        ..PlanEntry::default()
+                    },
                 }
             })
             .collect()

@@ -82,7 +82,7 @@ fn host_search_path_reads_ld_so_conf_includes() {
 fn loader_path_is_mirrored_with_merged_usr_symlinks() {
     let mut tree = Tree::default();
     tree.mirror(Path::new(LOADER)).unwrap();
-    let entries = serde_json::Value::Array(tree.to_entries());
+    let entries = serde_json::to_value(tree.to_entries()).unwrap();
     let has = |target: &str, key: &str| {
         entries
             .as_array()

@@ -63,6 +63,7 @@ fn every_host_buildable_definition_plans() {
         let def = load_definition(&path).unwrap();
         match plan_for(&def, &ctx) {
             Ok(plan) => {
+                let plan = serde_json::to_value(&plan).unwrap();
                 assert_eq!(plan["name"], def.name.as_str());
                 assert_valid_plan(&plan, &def.name);
                 let models = plan["layers"]

@@ -6,7 +6,6 @@ use std::process::Command;
 
 use ocipack_host::{load_definition, plan_for, Error, HostContext};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -15,10 +14,7 @@ struct Fixture {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    ocipack::digest::sha256(bytes)["sha256:".len()..].to_owned()
 }
 
 fn gcc(args: &[&str], dir: &Path) {
@@ -147,16 +143,18 @@ license = "MIT"
 }
 
 impl Fixture {
+    /// The plan as the JSON a plan file holds.
     fn plan(&self) -> Value {
         let def = load_definition(&self.repo.join("images/svc.toml")).unwrap();
-        plan_for(&def, &self.ctx).unwrap()
+        serde_json::to_value(plan_for(&def, &self.ctx).unwrap()).unwrap()
     }
 
     /// Writes `text` as images/<name>.toml and builds its plan.
     fn try_plan(&self, name: &str, text: &str) -> Result<Value, Error> {
         let path = self.repo.join(format!("images/{name}.toml"));
         std::fs::write(&path, text).unwrap();
-        plan_for(&load_definition(&path)?, &self.ctx)
+        let plan = plan_for(&load_definition(&path)?, &self.ctx)?;
+        Ok(serde_json::to_value(plan).unwrap())
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 pub use crate::rules::rfc3339;
@@ -20,7 +20,7 @@ pub const MAX_LAYERS: usize = 127;
 pub const DEFAULT_ID: u32 = 65532;
 
 /// A whole image plan.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Plan {
     /// Must be [`PLAN_VERSION`].
@@ -31,28 +31,28 @@ pub struct Plan {
     #[serde(default = "default_tags")]
     pub tags: Vec<String>,
     /// OCI platform architecture.
-    #[serde(default = "default_arch")]
+    #[serde(default = "default_arch", skip_serializing_if = "is_default_arch")]
     pub architecture: String,
     /// OCI platform OS.
-    #[serde(default = "default_os")]
+    #[serde(default = "default_os", skip_serializing_if = "is_default_os")]
     pub os: String,
     /// RFC 3339 creation time; see [`Plan::created_time`].
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
     /// mtime of every entry of `files` layers; see [`Plan::mtime`].
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_date_epoch: Option<u64>,
     /// The unprivileged user.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "User::is_default")]
     pub user: User,
     /// Allow root, setuid/setgid and world-writable paths.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub allow_root: bool,
     /// Generate the base layer (users, groups, /tmp, home) below `layers`.
     /// `false` when the first layer already is one, prebuilt by `ocipack
     /// layer` from a `base` spec (the Nix library builds it once per user,
     /// as a derivation of its own).
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
     pub generate_base: bool,
     /// Runtime configuration.
     #[serde(default)]
@@ -65,7 +65,7 @@ pub struct Plan {
 }
 
 /// The image's unprivileged user.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct User {
     /// Login name.
@@ -93,11 +93,19 @@ impl Default for User {
     }
 }
 
+impl User {
+    /// True for the default user (`app`, 65532:65532, `/home/app`).
+    pub fn is_default(&self) -> bool {
+        *self == User::default()
+    }
+}
+
 /// The runtime configuration (the `config` object of the OCI image config).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RunConfig {
     /// `User`; defaults to `uid:gid` of [`Plan::user`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// `Env` as `K=V` strings.
     #[serde(default)]
@@ -109,6 +117,7 @@ pub struct RunConfig {
     #[serde(default)]
     pub cmd: Vec<String>,
     /// `WorkingDir`; defaults to the user's home.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
     /// `ExposedPorts` as `port/proto`.
     #[serde(default)]
@@ -120,29 +129,35 @@ pub struct RunConfig {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// `StopSignal`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
     /// Docker's `Healthcheck` extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
 }
 
 /// A container healthcheck (Docker extension to the image config).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Healthcheck {
     /// `["CMD", ...]`, `["CMD-SHELL", ...]` or `["NONE"]`.
     pub test: Vec<String>,
     /// Seconds between checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub interval_seconds: Option<u64>,
     /// Seconds before a check counts as failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
     /// Grace period after start, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub start_period_seconds: Option<u64>,
     /// Consecutive failures before unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
 }
 
 /// One layer of the plan.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Layer {
     /// A set of files, directories and symlinks.
@@ -158,19 +173,19 @@ pub enum Layer {
 
 /// The base layer of a layer spec: the same bytes a plan with this `user`
 /// generates.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BaseLayer {
     /// The image's unprivileged user.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "User::is_default")]
     pub user: User,
     /// Allow a root user (as a plan's `allowRoot`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub allow_root: bool,
 }
 
 /// Compression of a layer blob.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// gzip (multi-member, fixed header, level 6).
@@ -183,48 +198,53 @@ pub enum Compression {
 }
 
 /// A layer made of entries.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FilesLayer {
     /// What the layer holds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub comment: String,
     /// Blob compression.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub compression: Compression,
     /// Default owner uid.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub uid: u32,
     /// Default owner gid.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub gid: u32,
     /// The entries.
     pub entries: Vec<Entry>,
 }
 
 /// One entry of a files layer: a source on disk, an empty directory or a symlink.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Entry {
     /// Path on disk (relative paths are relative to the plan's directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<PathBuf>,
     /// Absolute path in the image.
     pub target: String,
     /// Create an empty directory at `target`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub directory: bool,
     /// Create a symlink at `target` pointing here.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub symlink: Option<String>,
     /// Owner uid for everything the entry yields.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
     /// Owner gid for everything the entry yields.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
     /// Octal mode string, e.g. `"0755"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
 }
 
 /// A model layer.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ModelLayer {
     /// The model's name.
@@ -236,7 +256,7 @@ pub struct ModelLayer {
 }
 
 /// A layer built earlier by `ocipack layer`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PrebuiltLayer {
     /// Directory holding `blob` and `descriptor.json`.
@@ -244,7 +264,7 @@ pub struct PrebuiltLayer {
 }
 
 /// A standalone layer spec for `ocipack layer`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LayerSpec {
     /// Must be [`PLAN_VERSION`].
@@ -252,11 +272,31 @@ pub struct LayerSpec {
     /// A files or model layer.
     pub layer: Layer,
     /// mtime for files layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source_date_epoch: Option<u64>,
 }
 
 fn default_true() -> bool {
     true
+}
+// Serialization leaves out what a reader fills in anyway (absent options,
+// false flags, the default platform, user, compression and owner), so a
+// plan written from these types says what its author chose; lists and maps
+// are always written.
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+fn is_true(v: &bool) -> bool {
+    *v
+}
+fn is_default_arch(v: &str) -> bool {
+    v == default_arch()
+}
+fn is_default_os(v: &str) -> bool {
+    v == default_os()
 }
 fn default_tags() -> Vec<String> {
     vec!["latest".to_owned()]
@@ -300,6 +340,26 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str, origin: &st
 }
 
 impl Plan {
+    /// A plan of `layers` with every other field at its default, as a plan
+    /// file that names only `version`, `name` and `layers` reads.
+    pub fn new(name: impl Into<String>, layers: Vec<Layer>) -> Plan {
+        Plan {
+            version: PLAN_VERSION,
+            name: name.into(),
+            tags: default_tags(),
+            architecture: default_arch(),
+            os: default_os(),
+            created: None,
+            source_date_epoch: None,
+            user: User::default(),
+            allow_root: false,
+            generate_base: true,
+            config: RunConfig::default(),
+            annotations: BTreeMap::new(),
+            layers,
+        }
+    }
+
     /// Reads and validates a plan file; relative sources become relative to its directory.
     ///
     /// # Errors
@@ -453,5 +513,46 @@ impl Plan {
             Some(c) => c.clone(),
             None => rfc3339(env_source_date_epoch()?.unwrap_or(1)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression for issue 12: plans are written from these types (the host
+    /// builder), so what they write must read back as the same plan.
+    #[test]
+    fn a_serialized_plan_reads_back_the_same() {
+        let text = r#"{"version":1,"name":"x","tags":["a"],"architecture":"arm64",
+            "created":"2024-01-02T03:04:05Z","sourceDateEpoch":7,
+            "user":{"name":"u","uid":10,"gid":11,"home":"/home/u"},"allowRoot":true,
+            "generateBase":false,"annotations":{"k":"v"},
+            "config":{"user":"10","env":["A=1"],"entrypoint":["/e"],"cmd":[],"workingDir":"/w",
+              "exposedPorts":["1/tcp"],"volumes":[],"labels":{},"stopSignal":"SIGINT",
+              "healthcheck":{"test":["NONE"],"retries":2}},
+            "layers":[{"kind":"files","comment":"c","compression":"zstd","uid":1,"entries":[
+                {"source":"/s","target":"/t","mode":"0644"},
+                {"target":"/d","directory":true,"uid":3,"gid":4},
+                {"target":"/l","symlink":"t"}]},
+              {"kind":"model","name":"m","source":"/m","target":"/models/m"},
+              {"kind":"prebuilt","path":"/p"}]}"#;
+        let plan = Plan::from_json(text, "t", None).unwrap();
+        let once = serde_json::to_value(&plan).unwrap();
+        let again = Plan::from_json(&once.to_string(), "t", None).unwrap();
+        assert_eq!(serde_json::to_value(&again).unwrap(), once);
+        let input: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(once, input, "every field given is written back as given");
+    }
+
+    #[test]
+    fn a_default_plan_writes_only_what_it_must() {
+        let v = serde_json::to_value(Plan::new("x", vec![])).unwrap();
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["annotations", "config", "layers", "name", "tags", "version"]
+        );
+        Plan::from_json(&v.to_string(), "t", None).unwrap();
     }
 }

@@ -1,0 +1,309 @@
+//! Each step of `plan_for` on its own, with files under a temporary
+//! directory and the host's own `/usr/bin/true` as an ELF program.
+
+use std::path::{Path, PathBuf};
+
+use ocipack::plan::Entry;
+
+use super::*;
+
+/// A definition parsed from TOML as `images/<name>.toml` under `repo`.
+fn definition(repo: &Path, text: &str) -> Definition {
+    let mut def: Definition = toml::from_str(text).unwrap();
+    def.path = repo.join("images").join(format!("{}.toml", def.name));
+    def
+}
+
+const CRATE: &str = r#"
+name = "svc"
+description = "a service"
+probe = true
+[source]
+crate = "svc-crate"
+binary = "svc"
+[config]
+entrypoint = ["/app/bin/svc"]
+env = { PORT = "3000" }
+working_dir = "/home/app"
+exposed_ports = ["3000/tcp"]
+stop_signal = "SIGTERM"
+[healthcheck]
+test = ["CMD", "/app/bin/svc", "--healthcheck"]
+retries = 3
+[files]
+"/etc/svc.conf" = "conf/svc.conf"
+[directories]
+paths = ["/data"]
+[labels]
+"org.opencontainers.image.title" = "the service"
+"#;
+
+/// A repository with `svc` and `http-probe` (copies of /usr/bin/true) in
+/// its bin dir and `conf/svc.conf`; no CA bundle.
+struct Repo {
+    _tmp: tempfile::TempDir,
+    ctx: HostContext,
+}
+
+fn repo() -> Repo {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_owned();
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(root.join("conf")).unwrap();
+    std::fs::write(root.join("conf/svc.conf"), "x = 1\n").unwrap();
+    for b in ["svc", "http-probe"] {
+        std::fs::copy("/usr/bin/true", bin.join(b)).unwrap();
+    }
+    let mut ctx = HostContext::new(&root, &bin).unwrap();
+    ctx.ca_bundle = None;
+    Repo { _tmp: tmp, ctx }
+}
+
+fn targets(tree: &Tree) -> Vec<&str> {
+    tree.targets().collect()
+}
+
+fn entry<'a>(entries: &'a [Entry], target: &str) -> &'a Entry {
+    entries.iter().find(|e| e.target == target).unwrap()
+}
+
+#[test]
+fn program_puts_the_binary_and_the_probe_in_the_application() {
+    let r = repo();
+    let def = definition(&r.ctx.repo_root, CRATE);
+    let p = Planning {
+        def: &def,
+        host: &r.ctx,
+    };
+    let mut parts = Parts::default();
+    program(&p, &mut parts).unwrap();
+    assert_eq!(targets(&parts.app), ["/app/bin/svc", PROBE_TARGET]);
+    let roots: Vec<_> = parts.roots.iter().map(|r| r.target.clone()).collect();
+    assert_eq!(roots, [PathBuf::from("/app/bin/svc"), PROBE_TARGET.into()]);
+    assert!(parts.system.is_empty() && parts.env.is_empty());
+}
+
+#[test]
+fn program_refuses_a_missing_binary_and_nix_only_images() {
+    let r = repo();
+    std::fs::remove_file(r.ctx.bin_dir.join("http-probe")).unwrap();
+    let def = definition(&r.ctx.repo_root, CRATE);
+    let p = Planning {
+        def: &def,
+        host: &r.ctx,
+    };
+    let err = program(&p, &mut Parts::default()).unwrap_err();
+    assert!(err.to_string().contains("-p http-probe"), "{err}");
+
+    let def = definition(
+        &r.ctx.repo_root,
+        "name = \"q\"\n[source]\nnixpkgs = \"q\"\nhost_unsupported = \"no package\"\n[config]\ncmd = [\"q\"]\n",
+    );
+    let p = Planning {
+        def: &def,
+        host: &r.ctx,
+    };
+    let err = program(&p, &mut Parts::default()).unwrap_err();
+    assert!(matches!(err, Error::HostUnsupported { .. }), "{err:?}");
+}
+
+#[test]
+fn program_mirrors_host_binaries_at_their_paths() {
+    let r = repo();
+    let def = definition(
+        &r.ctx.repo_root,
+        "name = \"t\"\n[source]\nnixpkgs = \"coreutils\"\nhost_binaries = [\"/usr/bin/true\"]\n[config]\nentrypoint = [\"/usr/bin/true\"]\n",
+    );
+    let p = Planning {
+        def: &def,
+        host: &r.ctx,
+    };
+    let mut parts = Parts::default();
+    program(&p, &mut parts).unwrap();
+    assert!(targets(&parts.app).contains(&"/usr/bin/true"));
+    assert_eq!(parts.roots[0].host, PathBuf::from("/usr/bin/true"));
+}
+
+#[test]
+fn runtimes_add_the_library_its_soname_link_and_ort_dylib_path() {
+    let r = repo();
+    let def = definition(&r.ctx.repo_root, CRATE);
+    let p = Planning {
+        def: &def,
+        host: &r.ctx,
+    };
+    let rt = CheckedAsset {
+        name: "onnxruntime".into(),
+        file: "libonnxruntime.so.1.2.3".into(),
+        soname: "libonnxruntime.so.1".into(),
+        source: "/assets/libonnxruntime.so.1.2.3".into(),
+    };
+    let mut parts = Parts::default();
+    runtimes(&p, &[rt], &mut parts).unwrap();
+    assert_eq!(
+        targets(&parts.runtime),
+        [
+            "/usr/lib/onnxruntime/libonnxruntime.so.1",
+            "/usr/lib/onnxruntime/libonnxruntime.so.1.2.3"
+        ]
+    );
+    assert_eq!(
+        parts.env,
+        [(
+            "ORT_DYLIB_PATH".to_owned(),
+            "/usr/lib/onnxruntime/libonnxruntime.so.1".to_owned()
+        )]
+    );
+    assert_eq!(parts.roots.len(), 1);
+}
+
+#[test]
+fn elf_libraries_put_the_closure_in_the_system_layer() {
+    let r = repo();
+    let def = definition(&r.ctx.repo_root, CRATE);
+    let p = Planning {
+        def: &def,
+        host: &r.ctx,
+    };
+    let mut parts = Parts::default();
+    parts.roots.push(Root::same("/usr/bin/true"));
+    elf_libraries(&p, &mut parts).unwrap();
+    let system = targets(&parts.system);
+    assert!(
+        system.contains(&"/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        "{system:?}"
+    );
+    assert!(system.contains(&"/lib64"), "{system:?}");
+    // Debian's libc sits in a built-in directory: no LD_LIBRARY_PATH.
+    assert!(parts.env.is_empty(), "{:?}", parts.env);
+}
+
+#[test]
+fn files_take_the_ca_bundle_files_and_directories() {
+    let mut r = repo();
+    let ca = r.ctx.repo_root.join("ca.crt");
+    std::fs::write(&ca, "cert\n").unwrap();
+    r.ctx.ca_bundle = Some(ca.clone());
+    let def = definition(&r.ctx.repo_root, CRATE);
+    let p = Planning {
+        def: &def,
+        host: &r.ctx,
+    };
+    let mut parts = Parts::default();
+    files(&p, &mut parts).unwrap();
+    assert!(targets(&parts.system).contains(&ca.to_str().unwrap()));
+    let app = parts.app.to_entries();
+    assert_eq!(
+        entry(&app, "/etc/svc.conf").source,
+        Some(r.ctx.repo_root.join("conf/svc.conf"))
+    );
+    let data = entry(&app, "/data");
+    assert!(data.directory);
+    assert_eq!((data.uid, data.gid), (Some(65532), Some(65532)));
+
+    std::fs::remove_file(r.ctx.repo_root.join("conf/svc.conf")).unwrap();
+    let msg = files(&p, &mut Parts::default()).unwrap_err().to_string();
+    assert!(msg.contains("does not exist"), "{msg}");
+}
+
+#[test]
+fn env_merges_sorted_and_refuses_contradictions() {
+    let r = repo();
+    let def = definition(&r.ctx.repo_root, CRATE);
+    let p = Planning {
+        def: &def,
+        host: &r.ctx,
+    };
+    let builder = [
+        ("A".to_owned(), "1".to_owned()),
+        ("PORT".to_owned(), "3000".to_owned()),
+    ];
+    assert_eq!(env(&p, &builder).unwrap(), ["A=1", "PORT=3000"]);
+    let msg = env(&p, &[("PORT".to_owned(), "1".to_owned())])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("env PORT=3000 contradicts the builder's PORT=1"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn layers_go_from_system_to_application_within_max() {
+    let r = repo();
+    let mut def = definition(&r.ctx.repo_root, CRATE);
+    let mut parts = Parts::default();
+    parts
+        .runtime
+        .symlink(Path::new("/usr/lib/rt/librt.so.1"), "librt.so.1.0")
+        .unwrap();
+    let assets = Assets {
+        models: vec![CheckedAsset {
+            name: "m".into(),
+            file: "m.onnx".into(),
+            soname: String::new(),
+            source: "/assets/m.onnx".into(),
+        }],
+        runtimes: vec![CheckedAsset {
+            name: "rt".into(),
+            file: "librt.so.1.0".into(),
+            soname: "librt.so.1".into(),
+            source: "/assets/librt.so.1.0".into(),
+        }],
+    };
+    let p = Planning {
+        def: &def,
+        host: &r.ctx,
+    };
+    let got = layers(&p, &assets, &parts).unwrap();
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|l| match l {
+            Layer::Files(f) => f.comment.clone(),
+            Layer::Model(m) => format!("model {}", m.target),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "system libraries",
+            "runtime libraries: rt",
+            "model /models/m/m.onnx",
+            "application: svc"
+        ]
+    );
+
+    def.layers.max = 3;
+    let p = Planning {
+        def: &def,
+        host: &r.ctx,
+    };
+    let err = layers(&p, &assets, &parts).unwrap_err();
+    assert!(err.to_string().contains("needs 4 layers"), "{err}");
+}
+
+#[test]
+fn config_carries_the_definition_and_default_labels() {
+    let r = repo();
+    let def = definition(&r.ctx.repo_root, CRATE);
+    let p = Planning {
+        def: &def,
+        host: &r.ctx,
+    };
+    let labels = labels(&def);
+    // A label the definition sets wins; the description fills the gap.
+    assert_eq!(labels["org.opencontainers.image.title"], "the service");
+    assert_eq!(labels["org.opencontainers.image.description"], "a service");
+    let c = config(&p, vec!["PORT=3000".into()], labels.clone());
+    assert_eq!(c.entrypoint, ["/app/bin/svc"]);
+    assert_eq!(c.env, ["PORT=3000"]);
+    assert_eq!(c.working_dir.as_deref(), Some("/home/app"));
+    assert_eq!(c.exposed_ports, ["3000/tcp"]);
+    assert_eq!(c.stop_signal.as_deref(), Some("SIGTERM"));
+    assert_eq!(c.user, None);
+    assert_eq!(c.labels, labels);
+    let hc = c.healthcheck.unwrap();
+    assert_eq!((hc.retries, hc.interval_seconds), (Some(3), None));
+}
