@@ -70,6 +70,19 @@ pub fn run(a: DeployArgs, json: bool) -> Result<()> {
             let image = l.find(None).with_context(|| {
                 format!("{}: cannot pick the image to deploy", layout.display())
             })?;
+            // A multi-platform layout (`ocipack index`) has an image index
+            // here: its digest is pinned, so each node pulls its platform.
+            let entry = l.find_entry(None)?;
+            if entry.is_index() {
+                let doc = l.read_index(&entry)?;
+                if doc.children.iter().any(|c| c.platform.is_none()) {
+                    bail!(
+                        "{}: the image index {} has a child without a platform; rebuild it with ocipack index",
+                        layout.display(),
+                        entry.digest
+                    );
+                }
+            }
             Some(format!("{registry}/{}@{}", def.name, image.digest))
         } else {
             None

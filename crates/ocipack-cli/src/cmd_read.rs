@@ -106,6 +106,9 @@ pub fn inspect(a: InspectArgs, json: bool) -> Result<()> {
     }
     for img in images {
         println!("tags:     {}", img.tags.join(", "));
+        if let (Some(p), Some(i)) = (&img.platform, &img.index_digest) {
+            println!("platform: {p} (index {i})");
+        }
         println!("manifest: {}", img.manifest_digest);
         println!("config:   {}", img.config_digest);
         println!(

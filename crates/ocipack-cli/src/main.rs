@@ -8,6 +8,7 @@ mod cmd_attest;
 mod cmd_build;
 mod cmd_deploy;
 mod cmd_host;
+mod cmd_index;
 mod cmd_layers;
 mod cmd_push;
 mod cmd_read;
@@ -57,6 +58,8 @@ enum Command {
     Export(cmd_read::ExportArgs),
     /// Build images from images/NAME.toml with the host's binaries and libraries (no Nix).
     Host(cmd_host::HostArgs),
+    /// Combine per-platform layouts into one layout with an OCI image index per tag.
+    Index(cmd_index::IndexArgs),
     /// Push layouts to an OCI distribution registry.
     Push(cmd_push::PushArgs),
     /// Pin deploy/images.env and the kustomize images to the built digests.
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cmd_read::inspect(a, json),
         Command::Export(a) => cmd_read::export(a, json),
         Command::Host(a) => cmd_host::run(a, json),
+        Command::Index(a) => cmd_index::run(a, json),
         Command::Push(a) => cmd_push::run(a, json),
         Command::Deploy(a) => cmd_deploy::run(a, json),
         Command::Sbom(a) => cmd_sbom::run(a, json),

@@ -39,6 +39,30 @@ pub fn export_docker_archive(
 ) -> Result<()> {
     let layout = Layout::open_with(dir, Limits::default(), Symlinks::Confined)?;
     let image = layout.find(tag)?;
+    // A multi-platform entry (an image index): the child of this machine's
+    // platform, which is what `docker load` can run.
+    let entry = layout.find_entry(tag)?;
+    let image = if entry.is_index() {
+        let host = crate::layout::Platform::host();
+        let children = layout.platform_images(&entry)?;
+        let names: Vec<String> = children
+            .iter()
+            .map(|(p, _)| p.as_ref().map_or("(none)".into(), ToString::to_string))
+            .collect();
+        children
+            .into_iter()
+            .find(|(p, _)| p.as_ref().is_some_and(|p| p.matches(&host)))
+            .map(|(_, i)| i)
+            .ok_or_else(|| {
+                layout.err(format!(
+                    "the image index {} has no child for this machine's platform {host} (it has {}); export a per-platform layout instead",
+                    entry.digest,
+                    names.join(", ")
+                ))
+            })?
+    } else {
+        image
+    };
     let (manifest, _) = layout.manifest(&image)?;
     let config = manifest.config();
     let config_desc = descriptor(config);

@@ -44,6 +44,12 @@ pub struct ImageInfo {
     pub layers: Vec<LayerInfo>,
     /// Sum of blob sizes (config and manifest included).
     pub total_size: u64,
+    /// The platform (`linux/arm64`), for a child of an image index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// The image index listing it, for a child of an image index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_digest: Option<String>,
 }
 
 /// Describes every image of the layout at `dir`.
@@ -53,7 +59,14 @@ pub struct ImageInfo {
 pub fn inspect(dir: &Path) -> Result<Vec<ImageInfo>> {
     let layout = Layout::open(dir)?;
     let mut out: Vec<ImageInfo> = Vec::new();
-    for image in layout.images()? {
+    let mut images = Vec::new();
+    for entry in layout.index_descriptors()? {
+        let index = entry.is_index().then(|| entry.digest.clone());
+        for (platform, image) in layout.platform_images(&entry)? {
+            images.push((platform.map(|p| p.to_string()), index.clone(), image));
+        }
+    }
+    for (platform, index_digest, image) in images {
         if let Some(existing) = out.iter_mut().find(|i| i.manifest_digest == image.digest) {
             existing.tags.extend(image.tag);
             continue;
@@ -105,6 +118,8 @@ pub fn inspect(dir: &Path) -> Result<Vec<ImageInfo>> {
                 + image.size,
             config,
             layers,
+            platform,
+            index_digest,
         });
     }
     Ok(out)

@@ -25,6 +25,7 @@ pub mod compress;
 pub mod digest;
 mod error;
 pub mod export;
+pub mod index;
 pub mod inspect;
 pub mod json;
 pub mod layer;

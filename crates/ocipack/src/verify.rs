@@ -26,6 +26,8 @@ pub struct Policy {
 pub struct VerifyReport {
     /// Images (distinct manifests) checked.
     pub images: usize,
+    /// Image indexes (multi-platform entries) checked.
+    pub indexes: usize,
     /// Blobs re-hashed.
     pub blobs: usize,
     /// Distinct layers scanned (a layer shared by several images counts once).
@@ -53,38 +55,125 @@ const SHELLS: [&str; 8] = [
 pub fn verify(dir: &Path, policy: Policy) -> Result<VerifyReport> {
     let layout = Layout::open(dir)?;
     let mut r = VerifyReport::default();
-    let images = match layout.images() {
+    let entries = match layout.index_descriptors() {
         Ok(i) => i,
         Err(e) => {
             r.problems.push(e.to_string());
             return Ok(r);
         }
     };
-    if images.is_empty() {
+    if entries.is_empty() {
         r.problems.push("index.json lists no image".into());
     }
     // Hash every blob once; the image checks below look sizes up here.
     let sizes = rehash_all(&layout, &mut r);
     let mut seen = BTreeSet::new();
     let mut cache = LayerCache::new();
-    for image in &images {
-        if image.tag.is_none() {
+    for entry in &entries {
+        if entry.tag().is_none() {
             r.problems.push(format!(
                 "index entry {} has no org.opencontainers.image.ref.name",
-                image.digest
+                entry.digest
             ));
         }
-        if seen.insert(image.digest.clone()) {
-            r.images += 1;
-            if let Err(e) =
-                verify_image(&layout, image, policy, &sizes, &mut cache, &mut r.problems)
-            {
-                r.problems.push(e.to_string());
-            }
+        if !seen.insert(entry.digest.clone()) {
+            continue;
+        }
+        if entry.is_index() {
+            r.indexes += 1;
+            verify_index(
+                &layout, entry, policy, &sizes, &mut cache, &mut seen, &mut r,
+            );
+            continue;
+        }
+        let image = crate::layout::ImageRef {
+            tag: entry.tag().map(str::to_owned),
+            digest: entry.digest.clone(),
+            size: entry.size,
+        };
+        r.images += 1;
+        if let Err(e) = verify_image(&layout, &image, policy, &sizes, &mut cache, &mut r.problems) {
+            r.problems.push(e.to_string());
         }
     }
     r.layers_scanned = cache.len();
     Ok(r)
+}
+
+/// Checks an image index entry: each child is an image manifest with a
+/// `platform` that matches its config's `os`/`architecture`/`variant`, no
+/// platform twice, and each child passes [`verify_image`].
+fn verify_index(
+    layout: &Layout,
+    entry: &Descriptor,
+    policy: Policy,
+    sizes: &BTreeMap<String, u64>,
+    cache: &mut LayerCache,
+    seen: &mut BTreeSet<String>,
+    r: &mut VerifyReport,
+) {
+    let at = |m: String| format!("index {}: {m}", entry.digest);
+    let doc = match layout.read_index(entry) {
+        Ok(d) => d,
+        Err(e) => {
+            r.problems.push(e.to_string());
+            return;
+        }
+    };
+    if doc.children.is_empty() {
+        r.problems.push(at("lists no manifest".into()));
+    }
+    let mut platforms = BTreeMap::new();
+    for c in &doc.children {
+        let d = &c.descriptor;
+        if d.media_type != MANIFEST_MEDIA_TYPE {
+            r.problems.push(at(format!(
+                "child {} has mediaType {:?}, expected {MANIFEST_MEDIA_TYPE}",
+                d.digest, d.media_type
+            )));
+            continue;
+        }
+        let Some(p) = &c.platform else {
+            r.problems
+                .push(at(format!("child {} has no platform", d.digest)));
+            continue;
+        };
+        if let Some(prev) = platforms.insert(p.to_string(), d.digest.clone()) {
+            r.problems.push(at(format!(
+                "platform {p} is listed twice ({prev} and {})",
+                d.digest
+            )));
+        }
+        let image = crate::layout::ImageRef {
+            tag: entry.tag().map(str::to_owned),
+            digest: d.digest.clone(),
+            size: d.size,
+        };
+        // The config's platform, checked against the index's claim.
+        match layout.manifest(&image).and_then(|(m, _)| layout.config(&m)) {
+            Ok((_, cfg, _)) => match crate::layout::Platform::from_config(&cfg) {
+                Some(cp) if cp.matches(p) => {}
+                Some(cp) => r.problems.push(at(format!(
+                    "child {} is listed as {p} but its config says {cp}",
+                    d.digest
+                ))),
+                None => r.problems.push(at(format!(
+                    "child {} is listed as {p} but its config has no os/architecture",
+                    d.digest
+                ))),
+            },
+            Err(e) => {
+                r.problems.push(at(e.to_string()));
+                continue;
+            }
+        }
+        if seen.insert(d.digest.clone()) {
+            r.images += 1;
+            if let Err(e) = verify_image(layout, &image, policy, sizes, cache, &mut r.problems) {
+                r.problems.push(e.to_string());
+            }
+        }
+    }
 }
 
 fn verify_image(

@@ -97,7 +97,7 @@ fn an_index_entry_resolves_to_its_platform_children() {
     let p = Platform::from_config(&cfg).unwrap();
     assert!(p.matches(pairs[1].0.as_ref().unwrap()), "arm64 == arm64/v8");
     // The graph (what push walks) has the children before the index.
-    let g = layout.graph(&[entry.clone()]).unwrap();
+    let g = layout.graph(std::slice::from_ref(&entry)).unwrap();
     let order: Vec<&str> = g
         .children_first(&entry.digest)
         .iter()

@@ -77,6 +77,21 @@ impl Platform {
         })
     }
 
+    /// The platform of the running machine (`linux/amd64` on x86-64,
+    /// `linux/arm64` on AArch64; other architectures keep Rust's name).
+    pub fn host() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            a => a,
+        };
+        Platform {
+            os: std::env::consts::OS.into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
+    }
+
     /// Whether `other` names the same platform, treating arm64's default
     /// variant `v8` as equal to no variant (as registries and runtimes do).
     pub fn matches(&self, other: &Platform) -> bool {
