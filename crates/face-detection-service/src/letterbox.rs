@@ -53,10 +53,13 @@ impl Letterbox {
     /// Resizing and normalising are fused into one pass writing the planar
     /// buffer directly: bilinear with half-pixel centres and no antialiasing,
     /// which is OpenCV's `INTER_LINEAR`, the reference pipeline's resize.
-    /// (`image::imageops::resize` plus a copy cost several times more.) The
-    /// taps are computed once per column and per row, the three planes are
-    /// written in the same pass, and padding is written only where the image
-    /// is not (the arithmetic per value is unchanged, so are the floats).
+    /// (`image::imageops::resize` plus a copy cost several times more.) Done
+    /// separably: each source row is interpolated along x once (not once per
+    /// output row that uses it), then output rows blend two such rows, a
+    /// loop the compiler vectorises; padding is written only where the image
+    /// is not. Each value is computed with exactly the per-pixel formula's
+    /// operations in the same order, so the floats are unchanged (a test
+    /// compares bit for bit).
     ///
     /// # Panics
     ///
@@ -81,40 +84,55 @@ impl Letterbox {
         };
         let (xs, ys) = (taps(w, src_w), taps(h, src_h));
         let pixels = image.as_raw();
-        let (planes, _) = out.split_at_mut(3 * plane);
-        let (r, rest) = planes.split_at_mut(plane);
-        let (g, b) = rest.split_at_mut(plane);
-        let mut channels = [r, g, b];
-        for y in 0..side {
-            let rows = channels
-                .each_mut()
-                .map(|c| &mut c[y * side..(y + 1) * side]);
-            let [rr, rg, rb] = rows;
-            let Some(&(y0, y1, fy)) = ys.get(y) else {
-                rr.fill(pad);
-                rg.fill(pad);
-                rb.fill(pad);
-                continue;
-            };
-            let row0 = &pixels[y0 * src_w * 3..(y0 + 1) * src_w * 3];
-            let row1 = &pixels[y1 * src_w * 3..(y1 + 1) * src_w * 3];
+        // One source row interpolated along x, planar (w reds, w greens, w
+        // blues): the `top` and `bottom` of the bilinear formula. Output rows
+        // walk the source rows in order, so two cached rows suffice and each
+        // source row is interpolated once, not once per output row using it.
+        let horizontal = |sy: usize, buf: &mut [f32]| {
+            let row = &pixels[sy * src_w * 3..(sy + 1) * src_w * 3];
+            let (r, rest) = buf.split_at_mut(w);
+            let (g, b) = rest.split_at_mut(w);
             for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
-                let (a0, a1) = (&row0[x0 * 3..x0 * 3 + 3], &row0[x1 * 3..x1 * 3 + 3]);
-                let (b0, b1) = (&row1[x0 * 3..x0 * 3 + 3], &row1[x1 * 3..x1 * 3 + 3]);
-                let mut v = [0.0f32; 3];
-                for c in 0..3 {
-                    let p = |s: &[u8]| f32::from(s[c]);
-                    let top = p(a0) + (p(a1) - p(a0)) * fx;
-                    let bottom = p(b0) + (p(b1) - p(b0)) * fx;
-                    v[c] = (top + (bottom - top) * fy - 127.5) / 128.0;
-                }
-                rr[x] = v[0];
-                rg[x] = v[1];
-                rb[x] = v[2];
+                let (p0, p1) = (&row[x0 * 3..x0 * 3 + 3], &row[x1 * 3..x1 * 3 + 3]);
+                let lerp = |c: usize| {
+                    let a = f32::from(p0[c]);
+                    a + (f32::from(p1[c]) - a) * fx
+                };
+                r[x] = lerp(0);
+                g[x] = lerp(1);
+                b[x] = lerp(2);
             }
-            rr[w..].fill(pad);
-            rg[w..].fill(pad);
-            rb[w..].fill(pad);
+        };
+        let mut top = (usize::MAX, vec![0.0f32; 3 * w]);
+        let mut bottom = (usize::MAX, vec![0.0f32; 3 * w]);
+        for plane_out in out.chunks_exact_mut(plane) {
+            // padding right of the image, and the rows below it
+            for y in 0..h {
+                plane_out[y * side + w..(y + 1) * side].fill(pad);
+            }
+            plane_out[h * side..].fill(pad);
+        }
+        for (y, &(y0, y1, fy)) in ys.iter().enumerate() {
+            if top.0 != y0 {
+                if bottom.0 == y0 {
+                    std::mem::swap(&mut top, &mut bottom);
+                } else {
+                    horizontal(y0, &mut top.1);
+                    top.0 = y0;
+                }
+            }
+            if bottom.0 != y1 {
+                horizontal(y1, &mut bottom.1);
+                bottom.0 = y1;
+            }
+            for c in 0..3 {
+                let dst = &mut out[c * plane + y * side..c * plane + y * side + w];
+                let t = &top.1[c * w..(c + 1) * w];
+                let b = &bottom.1[c * w..(c + 1) * w];
+                for ((o, &t), &b) in dst.iter_mut().zip(t).zip(b) {
+                    *o = (t + (b - t) * fy - 127.5) / 128.0;
+                }
+            }
         }
     }
 }
@@ -137,6 +155,58 @@ mod tests {
         assert_eq!(lb.resized, (320, 640));
         let (x, y) = lb.to_image(320.0, 640.0);
         assert!((x - 300.0).abs() < 1e-3 && (y - 600.0).abs() < 1e-3);
+    }
+
+    /// The per-pixel formula the letterbox had before it was made separable.
+    fn reference(lb: &Letterbox, image: &RgbImage) -> Vec<f32> {
+        let (w, h) = (lb.resized.0 as usize, lb.resized.1 as usize);
+        let side = lb.input as usize;
+        let (src_w, src_h) = (image.width() as usize, image.height() as usize);
+        let mut data = vec![-127.5 / 128.0; 3 * side * side];
+        let taps = |dst: usize, src: usize| -> Vec<(usize, usize, f32)> {
+            let scale = src as f32 / dst as f32;
+            (0..dst)
+                .map(|i| {
+                    let s = ((i as f32 + 0.5) * scale - 0.5).max(0.0);
+                    let i0 = (s as usize).min(src - 1);
+                    (i0, (i0 + 1).min(src - 1), s - i0 as f32)
+                })
+                .collect()
+        };
+        let (xs, ys) = (taps(w, src_w), taps(h, src_h));
+        let px = image.as_raw();
+        for (y, &(y0, y1, fy)) in ys.iter().enumerate() {
+            for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
+                for c in 0..3 {
+                    let p = |yy: usize, xx: usize| f32::from(px[(yy * src_w + xx) * 3 + c]);
+                    let top = p(y0, x0) + (p(y0, x1) - p(y0, x0)) * fx;
+                    let bottom = p(y1, x0) + (p(y1, x1) - p(y1, x0)) * fx;
+                    let v = top + (bottom - top) * fy;
+                    data[c * side * side + y * side + x] = (v - 127.5) / 128.0;
+                }
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn separable_fill_is_bit_identical_to_the_per_pixel_formula() {
+        let noise = |x: u32, y: u32, c: u32| ((x * 7919 + y * 104_729 + c * 31) % 251) as u8;
+        for (sw, sh) in [(233, 287), (300, 200), (1000, 700), (64, 64), (1, 5)] {
+            let img = RgbImage::from_fn(sw, sh, |x, y| {
+                image::Rgb([noise(x, y, 0), noise(x, y, 1), noise(x, y, 2)])
+            });
+            let lb = Letterbox::new(sw, sh, 128);
+            let got = lb.tensor(&img);
+            let want = reference(&lb, &img);
+            let same = got
+                .as_slice()
+                .unwrap()
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{sw}x{sh}: values differ from the per-pixel formula");
+        }
     }
 
     #[test]
