@@ -7,6 +7,7 @@ use clap::Args;
 use ocipack::plan::{LayerSpec, Plan};
 use ocipack::BuildOptions;
 
+use crate::cmd_cache::CacheFlags;
 use crate::nix_attrs::Attrs;
 use crate::progress::Bar;
 
@@ -28,9 +29,12 @@ pub struct BuildArgs {
     /// Compression threads (default: every core). Does not change the output.
     #[arg(long)]
     threads: Option<usize>,
-    /// Read the plan from the Nix structured attrs (`plan`) and write to `outputs.out`.
+    /// Read the plan from the Nix structured attrs (`plan`) and write to `outputs.out`
+    /// (no layer cache unless --cache is given).
     #[arg(long, conflicts_with_all = ["plan", "output"])]
     nix_attrs: bool,
+    #[command(flatten)]
+    cache: CacheFlags,
 }
 
 /// Arguments of `ocipack layer`.
@@ -72,11 +76,13 @@ pub fn build(a: BuildArgs, json: bool) -> Result<()> {
             a.link_blobs,
         )
     };
+    let cache = a.cache.open(!a.nix_attrs)?;
     let bar = Bar::new(json);
     let opts = BuildOptions {
         link_blobs: link,
         threads: threads(a.threads)?,
         progress: &bar,
+        cache: cache.as_ref(),
     };
     let report = ocipack::build(&plan, &origin, &out, &opts);
     bar.finish();
@@ -91,11 +97,12 @@ pub fn build(a: BuildArgs, json: bool) -> Result<()> {
         crate::print_json(&report)?;
     } else {
         eprintln!(
-            "built {} -> {} ({} layers, {} bytes)\n{}",
+            "built {} -> {} ({} layers, {} bytes, {} from the cache)\n{}",
             report.name,
             out.display(),
             report.layers.len(),
             report.compressed_size,
+            report.cache.hits,
             report.manifest_digest
         );
     }

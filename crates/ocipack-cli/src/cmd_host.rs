@@ -52,6 +52,8 @@ pub struct HostArgs {
     /// Compression threads (default: every core). Does not change the output.
     #[arg(long)]
     threads: Option<usize>,
+    #[command(flatten)]
+    cache: crate::cmd_cache::CacheFlags,
 }
 
 pub fn run(a: HostArgs, json: bool) -> Result<()> {
@@ -116,6 +118,8 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
         Some(n) => n,
         None => ocipack::compress::default_threads(),
     };
+    let cache = a.cache.open(true)?;
+    let mut cache_counts = ocipack::cache::CacheCounts::default();
     let mut reports = Vec::new();
     for (name, plan) in &plans {
         let out = if a.all {
@@ -142,6 +146,7 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
             link_blobs: false,
             threads,
             progress: &bar,
+            cache: cache.as_ref(),
         };
         let report = ocipack::build(plan, &origin, &out, &opts);
         bar.finish();
@@ -165,10 +170,11 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
                 report.manifest_digest
             );
         }
+        cache_counts += report.cache;
         reports.push(json!({"plan": plan_path, "report": report}));
     }
     if json {
-        crate::print_json(&json!({"images": reports, "skipped": skipped}))?;
+        crate::print_json(&json!({"images": reports, "skipped": skipped, "cache": cache_counts}))?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 mod cmd_attest;
 mod cmd_build;
+mod cmd_cache;
 mod cmd_deploy;
 mod cmd_host;
 mod cmd_index;
@@ -64,6 +65,8 @@ enum Command {
     Push(cmd_push::PushArgs),
     /// Pin deploy/images.env and the kustomize images to the built digests.
     Deploy(cmd_deploy::DeployArgs),
+    /// Show or prune the layer cache of `build` and `host`.
+    Cache(cmd_cache::CacheArgs),
     /// Write the SBOM (SPDX 2.3, CycloneDX 1.6) of a layout's image from its exact inputs.
     Sbom(cmd_sbom::SbomArgs),
     /// Sign a layout's image (cosign-compatible), or generate a key pair.
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
         Command::Index(a) => cmd_index::run(a, json),
         Command::Push(a) => cmd_push::run(a, json),
         Command::Deploy(a) => cmd_deploy::run(a, json),
+        Command::Cache(a) => cmd_cache::run(a, json),
         Command::Sbom(a) => cmd_sbom::run(a, json),
         Command::Sign(a) => cmd_sign::run(a, json),
         Command::Attest(a) => cmd_attest::run(a, json),

@@ -47,6 +47,23 @@ impl Progress for Bar {
             b.inc(n);
         }
     }
+    fn layer_reused(&self, index: usize, d: &LayerDescriptor) {
+        if let Some(b) = &self.bar {
+            b.println(format!(
+                "layer {index}: {} {} ({} files) {} [cached]",
+                &d.digest[..19],
+                HumanBytes(d.size),
+                d.files,
+                d.comment
+            ));
+        }
+    }
+    fn warning(&self, message: &str) {
+        match &self.bar {
+            Some(b) => b.println(format!("ocipack: warning: {message}")),
+            None => eprintln!("ocipack: warning: {message}"),
+        }
+    }
     fn layer_done(&self, index: usize, d: &LayerDescriptor) {
         if let Some(b) = &self.bar {
             b.println(format!(

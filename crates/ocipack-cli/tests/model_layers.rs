@@ -75,7 +75,10 @@ fn two_gib_model_streams_in_bounded_memory() {
             .arg("build")
             .arg(&p)
             .arg("-o")
-            .arg(t.path().join("out")),
+            .arg(t.path().join("out"))
+            // Through the cache (hashing and storing the 2 GiB too), kept in the tempdir.
+            .arg("--cache")
+            .arg(t.path().join("cache")),
     );
     eprintln!(
         "peak RSS packing a 2 GiB model and a 64 MiB gzip layer: {} MiB",

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::cache::{self, Cache, CacheCounts};
 use crate::compress::default_threads;
 use crate::digest::{hex_of, sha256_reader};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::{store_blob, write_layer, LayerDescriptor, LayerOptions, Progress, Quiet};
 use crate::layout::{self, CONFIG_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use crate::output::{OutputKind, Staging};
-use crate::plan::{Compression, Layer, LayerSpec, Plan, User, PLAN_VERSION};
+use crate::plan::{BaseLayer, Compression, Layer, LayerSpec, Plan, User, PLAN_VERSION};
 use crate::tree::Tree;
 
 /// mtime of model and base layers: fixed, so they are shared across images
@@ -27,6 +28,9 @@ pub struct BuildOptions<'a> {
     pub threads: usize,
     /// Progress sink.
     pub progress: &'a dyn Progress,
+    /// The layer cache to take unchanged layers from and add new ones to;
+    /// `None` packs every layer. Never changes a byte of the output.
+    pub cache: Option<&'a Cache>,
 }
 
 impl Default for BuildOptions<'_> {
@@ -35,6 +39,7 @@ impl Default for BuildOptions<'_> {
             link_blobs: false,
             threads: default_threads(),
             progress: &Quiet,
+            cache: None,
         }
     }
 }
@@ -59,6 +64,91 @@ pub struct BuildReport {
     pub layers: Vec<LayerDescriptor>,
     /// Sum of layer blob sizes.
     pub compressed_size: u64,
+    /// How the layer cache served the packed layers.
+    pub cache: CacheCounts,
+}
+
+/// Everything a packed layer's bytes depend on, decided once per layer for
+/// both `build` and `build_layer` (and keyed by the layer cache).
+#[derive(Debug)]
+pub struct LayerRecipe {
+    /// The entries, parents included.
+    pub tree: Tree,
+    /// mtime of every entry.
+    pub mtime: u64,
+    /// Blob compression.
+    pub compression: Compression,
+    /// History comment (not part of the blob).
+    pub comment: String,
+}
+
+impl LayerRecipe {
+    /// The recipe of a `files`, `model` or `base` layer; `None` for a
+    /// prebuilt one, whose bytes are already made. `files_mtime` is the
+    /// plan's (or spec's) mtime rule, [`Plan::mtime`]; model and base layers
+    /// use [`SHARED_LAYER_MTIME`].
+    ///
+    /// # Errors
+    /// Missing or special sources and every other input error of [`Tree`].
+    pub fn of(
+        layer: &Layer,
+        location: &str,
+        allow_root: bool,
+        files_mtime: u64,
+    ) -> Result<Option<LayerRecipe>> {
+        Ok(Some(match layer {
+            Layer::Files(f) => LayerRecipe {
+                tree: Tree::from_files(f, location, allow_root)?,
+                mtime: files_mtime,
+                compression: f.compression,
+                comment: f.comment.clone(),
+            },
+            Layer::Model(m) => LayerRecipe {
+                tree: model_tree(m, location)?,
+                mtime: SHARED_LAYER_MTIME,
+                compression: Compression::None,
+                comment: format!("model {}", m.name),
+            },
+            Layer::Base(b) => LayerRecipe {
+                tree: base_tree(&b.user)?,
+                mtime: SHARED_LAYER_MTIME,
+                compression: Compression::Gzip,
+                comment: BASE_COMMENT.into(),
+            },
+            Layer::Prebuilt(_) => return Ok(None),
+        }))
+    }
+
+    /// The recipe of the base layer a plan generates for `user`.
+    ///
+    /// # Errors
+    /// A `user.home` that collides with the base layer's own paths.
+    pub fn base(user: &User) -> Result<LayerRecipe> {
+        let base = Layer::Base(BaseLayer {
+            user: user.clone(),
+            allow_root: true,
+        });
+        Ok(
+            LayerRecipe::of(&base, "base layer", true, SHARED_LAYER_MTIME)?
+                .expect("a base layer has a recipe"),
+        )
+    }
+
+    fn options<'a>(
+        &self,
+        threads: usize,
+        progress: &'a dyn Progress,
+        expect_content: Option<&'a std::collections::BTreeMap<String, String>>,
+    ) -> LayerOptions<'a> {
+        LayerOptions {
+            mtime: self.mtime,
+            compression: self.compression,
+            threads,
+            comment: self.comment.clone(),
+            progress,
+            expect_content,
+        }
+    }
 }
 
 /// Builds `plan` into an OCI layout at `out`. `origin` names the plan in errors.
@@ -75,52 +165,34 @@ pub fn build(
     out: &Path,
     opts: &BuildOptions<'_>,
 ) -> Result<BuildReport> {
+    // The one place a plan's rules are checked (a base layer inside a plan
+    // included), also for plans made in code rather than parsed.
+    plan.validate(origin)?;
     crate::output::check_replaceable(out, OutputKind::Layout)?;
     crate::output::check_not_overlapping(out, &plan_sources(plan))?;
     let staging = Staging::new(out, OutputKind::Layout)?;
     let blobs = staging.path.join("blobs/sha256");
     fs::create_dir_all(&blobs).at(&blobs)?;
     let mtime = plan.mtime()?;
+    // Blobs of the layout being replaced are as good as the cache's own.
+    let previous = out.join("blobs/sha256");
+    let packer = Packer {
+        blobs: &blobs,
+        previous: &previous,
+        opts,
+    };
+    let mut counts = CacheCounts::default();
 
     let mut layers = Vec::with_capacity(plan.layers.len() + 1);
     if plan.generate_base {
-        let base = base_tree(&plan.user)?;
-        layers.push(pack(
-            &base,
-            &blobs,
-            0,
-            BASE_COMMENT,
-            SHARED_LAYER_MTIME,
-            Compression::Gzip,
-            opts,
-        )?);
+        layers.push(packer.pack(&LayerRecipe::base(&plan.user)?, 0, &mut counts)?);
     }
     for (i, layer) in plan.layers.iter().enumerate() {
         let loc = format!("{origin}: layer {}", i + 1);
-        let desc = match layer {
-            Layer::Files(f) => {
-                let tree = Tree::from_files(f, &loc, plan.allow_root)?;
-                pack(&tree, &blobs, i + 1, &f.comment, mtime, f.compression, opts)?
-            }
-            Layer::Model(m) => {
-                let tree = model_tree(m, &loc)?;
-                pack(
-                    &tree,
-                    &blobs,
-                    i + 1,
-                    &format!("model {}", m.name),
-                    SHARED_LAYER_MTIME,
-                    Compression::None,
-                    opts,
-                )?
-            }
-            Layer::Prebuilt(p) => import_prebuilt(&p.path, &blobs, opts.link_blobs, &loc)?,
-            Layer::Base(_) => {
-                return Err(Error::Plan {
-                    origin: loc,
-                    message: "a base layer cannot be built inside a plan; prebuild it with `ocipack layer` and set generateBase: false".into(),
-                })
-            }
+        let desc = match (LayerRecipe::of(layer, &loc, plan.allow_root, mtime)?, layer) {
+            (Some(recipe), _) => packer.pack(&recipe, i + 1, &mut counts)?,
+            (None, Layer::Prebuilt(p)) => import_prebuilt(&p.path, &blobs, opts.link_blobs, &loc)?,
+            (None, _) => unreachable!("only prebuilt layers have no recipe"),
         };
         layers.push(desc);
     }
@@ -152,6 +224,7 @@ pub fn build(
         config_digest,
         compressed_size: layers.iter().map(|l| l.size).sum(),
         layers,
+        cache: counts,
     })
 }
 
@@ -180,49 +253,15 @@ pub fn build_layer(
     })?;
     crate::output::check_replaceable(out, OutputKind::Layer)?;
     crate::output::check_not_overlapping(out, &layer_sources(&spec.layer))?;
+    let Some(recipe) = LayerRecipe::of(&spec.layer, origin, false, spec.mtime()?)? else {
+        return Err(Error::Plan {
+            origin: origin.to_owned(),
+            message: "a layer spec cannot be prebuilt; give a files, model or base layer".into(),
+        });
+    };
     let staging = Staging::new(out, OutputKind::Layer)?;
     let blob = staging.path.join("blob");
-    let opts = |mtime, compression, comment: String| LayerOptions {
-        mtime,
-        compression,
-        threads,
-        comment,
-        progress: &Quiet,
-    };
-    let desc = match &spec.layer {
-        Layer::Files(f) => {
-            let tree = Tree::from_files(f, origin, false)?;
-            let mtime = match spec.source_date_epoch {
-                Some(t) => t,
-                None => crate::plan::env_source_date_epoch()?.unwrap_or(1),
-            };
-            write_layer(&tree, &blob, &opts(mtime, f.compression, f.comment.clone()))?
-        }
-        Layer::Model(m) => {
-            let tree = model_tree(m, origin)?;
-            write_layer(
-                &tree,
-                &blob,
-                &opts(
-                    SHARED_LAYER_MTIME,
-                    Compression::None,
-                    format!("model {}", m.name),
-                ),
-            )?
-        }
-        Layer::Base(b) => write_layer(
-            &base_tree(&b.user)?,
-            &blob,
-            &opts(SHARED_LAYER_MTIME, Compression::Gzip, BASE_COMMENT.into()),
-        )?,
-        Layer::Prebuilt(_) => {
-            return Err(Error::Plan {
-                origin: origin.to_owned(),
-                message: "a layer spec cannot be prebuilt; give a files, model or base layer"
-                    .into(),
-            })
-        }
-    };
+    let desc = write_layer(&recipe.tree, &blob, &recipe.options(threads, &Quiet, None))?;
     let text = serde_json::to_value(&desc).expect("descriptor serialises");
     layout::write_file(
         &staging.path.join("descriptor.json"),
@@ -250,32 +289,60 @@ fn layer_sources(layer: &Layer) -> Vec<&Path> {
     }
 }
 
-fn pack(
-    tree: &Tree,
-    blobs: &Path,
-    index: usize,
-    comment: &str,
-    mtime: u64,
-    compression: Compression,
-    opts: &BuildOptions<'_>,
-) -> Result<LayerDescriptor> {
-    opts.progress
-        .layer_started(index, comment, tree.content_bytes());
-    let tmp = blobs.join(format!(".partial-{index}"));
-    let desc = write_layer(
-        tree,
-        &tmp,
-        &LayerOptions {
-            mtime,
-            compression,
-            threads: opts.threads,
-            comment: comment.to_owned(),
-            progress: opts.progress,
-        },
-    )?;
-    store_blob(&tmp, blobs, &desc.digest)?;
-    opts.progress.layer_done(index, &desc);
-    Ok(desc)
+/// Packs recipes into a staging layout's blobs, through the cache when there is one.
+struct Packer<'a> {
+    blobs: &'a Path,
+    previous: &'a Path,
+    opts: &'a BuildOptions<'a>,
+}
+
+impl Packer<'_> {
+    fn pack(
+        &self,
+        recipe: &LayerRecipe,
+        index: usize,
+        counts: &mut CacheCounts,
+    ) -> Result<LayerDescriptor> {
+        let opts = self.opts;
+        let tmp = self.blobs.join(format!(".partial-{index}"));
+        let key = match opts.cache {
+            Some(cache) => {
+                let key = cache::LayerKey::of(recipe)?;
+                let lookup = cache.fetch(&key, &tmp, &[self.previous])?;
+                for w in &lookup.warnings {
+                    opts.progress.warning(w);
+                }
+                if let Some(entry) = lookup.hit {
+                    let desc = entry.descriptor(&recipe.comment);
+                    store_blob(&tmp, self.blobs, &desc.digest)?;
+                    counts.hits += 1;
+                    opts.progress.layer_reused(index, &desc);
+                    return Ok(desc);
+                }
+                counts.misses += 1;
+                Some((cache, key))
+            }
+            None => None,
+        };
+        opts.progress
+            .layer_started(index, &recipe.comment, recipe.tree.content_bytes());
+        let expect = key.as_ref().map(|(_, k)| k.content());
+        let desc = write_layer(
+            &recipe.tree,
+            &tmp,
+            &recipe.options(opts.threads, opts.progress, expect),
+        )?;
+        if let Some((cache, key)) = &key {
+            // A cache that cannot be written to costs speed, never the build.
+            if let Err(e) = cache.store(key, &desc, &tmp) {
+                opts.progress
+                    .warning(&format!("layer {index} was not added to the cache: {e}"));
+            }
+        }
+        store_blob(&tmp, self.blobs, &desc.digest)?;
+        opts.progress.layer_done(index, &desc);
+        Ok(desc)
+    }
 }
 
 fn model_tree(m: &crate::plan::ModelLayer, loc: &str) -> Result<Tree> {
@@ -306,14 +373,16 @@ const BASE_COMMENT: &str = "base: users, groups, /tmp, home";
 /// The generated base layer: who the image's user is, and where it may write.
 /// Its bytes depend only on `user`.
 fn base_tree(user: &User) -> Result<Tree> {
-    use crate::tree::{Kind, Node};
-    let node = |kind, uid, gid, mode| Node {
-        kind,
-        uid,
-        gid,
-        mode,
-        explicit: true,
-    };
+    const LOC: &str = "base layer";
+    if ["/etc", "/etc/passwd", "/etc/group", "/tmp"].contains(&user.home.as_str()) {
+        return Err(Error::Input {
+            location: LOC.into(),
+            message: format!(
+                "user.home {} is a path the base layer itself provides; pick another home",
+                user.home
+            ),
+        });
+    }
     let passwd = format!(
         "root:x:0:0:root:/root:/sbin/nologin\n{n}:x:{u}:{g}:{n}:{h}:/sbin/nologin\n",
         n = user.name,
@@ -323,24 +392,12 @@ fn base_tree(user: &User) -> Result<Tree> {
     );
     let group = format!("root:x:0:\n{n}:x:{g}:\n", n = user.name, g = user.gid);
     let mut tree = Tree::default();
-    tree.nodes
-        .insert("/etc".into(), node(Kind::Dir, 0, 0, 0o755));
-    tree.nodes.insert(
-        "/etc/passwd".into(),
-        node(Kind::Data(passwd.into_bytes()), 0, 0, 0o644),
-    );
-    tree.nodes.insert(
-        "/etc/group".into(),
-        node(Kind::Data(group.into_bytes()), 0, 0, 0o644),
-    );
-    tree.nodes
-        .insert("/tmp".into(), node(Kind::Dir, 0, 0, 0o1777));
-    tree.nodes.insert(
-        user.home.clone(),
-        node(Kind::Dir, user.uid, user.gid, 0o755),
-    );
-    tree.add_parents("base layer")?;
-    Ok(tree)
+    tree.add_dir("/etc", 0, 0, 0o755, LOC)?;
+    tree.add_data("/etc/passwd", passwd.into_bytes(), 0o644, LOC)?;
+    tree.add_data("/etc/group", group.into_bytes(), 0o644, LOC)?;
+    tree.add_dir("/tmp", 0, 0, 0o1777, LOC)?;
+    tree.add_dir(&user.home, user.uid, user.gid, 0o755, LOC)?;
+    tree.finish(LOC)
 }
 
 fn import_prebuilt(dir: &Path, blobs: &Path, link: bool, loc: &str) -> Result<LayerDescriptor> {

@@ -1,6 +1,7 @@
 //! Writing one layer blob: tar, compressed, hashed twice (diff_id and digest)
 //! in the same single pass over the input files.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::compress::{media_type, Encoder};
-use crate::digest::HashWriter;
+use crate::digest::{HashWriter, Sha256Hasher};
 use crate::error::{Error, IoContext, Result};
 use crate::plan::Compression;
 use crate::tree::{Kind, Tree};
@@ -42,6 +43,13 @@ pub trait Progress: Sync {
     fn advance(&self, _n: u64) {}
     /// A layer is done.
     fn layer_done(&self, _index: usize, _desc: &LayerDescriptor) {}
+    /// A layer was not packed: its blob came from the layer cache.
+    fn layer_reused(&self, index: usize, desc: &LayerDescriptor) {
+        self.layer_done(index, desc);
+    }
+    /// Something worth telling the user that does not stop the build
+    /// (a corrupted cache entry that was removed and rebuilt).
+    fn warning(&self, _message: &str) {}
 }
 
 /// A [`Progress`] that shows nothing.
@@ -60,6 +68,11 @@ pub struct LayerOptions<'a> {
     pub comment: String,
     /// Progress sink.
     pub progress: &'a dyn Progress,
+    /// The content digests the caller keyed this layer by (target path to
+    /// `sha256:<hex>`): each file is hashed again while it is packed, and a
+    /// file whose bytes differ is an error, so a blob never disagrees with
+    /// the key it is cached under.
+    pub expect_content: Option<&'a BTreeMap<String, String>>,
 }
 
 /// Writes `tree` as a layer blob to `out` (created, truncated).
@@ -107,11 +120,13 @@ pub fn write_layer(tree: &Tree, out: &Path, opts: &LayerOptions<'_>) -> Result<L
                         source.display()
                     ),
                 })?;
+                let expect = opts.expect_content.and_then(|m| m.get(path));
                 let mut r = Exact {
                     inner: f,
                     left: *size,
                     path: source,
                     progress: opts.progress,
+                    hash: expect.map(|_| Sha256Hasher::new()),
                 };
                 tar.append_data(&mut h, name, &mut r)
                     .map_err(|e| Error::Input {
@@ -119,6 +134,18 @@ pub fn write_layer(tree: &Tree, out: &Path, opts: &LayerOptions<'_>) -> Result<L
                         message: format!("{}: {e}", source.display()),
                     })?;
                 r.check_end()?;
+                if let (Some(want), Some(h)) = (expect, r.hash.take()) {
+                    let got = h.finish();
+                    if &got != want {
+                        return Err(Error::Input {
+                            location: opts.comment.clone(),
+                            message: format!(
+                                "{} changed while being packed ({want} before, {got} while packing); pack from a stable source",
+                                source.display()
+                            ),
+                        });
+                    }
+                }
             }
         }
         files += 1;
@@ -151,6 +178,7 @@ struct Exact<'a> {
     left: u64,
     path: &'a Path,
     progress: &'a dyn Progress,
+    hash: Option<Sha256Hasher>,
 }
 
 impl Read for Exact<'_> {
@@ -169,6 +197,9 @@ impl Read for Exact<'_> {
             ));
         }
         self.left -= n as u64;
+        if let Some(h) = &mut self.hash {
+            h.update(&buf[..n]);
+        }
         self.progress.advance(n as u64);
         Ok(n)
     }

@@ -20,6 +20,7 @@
 //! layers.
 
 pub mod build;
+pub mod cache;
 pub mod closure;
 pub mod compress;
 pub mod digest;

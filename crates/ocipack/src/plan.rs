@@ -276,6 +276,24 @@ pub struct LayerSpec {
     pub source_date_epoch: Option<u64>,
 }
 
+impl LayerSpec {
+    /// mtime of a `files` layer's entries, by the rule of [`Plan::mtime`].
+    ///
+    /// # Errors
+    /// A malformed `SOURCE_DATE_EPOCH`.
+    pub fn mtime(&self) -> Result<u64> {
+        mtime_rule(self.source_date_epoch)
+    }
+}
+
+/// The one mtime rule: the given epoch, else `SOURCE_DATE_EPOCH`, else 1.
+fn mtime_rule(source_date_epoch: Option<u64>) -> Result<u64> {
+    Ok(match source_date_epoch {
+        Some(t) => t,
+        None => env_source_date_epoch()?.unwrap_or(1),
+    })
+}
+
 fn default_true() -> bool {
     true
 }
@@ -498,10 +516,7 @@ impl Plan {
     /// # Errors
     /// A malformed `SOURCE_DATE_EPOCH`.
     pub fn mtime(&self) -> Result<u64> {
-        Ok(match self.source_date_epoch {
-            Some(t) => t,
-            None => env_source_date_epoch()?.unwrap_or(1),
-        })
+        mtime_rule(self.source_date_epoch)
     }
 
     /// The config's creation time as RFC 3339.

@@ -103,6 +103,53 @@ impl Tree {
         tree
     }
 
+    /// Adds a directory the layer declares itself (a generated layer's).
+    ///
+    /// # Errors
+    /// `target` already holds something else.
+    pub fn add_dir(
+        &mut self,
+        target: &str,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+        location: &str,
+    ) -> Result<()> {
+        self.insert(target, dir_node(uid, gid, mode), location)
+    }
+
+    /// Adds a regular file whose bytes are generated in memory.
+    ///
+    /// # Errors
+    /// `target` already holds something else.
+    pub fn add_data(
+        &mut self,
+        target: &str,
+        bytes: Vec<u8>,
+        mode: u32,
+        location: &str,
+    ) -> Result<()> {
+        let node = Node {
+            kind: Kind::Data(bytes),
+            uid: 0,
+            gid: 0,
+            mode,
+            explicit: true,
+        };
+        self.insert(target, node, location)
+    }
+
+    /// Adds the missing parent directories (root-owned, 0755) once every
+    /// path is in: what makes a tree built by [`Tree::add_dir`] and
+    /// [`Tree::add_data`] complete.
+    ///
+    /// # Errors
+    /// A path whose parent is not a directory.
+    pub fn finish(mut self, location: &str) -> Result<Tree> {
+        self.add_parents(location)?;
+        Ok(self)
+    }
+
     /// Total bytes of regular file content.
     pub fn content_bytes(&self) -> u64 {
         self.nodes
@@ -307,7 +354,7 @@ impl Tree {
         }
     }
 
-    pub(crate) fn add_parents(&mut self, location: &str) -> Result<()> {
+    fn add_parents(&mut self, location: &str) -> Result<()> {
         let mut missing = Vec::new();
         for path in self.nodes.keys() {
             let mut p = path.as_str();

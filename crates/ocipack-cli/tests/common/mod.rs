@@ -21,6 +21,11 @@ pub fn plan(name: &str) -> PathBuf {
 pub fn ocipack() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ocipack"));
     c.env_remove("SOURCE_DATE_EPOCH");
+    // The layer cache is on by default; tests use it, but never the user's.
+    c.env(
+        "OCIPACK_CACHE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("ocipack-cli-cache"),
+    );
     c
 }
 

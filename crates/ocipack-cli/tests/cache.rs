@@ -1,0 +1,469 @@
+//! The layer cache (issue 14): a hit never changes the output, a changed
+//! input is never a hit, a damaged entry or blob is found and rebuilt,
+//! concurrent builds may share the cache, and prune bounds its size.
+//! Every test has its own cache directory in a tempdir.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use common::{manifest_digest, ocipack, plan, run};
+use serde_json::{json, Value};
+
+/// `ocipack build PLAN -o OUT --json` with `cache` (or `--no-cache`): the report and stderr.
+fn build(plan: &Path, out: &Path, cache: Option<&Path>) -> (Value, String) {
+    let mut c = ocipack();
+    c.args(["build", "--json"]).arg(plan).arg("-o").arg(out);
+    match cache {
+        Some(d) => c.arg("--cache").arg(d),
+        None => c.arg("--no-cache"),
+    };
+    let o = run(&mut c, true);
+    (
+        serde_json::from_slice(&o.stdout).expect("json report"),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn counts(report: &Value) -> (u64, u64) {
+    (
+        report["cache"]["hits"].as_u64().unwrap(),
+        report["cache"]["misses"].as_u64().unwrap(),
+    )
+}
+
+fn layer_digests(report: &Value) -> Vec<String> {
+    report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn verify(layout: &Path) {
+    run(ocipack().arg("verify").arg(layout), true);
+}
+
+/// A plan with the base layer, one files layer (app: binary, config, a
+/// few MB of compressible data) and one model layer, in `dir`.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("app")).unwrap();
+        fs::write(src.join("app/bin"), b"#!/bin/sh\necho one\n").unwrap();
+        fs::set_permissions(src.join("app/bin"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(src.join("app/config.toml"), b"port = 3000\n").unwrap();
+        let data: Vec<u8> = (0..(3 << 20)).map(|i: u32| (i % 97) as u8).collect();
+        fs::write(src.join("app/data"), data).unwrap();
+        fs::write(src.join("model.onnx"), vec![42u8; 1 << 20]).unwrap();
+        let f = Fixture { dir };
+        f.write_plan(json!({"target": "/app", "source": "src/app"}));
+        f
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn plan(&self) -> PathBuf {
+        self.path("plan.json")
+    }
+
+    /// Writes the plan with `app` as the files layer's first entry.
+    fn write_plan(&self, app: Value) {
+        let plan = json!({"version": 1, "name": "cachetest", "sourceDateEpoch": 1_700_000_000u64, "layers": [
+            {"kind": "files", "comment": "app", "uid": 65532, "gid": 65532, "entries": [app,
+                {"target": "/etc/app.conf", "source": "src/app/config.toml", "mode": "0644"}]},
+            {"kind": "model", "name": "m", "source": "src/model.onnx", "target": "/models/m.onnx"}]});
+        fs::write(self.plan(), serde_json::to_vec_pretty(&plan).unwrap()).unwrap();
+    }
+}
+
+/// The uncached build of the fixture as it is now: what every cached build must equal.
+fn reference(f: &Fixture, name: &str) -> Value {
+    let (r, _) = build(&f.plan(), &f.path(name), None);
+    r
+}
+
+#[test]
+fn a_rerun_hits_every_layer_and_gives_the_no_cache_bytes() {
+    let f = Fixture::new();
+    let cache = f.path("cache");
+    let (cold, _) = build(&f.plan(), &f.path("out"), Some(&cache));
+    assert_eq!(counts(&cold), (0, 3), "base, app and model are packed");
+    let (warm, _) = build(&f.plan(), &f.path("out2"), Some(&cache));
+    assert_eq!(
+        counts(&warm),
+        (3, 0),
+        "nothing changed: every layer from the cache"
+    );
+    let plain = reference(&f, "plain");
+    for r in [&cold, &warm] {
+        assert_eq!(r["manifestDigest"], plain["manifestDigest"]);
+        assert_eq!(r["layers"], plain["layers"]);
+    }
+    verify(&f.path("out2"));
+    // Same output directory again: the replaced layout is rewritten identically.
+    let (again, _) = build(&f.plan(), &f.path("out2"), Some(&cache));
+    assert_eq!(again["manifestDigest"], plain["manifestDigest"]);
+    verify(&f.path("out2"));
+}
+
+#[test]
+fn fixture_plans_give_the_same_digests_with_and_without_the_cache() {
+    let t = tempfile::tempdir().unwrap();
+    let cache = t.path().join("cache");
+    for name in ["golden.json", "gzip-only.json", "minimal.json"] {
+        let p = plan(name);
+        let (plain, _) = build(&p, &t.path().join(format!("{name}.plain")), None);
+        let (cold, _) = build(&p, &t.path().join(format!("{name}.cold")), Some(&cache));
+        let (warm, _) = build(&p, &t.path().join(format!("{name}.warm")), Some(&cache));
+        assert_eq!(counts(&warm).1, 0, "{name}: a rerun packs nothing");
+        for r in [&cold, &warm] {
+            assert_eq!(r["manifestDigest"], plain["manifestDigest"], "{name}");
+        }
+    }
+}
+
+/// Regression guard for the key: a cache keyed by size and mtime would hand
+/// back the old blob here.
+#[test]
+fn changed_content_with_the_same_size_and_mtime_is_rebuilt() {
+    let f = Fixture::new();
+    let cache = f.path("cache");
+    let (before, _) = build(&f.plan(), &f.path("out"), Some(&cache));
+    let bin = f.path("src/app/bin");
+    let mtime = fs::metadata(&bin).unwrap().modified().unwrap();
+    fs::write(&bin, b"#!/bin/sh\necho two\n").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&bin)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(fs::metadata(&bin).unwrap().modified().unwrap(), mtime);
+    let (after, _) = build(&f.plan(), &f.path("out2"), Some(&cache));
+    assert_eq!(counts(&after), (2, 1), "only the app layer is packed again");
+    assert_ne!(layer_digests(&after)[1], layer_digests(&before)[1]);
+    assert_eq!(
+        after["manifestDigest"],
+        reference(&f, "plain")["manifestDigest"]
+    );
+}
+
+#[test]
+fn changed_mode_or_owner_is_rebuilt() {
+    let f = Fixture::new();
+    let cache = f.path("cache");
+    let (first, _) = build(&f.plan(), &f.path("out"), Some(&cache));
+    let app_digest = |r: &Value| layer_digests(r)[1].clone();
+    let mut seen = vec![app_digest(&first)];
+
+    // The source loses its exec bit: the packed mode changes from 0755 to 0644.
+    fs::set_permissions(f.path("src/app/bin"), fs::Permissions::from_mode(0o644)).unwrap();
+    // A mode set by the plan, an owner set by the plan.
+    let changes = [
+        None,
+        Some(json!({"target": "/app", "source": "src/app", "uid": 1000})),
+        Some(json!({"target": "/app", "source": "src/app", "gid": 1000})),
+        Some(json!({"target": "/app/bin", "source": "src/app/bin", "mode": "0700"})),
+        Some(json!({"target": "/app/bin", "source": "src/app/bin", "mode": "0750"})),
+    ];
+    for (i, change) in changes.into_iter().enumerate() {
+        if let Some(app) = change {
+            f.write_plan(app);
+        }
+        let (r, _) = build(&f.plan(), &f.path(&format!("out{i}")), Some(&cache));
+        assert_eq!(counts(&r).1, 1, "change {i}: the app layer is packed again");
+        let d = app_digest(&r);
+        assert!(!seen.contains(&d), "change {i}: a new app layer");
+        seen.push(d);
+        assert_eq!(
+            r["manifestDigest"],
+            reference(&f, &format!("plain{i}"))["manifestDigest"],
+            "change {i}"
+        );
+    }
+}
+
+fn cache_blobs(cache: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(cache.join("v1/blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn cache_entries(cache: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(cache.join("v1/entries"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Flips one byte in the middle of `p`, keeping its size.
+fn corrupt(p: &Path) {
+    let mut b = fs::read(p).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 0xff;
+    fs::write(p, b).unwrap();
+}
+
+#[test]
+fn a_corrupted_cached_blob_is_detected_removed_and_rebuilt() {
+    let f = Fixture::new();
+    let cache = f.path("cache");
+    build(&f.plan(), &f.path("out"), Some(&cache));
+    let blobs = cache_blobs(&cache);
+    assert_eq!(blobs.len(), 3);
+    for b in &blobs {
+        corrupt(b);
+    }
+    // A new output: no replaced layout to fall back on, so every layer is packed again.
+    let (r, stderr) = build(&f.plan(), &f.path("fresh"), Some(&cache));
+    assert_eq!(counts(&r), (0, 3), "{stderr}");
+    assert!(
+        stderr.contains("is damaged"),
+        "the damage is reported: {stderr}"
+    );
+    verify(&f.path("fresh"));
+    assert_eq!(
+        r["manifestDigest"],
+        reference(&f, "plain")["manifestDigest"]
+    );
+    // The cache holds good blobs again: the next build hits.
+    let (r2, _) = build(&f.plan(), &f.path("fresh2"), Some(&cache));
+    assert_eq!(counts(&r2), (3, 0));
+    verify(&f.path("fresh2"));
+
+    // Damaged again, but now the layout being replaced holds good copies:
+    // those are used (after their own check) and heal the cache.
+    for b in &cache_blobs(&cache) {
+        corrupt(b);
+    }
+    let (r3, stderr) = build(&f.plan(), &f.path("fresh2"), Some(&cache));
+    assert_eq!(counts(&r3), (3, 0), "{stderr}");
+    assert!(stderr.contains("is damaged"), "{stderr}");
+    verify(&f.path("fresh2"));
+    assert_eq!(r3["manifestDigest"], r["manifestDigest"]);
+    let (r4, stderr) = build(&f.plan(), &f.path("fresh3"), Some(&cache));
+    assert_eq!(counts(&r4), (3, 0), "healed: {stderr}");
+    assert!(!stderr.contains("damaged"), "{stderr}");
+}
+
+#[test]
+fn a_damaged_or_truncated_entry_is_detected_and_rebuilt() {
+    let f = Fixture::new();
+    let cache = f.path("cache");
+    let (first, _) = build(&f.plan(), &f.path("out"), Some(&cache));
+    let entries = cache_entries(&cache);
+    assert_eq!(entries.len(), 3);
+    // One entry points at another blob (its self-check no longer holds),
+    // one is cut short, one is a truncated blob.
+    let text = fs::read_to_string(&entries[0]).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    v["size"] = json!(v["size"].as_u64().unwrap() + 1);
+    fs::write(&entries[0], serde_json::to_vec(&v).unwrap()).unwrap();
+    fs::write(&entries[1], &text.as_bytes()[..text.len() / 2]).unwrap();
+    let blob = &cache_blobs(&cache)[0];
+    let len = fs::metadata(blob).unwrap().len();
+    fs::File::options()
+        .write(true)
+        .open(blob)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    let (r, stderr) = build(&f.plan(), &f.path("fresh"), Some(&cache));
+    assert!(counts(&r).1 >= 2, "{stderr}");
+    assert!(stderr.contains("is damaged"), "{stderr}");
+    assert_eq!(r["manifestDigest"], first["manifestDigest"]);
+    verify(&f.path("fresh"));
+    let (r2, _) = build(&f.plan(), &f.path("fresh2"), Some(&cache));
+    assert_eq!(counts(&r2), (3, 0), "rebuilt entries are good");
+}
+
+#[test]
+fn two_concurrent_builds_sharing_a_cache_both_produce_verified_layouts() {
+    let f = Fixture::new();
+    let cache = f.path("cache");
+    let plain = reference(&f, "plain");
+    let spawn = |out: &str| {
+        let mut c: Command = ocipack();
+        c.args(["build", "--json"])
+            .arg(f.plan())
+            .arg("-o")
+            .arg(f.path(out))
+            .arg("--threads")
+            .arg("1")
+            .arg("--cache")
+            .arg(&cache);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Round 1: both start cold and race to add the same entries; round 2:
+    // both read while (round 3) a prune removes everything under them.
+    for round in 0..3 {
+        let a = spawn(&format!("a{round}"));
+        let b = spawn(&format!("b{round}"));
+        if round == 2 {
+            run(
+                ocipack()
+                    .args(["cache", "prune", "--max-size", "0", "--cache"])
+                    .arg(&cache),
+                true,
+            );
+        }
+        for (name, child) in [("a", a), ("b", b)] {
+            let o = child.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "round {round} {name}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert_eq!(
+                r["manifestDigest"], plain["manifestDigest"],
+                "round {round} {name}"
+            );
+            let out = f.path(&format!("{name}{round}"));
+            verify(&out);
+            assert_eq!(
+                manifest_digest(&out),
+                plain["manifestDigest"].as_str().unwrap()
+            );
+        }
+    }
+    // Nothing half-written is left behind in the cache's tmp directory.
+    let left: Vec<_> = fs::read_dir(cache.join("v1/tmp")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn prune_bounds_the_size_and_evicts_the_least_recently_used() {
+    let f = Fixture::new();
+    let cache = f.path("cache");
+    // Three versions of the app layer: three app entries plus base and model.
+    for i in 0..3 {
+        fs::write(f.path("src/app/config.toml"), format!("port = {i}\n")).unwrap();
+        build(&f.plan(), &f.path(&format!("out{i}")), Some(&cache));
+    }
+    let info = |c: &Path| -> Value {
+        let o = run(
+            ocipack()
+                .args(["cache", "info", "--json", "--cache"])
+                .arg(c),
+            true,
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let before = info(&cache);
+    assert_eq!(before["entries"], 5);
+    let size = before["size"].as_u64().unwrap();
+    // Age every entry, then use the current version (port = 2) again.
+    let past = SystemTime::now() - Duration::from_secs(600);
+    for e in cache_entries(&cache) {
+        fs::File::options()
+            .write(true)
+            .open(&e)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+    }
+    let (r, _) = build(&f.plan(), &f.path("again"), Some(&cache));
+    assert_eq!(counts(&r), (3, 0));
+    // Room for a bit more than the three layers just used, not for all five.
+    let app_blob = r["layers"][1]["size"].as_u64().unwrap();
+    let max = size - 2 * app_blob + 600;
+    let o = run(
+        ocipack()
+            .args(["cache", "prune", "--json", "--max-size"])
+            .arg(max.to_string())
+            .arg("--cache")
+            .arg(&cache),
+        true,
+    );
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(p["sizeAfter"].as_u64().unwrap() <= max, "{p}");
+    let after = info(&cache);
+    assert_eq!(after["size"], p["sizeAfter"], "{p}");
+    assert!(after["size"].as_u64().unwrap() <= max);
+    assert_eq!(after["entries"], 3, "the two unused app versions went: {p}");
+    let (r, _) = build(&f.plan(), &f.path("again2"), Some(&cache));
+    assert_eq!(counts(&r), (3, 0), "what was used last is still there");
+    // --max-size 0 empties it; a bad size is refused with its reason.
+    run(
+        ocipack()
+            .args(["cache", "prune", "--max-size", "0", "--cache"])
+            .arg(&cache),
+        true,
+    );
+    assert_eq!(info(&cache)["size"], 0);
+    let o = run(
+        ocipack()
+            .args(["cache", "prune", "--max-size", "5X", "--cache"])
+            .arg(&cache),
+        false,
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("5X"));
+}
+
+#[test]
+fn an_unusable_cache_dir_is_refused_by_name_and_no_cache_needs_none() {
+    let f = Fixture::new();
+    let file = f.path("not-a-dir");
+    fs::write(&file, b"x").unwrap();
+    let o = run(
+        ocipack()
+            .arg("build")
+            .arg(f.plan())
+            .arg("-o")
+            .arg(f.path("out"))
+            .arg("--cache")
+            .arg(&file),
+        false,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not-a-dir") && err.contains("--no-cache"),
+        "{err}"
+    );
+    assert!(!f.path("out").exists(), "no partial output");
+    // The default cache comes from OCIPACK_CACHE_DIR; --no-cache never touches it.
+    let dir = f.path("default-cache");
+    run(
+        ocipack()
+            .env("OCIPACK_CACHE_DIR", &dir)
+            .arg("build")
+            .arg(f.plan())
+            .arg("-o")
+            .arg(f.path("out"))
+            .arg("--no-cache"),
+        true,
+    );
+    assert!(!dir.exists());
+    run(
+        ocipack()
+            .env("OCIPACK_CACHE_DIR", &dir)
+            .arg("build")
+            .arg(f.plan())
+            .arg("-o")
+            .arg(f.path("out")),
+        true,
+    );
+    assert_eq!(cache_entries(&dir).len(), 3);
+}
