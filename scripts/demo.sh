@@ -19,8 +19,9 @@
 # (compose.yaml + compose.ops.yaml: nginx on 127.0.0.1:18080/18443, Redis and
 # Qdrant on 16381/16333). Finally it scores .cache/assets/photos/yaoming.jpg
 # over HTTPS, answers a similarity query, and leaves the stack running.
-# A second run reuses what is built (cargo and ocipack are incremental, the
-# registry skips blobs it has) and restarts the stack cleanly.
+# A second run reuses what is built (cargo is incremental, ocipack takes
+# unchanged layers from its layer cache in .cache/ocipack, the registry skips
+# blobs it has) and restarts the stack cleanly.
 set -euo pipefail
 # shellcheck source=tests/e2e/lib.sh
 . "$(dirname -- "$0")/../tests/e2e/lib.sh"

@@ -265,7 +265,8 @@ build_all() {
         -p face-embedding-service -p http-probe -p ocipack-cli) || return 1
     "$E2E_ROOT/scripts/fetch-assets.sh" || return 1
     web_build || return 1
-    (cd "$E2E_ROOT" && ocipack host --all -o "$out")
+    # Through the layer cache (docs/cache.md) under .cache/ocipack: a rerun packs only what changed.
+    (cd "$E2E_ROOT" && OCIPACK_CACHE_DIR=${OCIPACK_CACHE_DIR:-$E2E_ROOT/.cache/ocipack} ocipack host --all -o "$out")
 }
 
 # npm_ci DIR: `npm ci` in DIR (npm's cache under .cache/npm), skipped when
