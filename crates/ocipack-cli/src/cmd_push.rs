@@ -5,10 +5,10 @@
 //! `Push(cmd_push::PushArgs)` variant and `Command::Push(a) => cmd_push::run(a, json)`.
 //! Authentication failures print their message and exit with code 4.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -77,6 +77,17 @@ pub struct PushArgs {
     /// 10 s limit.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout: u64,
+    /// Blobs checked and uploaded at once, each on its own connection
+    /// (1: one at a time). Memory stays below JOBS x 2 x the chunk size.
+    #[arg(
+        long,
+        short = 'j',
+        value_name = "N",
+        default_value_t = 4,
+        env = "OCIPACK_PUSH_JOBS",
+        value_parser = clap::value_parser!(u16).range(1..=32)
+    )]
+    pub jobs: u16,
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
@@ -103,6 +114,7 @@ pub fn run(a: PushArgs, json: bool) -> Result<()> {
         },
         mount_from: a.mount_from.clone(),
         credentials,
+        jobs: usize::from(a.jobs),
         ..PushOptions::default()
     };
     let bars = Bars::new(a.quiet || json);
@@ -199,10 +211,13 @@ fn print_summary(r: &PushReport) {
     println!("sent {} in total", HumanBytes(r.bytes_sent));
 }
 
-/// One bar per blob in flight on a terminal; nothing otherwise.
+/// One bar per blob in flight on a terminal (up to `--jobs` at once, fed
+/// from the upload threads); nothing otherwise. Uploaded blobs keep their
+/// finished line; blobs already there or mounted leave none, so pushing a
+/// 100-layer image again does not print 100 lines.
 struct Bars {
     multi: Option<MultiProgress>,
-    bars: RefCell<HashMap<String, ProgressBar>>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl Bars {
@@ -210,8 +225,14 @@ impl Bars {
         let multi = (!quiet && std::io::stderr().is_terminal()).then(MultiProgress::new);
         Bars {
             multi,
-            bars: RefCell::new(HashMap::new()),
+            bars: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ProgressBar>> {
+        self.bars
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn clear(&self) {
@@ -238,24 +259,25 @@ impl ocipack_push::Progress for Bars {
         );
         b.set_prefix(short(digest).to_string());
         b.set_message("checking");
-        self.bars.borrow_mut().insert(digest.to_string(), b);
+        self.lock().insert(digest.to_string(), b);
     }
     fn blob_progress(&self, digest: &str, sent: u64, _size: u64) {
-        if let Some(b) = self.bars.borrow().get(digest) {
+        if let Some(b) = self.lock().get(digest) {
             b.set_message("uploading");
             b.set_position(sent);
         }
     }
     fn blob_finished(&self, digest: &str, outcome: BlobOutcome) {
-        if let Some(b) = self.bars.borrow_mut().remove(digest) {
-            let what = match outcome {
-                BlobOutcome::Uploaded => "uploaded",
-                BlobOutcome::Skipped => "exists",
-                BlobOutcome::Mounted => "mounted",
-            };
-            b.set_message(what);
-            b.set_position(b.length().unwrap_or(0));
-            b.finish();
+        let Some(b) = self.lock().remove(digest) else {
+            return;
+        };
+        match outcome {
+            BlobOutcome::Uploaded => {
+                b.set_message("uploaded");
+                b.set_position(b.length().unwrap_or(0));
+                b.finish();
+            }
+            BlobOutcome::Skipped | BlobOutcome::Mounted => b.finish_and_clear(),
         }
     }
     fn retrying(&self, what: &str, attempt: u32, delay: Duration, reason: &str) {
