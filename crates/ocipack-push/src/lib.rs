@@ -59,7 +59,7 @@ pub use error::{Error, Result};
 pub use ocipack::layout::REF_NAME;
 pub use progress::{BlobOutcome, NoProgress, Progress};
 pub use reference::Target;
-pub use report::{BlobReport, ImageReport, PushReport, Tally};
+pub use report::{BlobReport, ChildReport, ImageReport, PushReport, Tally};
 pub use session::{
     PushOptions, Session, DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_JOBS, DEFAULT_TIMEOUT, MAX_JOBS,

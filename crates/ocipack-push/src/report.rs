@@ -34,6 +34,20 @@ pub struct BlobReport {
     pub mounted_from: Option<String>,
 }
 
+/// One manifest an image index lists, pushed by digest before the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChildReport {
+    /// Its digest.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its platform from the index entry (`os`, `architecture`, `variant`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<ocipack::layout::Platform>,
+    /// `host/repo@sha256:...`.
+    pub reference: String,
+}
+
 /// The result of pushing one manifest (image or index) to one repository.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ImageReport {
@@ -53,6 +67,10 @@ pub struct ImageReport {
     pub mounted: Tally,
     /// Every blob, in push order.
     pub blobs: Vec<BlobReport>,
+    /// For an image index: the manifests it lists, in index order (absent
+    /// for a plain image).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<ChildReport>,
 }
 
 impl ImageReport {

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use crate::auth::Credentials;
 use crate::client::{Client, ClientConfig, RetryPolicy};
 use crate::error::{Error, Result};
-use ocipack::layout::{Descriptor, ImageGraph, Layout};
+use ocipack::layout::{Descriptor, ImageGraph, Layout, Manifest, Platform};
 
 use crate::images;
 use crate::progress::{BlobOutcome, Progress};
 use crate::reference::Target;
-use crate::report::{BlobReport, ImageReport};
+use crate::report::{BlobReport, ChildReport, ImageReport};
 use crate::upload::{exists, push_blob, put_manifest, repo_scope, Placed};
 
 /// Default chunk size of a chunked upload, and the largest blob sent in one PUT.
@@ -273,6 +273,7 @@ impl<'p> Session<'p> {
         report
             .references
             .push(format!("{}/{repo}@{root}", self.client.registry));
+        report.children = self.children_of(layout, top, repo);
         for tag in tags {
             put_manifest(
                 &self.client,
@@ -339,6 +340,33 @@ impl<'p> Session<'p> {
         results.sort_by_key(|(i, _)| *i);
         // The first failure in blob order is the one reported.
         results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// What an index lists, with platforms from the index entries (read
+    /// through `Layout::read_index`; where that reader declines, e.g. an
+    /// index of indexes, which push also handles, the platform stays empty).
+    fn children_of(&self, layout: &Layout, top: &Manifest, repo: &str) -> Vec<ChildReport> {
+        if !top.descriptor.is_index() {
+            return Vec::new();
+        }
+        let platforms: HashMap<String, Platform> = layout
+            .read_index(&top.descriptor)
+            .map(|doc| {
+                doc.children
+                    .into_iter()
+                    .filter_map(|c| Some((c.descriptor.digest, c.platform?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        top.children
+            .iter()
+            .map(|c| ChildReport {
+                digest: c.digest.clone(),
+                media_type: c.media_type.clone(),
+                platform: platforms.get(&c.digest).cloned(),
+                reference: format!("{}/{repo}@{}", self.client.registry, c.digest),
+            })
+            .collect()
     }
 
     fn place_blob(&self, repo: &str, b: &Descriptor, layout: &Layout) -> Result<Placement> {

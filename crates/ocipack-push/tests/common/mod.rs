@@ -187,11 +187,16 @@ fn put_blob(dir: &Path, bytes: &[u8]) -> String {
 
 /// Writes an OCI layout at `dir` with one image manifest tagged `tag`.
 pub fn write_layout(dir: &Path, tag: &str, layers: &[&[u8]]) -> TestImage {
+    write_layout_arch(dir, tag, "amd64", layers)
+}
+
+/// [`write_layout`] with the config's `architecture` set to `arch`.
+pub fn write_layout_arch(dir: &Path, tag: &str, arch: &str, layers: &[&[u8]]) -> TestImage {
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let layer_digests: Vec<String> = layers.iter().map(|l| put_blob(dir, l)).collect();
     let config = serde_json::json!({
-        "architecture": "amd64",
+        "architecture": arch,
         "os": "linux",
         "config": {"Labels": {"tag": tag}},
         "rootfs": {"type": "layers", "diff_ids": layer_digests},
