@@ -207,6 +207,14 @@ fn print_summary(r: &PushReport) {
             im.mounted.blobs,
             HumanBytes(im.mounted.bytes)
         );
+        for c in &im.children {
+            let platform = c.platform.as_ref().map(ToString::to_string);
+            println!(
+                "  {} {}",
+                platform.as_deref().unwrap_or("(no platform)"),
+                c.digest
+            );
+        }
     }
     println!("sent {} in total", HumanBytes(r.bytes_sent));
 }

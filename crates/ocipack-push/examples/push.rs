@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p ocipack-push --example push -- [--insecure] \
-//!     [--chunk-size BYTES] [--mount-from REPO]... DIR REGISTRY/REPO[:TAG] [DIR REF]...
+//!     [--chunk-size BYTES] [--jobs N] [--mount-from REPO]... DIR REGISTRY/REPO[:TAG] [DIR REF]...
 //! ```
 //!
 //! Several DIR REF pairs are pushed in one session. Prints the JSON report.
@@ -22,6 +22,10 @@ fn main() -> ExitCode {
             "--chunk-size" => match args.next().and_then(|v| v.parse().ok()) {
                 Some(n) => opts.chunk_size = n,
                 None => return usage("--chunk-size takes a byte count"),
+            },
+            "--jobs" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(n) => opts.jobs = n,
+                None => return usage("--jobs takes a count"),
             },
             "--mount-from" => match args.next() {
                 Some(r) => opts.mount_from.push(r),
@@ -60,6 +64,6 @@ fn main() -> ExitCode {
 }
 
 fn usage(msg: &str) -> ExitCode {
-    eprintln!("error: {msg}\nusage: push [--insecure] [--chunk-size BYTES] [--mount-from REPO]... DIR REGISTRY/REPO[:TAG] [DIR REF]...");
+    eprintln!("error: {msg}\nusage: push [--insecure] [--chunk-size BYTES] [--jobs N] [--mount-from REPO]... DIR REGISTRY/REPO[:TAG] [DIR REF]...");
     ExitCode::from(2)
 }
