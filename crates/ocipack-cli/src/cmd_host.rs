@@ -20,7 +20,9 @@ use crate::progress::Bar;
   cargo build --release -p face-detection-service -p http-probe
   ocipack host images/face-detection.toml -o out/images/face-detection
   ocipack host --all -o out/images          # one layout per definition, Nix-only ones skipped
-  ocipack host images/redis.toml --plan-only # print the plan, build nothing")]
+  ocipack host images/redis.toml --plan-only # print the plan, build nothing
+  ocipack host --all --platform linux/amd64,linux/arm64 -o out/images   # an image index per image")]
+#[derive(Clone)]
 pub struct HostArgs {
     /// The image definition (images/NAME.toml).
     #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -54,9 +56,21 @@ pub struct HostArgs {
     threads: Option<usize>,
     #[command(flatten)]
     cache: crate::cmd_cache::CacheFlags,
+    /// Target platforms, comma separated (linux/amd64,linux/arm64) [default: this machine's].
+    /// A foreign one takes binaries from TARGET_DIR/<rust target>/release and everything else
+    /// from its sysroot. Several: each into OUTPUT-<os>-<arch>, then one image index per
+    /// image into OUTPUT (docs/multi-arch.md).
+    #[arg(long, value_delimiter = ',')]
+    platform: Vec<String>,
+    /// Sysroot of a foreign platform [default: REPO/.cache/sysroot-<arch>, made by scripts/setup-cross.sh].
+    #[arg(long)]
+    sysroot: Option<PathBuf>,
 }
 
 pub fn run(a: HostArgs, json: bool) -> Result<()> {
+    if a.platform.len() > 1 {
+        return crate::cmd_index::host_platforms(a, json);
+    }
     let start = match &a.definition {
         Some(def) => def.parent().map(Path::to_path_buf).unwrap_or_default(),
         None => std::env::current_dir().context("cannot read the current directory")?,
@@ -65,15 +79,34 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
         Some(r) => r.clone(),
         None => find_repo(&start)?,
     };
+    let target = match a.platform.first() {
+        Some(p) => Some(crate::cmd_index::host_target(
+            p,
+            a.sysroot.as_deref(),
+            &repo,
+        )?),
+        None => None,
+    };
+    // A cross build's binaries are in cargo's per-target directory.
+    let release = match target.as_ref().filter(|t| t.sysroot.is_some()) {
+        Some(t) => {
+            PathBuf::from(t.triplet.replace("-linux-gnu", "-unknown-linux-gnu")).join("release")
+        }
+        None => PathBuf::from("release"),
+    };
     let bin_dir = match (&a.bin_dir, &a.target_dir) {
         (Some(b), _) => b.clone(),
-        (None, Some(t)) => t.join("release"),
+        (None, Some(t)) => t.join(&release),
         (None, None) => match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(t) => PathBuf::from(t).join("release"),
-            None => repo.join("target/release"),
+            Some(t) => PathBuf::from(t).join(&release),
+            None => repo.join("target").join(&release),
         },
     };
     let mut ctx = HostContext::new(&repo, &bin_dir)?;
+    if let Some(t) = target {
+        ctx.search = t.search_path()?;
+        ctx.target = t;
+    }
     if let Some(assets) = &a.assets_dir {
         ctx.assets_dir = assets.clone();
     }
@@ -86,6 +119,13 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
     let mut skipped: Vec<Value> = Vec::new();
     for path in &definitions {
         let def = load_definition(path)?;
+        // With --all, an image whose host programs the foreign sysroot lacks
+        // is skipped like a Nix-only one (named, with what to do).
+        if let (true, Some(reason)) = (a.all, crate::cmd_index::missing_in_sysroot(&def, &ctx)) {
+            eprintln!("skipping {}: {reason}", def.name);
+            skipped.push(json!({"name": def.name, "reason": reason}));
+            continue;
+        }
         match plan_for(&def, &ctx) {
             Ok(plan) => plans.push((def.name.clone(), plan)),
             // With --all a Nix-only image is expected, not a failure.
@@ -157,8 +197,15 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
             )
         })?;
         // Issue 15: both SBOMs of the image, in OUT.attest/ (cmd_sbom.rs).
-        let sbom_src = crate::cmd_sbom::SbomSources { tag: None, plan: Some(plan_path.clone()), repo: repo.clone(), dpkg_root: "/".into(), npm_lock: None };
-        let sbom = crate::cmd_sbom::make(&out, &sbom_src).with_context(|| format!("writing the SBOM of {name}"))?;
+        let sbom_src = crate::cmd_sbom::SbomSources {
+            tag: None,
+            plan: Some(plan_path.clone()),
+            repo: repo.clone(),
+            dpkg_root: "/".into(),
+            npm_lock: None,
+        };
+        let sbom = crate::cmd_sbom::make(&out, &sbom_src)
+            .with_context(|| format!("writing the SBOM of {name}"))?;
         crate::cmd_sbom::write(&out, &sbom, true)?;
         if !json {
             eprintln!(
@@ -177,6 +224,28 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
         crate::print_json(&json!({"images": reports, "skipped": skipped, "cache": cache_counts}))?;
     }
     Ok(())
+}
+
+impl HostArgs {
+    /// Checks a several-platform run: `(platforms, output, all)`.
+    pub fn multi_parts(&self) -> Result<(Vec<String>, PathBuf, bool)> {
+        if self.plan_only || self.plan_out.is_some() || self.bin_dir.is_some() {
+            bail!("--plan-only, --plan-out and --bin-dir take one --platform at a time");
+        }
+        let output = self
+            .output
+            .clone()
+            .context("--output is required with several --platform")?;
+        Ok((self.platform.clone(), output, self.all))
+    }
+
+    /// These arguments for one platform, written to `output`.
+    pub fn for_platform(&self, platform: &str, output: &Path) -> HostArgs {
+        let mut a = self.clone();
+        a.platform = vec![platform.to_owned()];
+        a.output = Some(output.to_owned());
+        a
+    }
 }
 
 /// The nearest ancestor of `start` (or `start` itself) holding models.toml.

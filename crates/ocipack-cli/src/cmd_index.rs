@@ -103,3 +103,102 @@ fn finish(reports: &[ocipack::index::IndexReport], json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// The build target for `--platform P` of `ocipack host`.
+pub fn host_target(
+    platform: &str,
+    sysroot: Option<&std::path::Path>,
+    repo: &std::path::Path,
+) -> Result<ocipack_host::Target> {
+    let p = ocipack::layout::Platform::parse(platform)
+        .map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+    if p.os != "linux" || p.variant.as_deref().is_some_and(|v| v != "v8") {
+        bail!("--platform {platform}: the host builder builds linux/amd64 and linux/arm64 images");
+    }
+    let sysroot = sysroot
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| repo.join(format!(".cache/sysroot-{}", p.architecture)));
+    Ok(ocipack_host::Target::for_architecture(
+        &p.architecture,
+        &sysroot,
+    )?)
+}
+
+/// Why a definition's host programs cannot be taken from a foreign sysroot, if so.
+pub fn missing_in_sysroot(
+    def: &ocipack_host::Definition,
+    ctx: &ocipack_host::HostContext,
+) -> Option<String> {
+    ctx.target.sysroot.as_ref()?;
+    let Some(ocipack_host::Program::Host(paths)) = def.program() else {
+        return None;
+    };
+    let missing: Vec<&str> = paths
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !ctx.target.host_path(std::path::Path::new(p)).exists())
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "{} not in the linux/{} sysroot {} (add its Debian package to scripts/setup-cross.sh)",
+            missing.join(", "),
+            ctx.target.architecture,
+            ctx.target.sysroot.as_ref().expect("checked").display()
+        )
+    })
+}
+
+/// `ocipack host --platform A,B`: each platform into OUTPUT-<os>-<arch>, then
+/// an image index per image into OUTPUT.
+pub fn host_platforms(a: crate::cmd_host::HostArgs, json: bool) -> Result<()> {
+    let (platforms, output, all) = a.multi_parts()?;
+    let mut dirs = Vec::new();
+    for p in &platforms {
+        let plat =
+            ocipack::layout::Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+        let dir = suffixed(&output, &format!("-{}-{}", plat.os, plat.architecture))?;
+        crate::cmd_host::run(a.for_platform(p, &dir), json)?;
+        dirs.push(dir);
+    }
+    let reports = if all {
+        let mut names = BTreeSet::new();
+        for d in &dirs {
+            for e in
+                std::fs::read_dir(d).with_context(|| format!("{}: cannot list", d.display()))?
+            {
+                let e = e?;
+                if e.path().join("oci-layout").is_file() {
+                    names.insert(e.file_name());
+                }
+            }
+        }
+        let mut jobs = Vec::new();
+        for n in &names {
+            let inputs: Vec<PathBuf> = dirs
+                .iter()
+                .map(|d| d.join(n))
+                .filter(|p| p.join("oci-layout").is_file())
+                .collect();
+            let target = output.join(n);
+            ocipack::output::check_replaceable(&target, ocipack::output::OutputKind::Layout)?;
+            jobs.push((inputs, target));
+        }
+        let mut reports = Vec::new();
+        for (inputs, target) in jobs {
+            reports.push(ocipack::index::index(&inputs, &target)?);
+        }
+        reports
+    } else {
+        vec![ocipack::index::index(&dirs, &output)?]
+    };
+    finish(&reports, json)
+}
+
+fn suffixed(out: &std::path::Path, suffix: &str) -> Result<PathBuf> {
+    let name = out
+        .file_name()
+        .with_context(|| format!("output {} has no file name", out.display()))?;
+    let mut name = name.to_os_string();
+    name.push(suffix);
+    Ok(out.with_file_name(name))
+}

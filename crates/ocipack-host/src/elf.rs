@@ -69,6 +69,199 @@ impl Root {
     }
 }
 
+/// `e_machine` of x86-64 objects.
+pub const EM_X86_64: u16 = 62;
+/// `e_machine` of AArch64 objects.
+pub const EM_AARCH64: u16 = 183;
+
+/// The machine an image is built for, and where its libraries come from.
+///
+/// For the host's own architecture there is no sysroot: libraries are the
+/// host's. For another architecture (`linux/arm64` on this amd64 builder)
+/// every library, the interpreter and every host program is looked up inside
+/// `sysroot` (an unpacked set of that architecture's Debian packages) under
+/// its image path: `/lib/ld-linux-aarch64.so.1` is read from
+/// `SYSROOT/lib/ld-linux-aarch64.so.1`, never from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// OCI architecture: `amd64`, `arm64`.
+    pub architecture: String,
+    /// The ELF `e_machine` every object of the closure must have.
+    pub machine: u16,
+    /// Debian's multiarch triplet (`aarch64-linux-gnu`).
+    pub triplet: String,
+    /// Where the target's files are, for a cross build.
+    pub sysroot: Option<PathBuf>,
+}
+
+impl Target {
+    /// This machine's architecture, libraries from the host.
+    pub fn host() -> Target {
+        let (architecture, machine, triplet) = match std::env::consts::ARCH {
+            "aarch64" => ("arm64", EM_AARCH64, "aarch64-linux-gnu"),
+            _ => ("amd64", EM_X86_64, "x86_64-linux-gnu"),
+        };
+        Target {
+            architecture: architecture.into(),
+            machine,
+            triplet: triplet.into(),
+            sysroot: None,
+        }
+    }
+
+    /// The target for OCI architecture `architecture` (`amd64` or `arm64`):
+    /// the host itself when it is the host's, else a cross target whose
+    /// files come from `sysroot`.
+    ///
+    /// # Errors
+    ///
+    /// An architecture other than amd64 and arm64, or a cross target whose
+    /// sysroot has no loader (with what to run to make one).
+    pub fn for_architecture(architecture: &str, sysroot: &Path) -> Result<Target> {
+        let host = Target::host();
+        if architecture == host.architecture {
+            return Ok(host);
+        }
+        let (machine, triplet, loader) = match architecture {
+            "arm64" => (EM_AARCH64, "aarch64-linux-gnu", "lib/ld-linux-aarch64.so.1"),
+            "amd64" => (EM_X86_64, "x86_64-linux-gnu", "lib64/ld-linux-x86-64.so.2"),
+            other => {
+                return Err(Error::Io {
+                    path: sysroot.to_owned(),
+                    source: std::io::Error::other(format!(
+                        "architecture {other:?} is not supported by the host builder (amd64, arm64)"
+                    )),
+                })
+            }
+        };
+        if !sysroot.join(loader).exists() {
+            return Err(Error::Io {
+                path: sysroot.join(loader),
+                source: std::io::Error::other(format!(
+                    "the {architecture} sysroot has no loader; run scripts/setup-cross.sh (or pass --sysroot)"
+                )),
+            });
+        }
+        Ok(Target {
+            architecture: architecture.into(),
+            machine,
+            triplet: triplet.into(),
+            sysroot: Some(sysroot.to_owned()),
+        })
+    }
+
+    /// The loader's search path for this target: the host's for the host,
+    /// else Debian's built-in directories of the target's triplet (the
+    /// image has no ld.so.cache; Debian's arm64 ld.so.conf.d names the same).
+    ///
+    /// # Errors
+    ///
+    /// As [`SearchPath::from_host`].
+    pub fn search_path(&self) -> Result<SearchPath> {
+        match self.sysroot {
+            None => SearchPath::from_host(),
+            Some(_) => Ok(SearchPath::new(Vec::new(), dirs_for(&self.triplet))),
+        }
+    }
+
+    /// Where image path `path` is read from: itself, or inside the sysroot.
+    pub fn host_path(&self, path: &Path) -> PathBuf {
+        match &self.sysroot {
+            None => path.to_owned(),
+            Some(root) => root.join(path.strip_prefix("/").unwrap_or(path)),
+        }
+    }
+
+    fn machine_name(machine: u16) -> String {
+        match machine {
+            EM_X86_64 => "x86-64".into(),
+            EM_AARCH64 => "AArch64".into(),
+            3 => "i386".into(),
+            40 => "ARM (32-bit)".into(),
+            m => format!("machine {m}"),
+        }
+    }
+
+    /// Refuses an object of another machine than the target's, naming both.
+    fn check_machine(&self, path: &Path, ident: ElfIdent) -> Result<()> {
+        if ident.machine == self.machine && ident.class == 2 {
+            return Ok(());
+        }
+        Err(Error::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "is an ELF object for {} ({}-bit), but the image is for linux/{} ({}); build it for that machine (e.g. cargo build --release --target {}) or take it from the {} sysroot",
+                    Target::machine_name(ident.machine),
+                    if ident.class == 2 { 64 } else { 32 },
+                    self.architecture,
+                    Target::machine_name(self.machine),
+                    self.triplet.replace("-linux-gnu", "-unknown-linux-gnu"),
+                    self.architecture
+                ),
+            ),
+        })
+    }
+}
+
+/// Adds the file at image path `path`, read from `sysroot`, to `tree` at
+/// `path`, with every symlink crossed on the way resolved inside the sysroot
+/// (absolute link targets are relative to it), like [`Tree::mirror`] for the
+/// host.
+///
+/// # Errors
+///
+/// [`Error::Io`] if a component cannot be inspected, [`Error::SymlinkLoop`],
+/// [`Error::Conflict`].
+///
+/// [`Tree::mirror`]: crate::tree::Tree::mirror
+pub fn mirror_in(tree: &mut crate::tree::Tree, sysroot: &Path, path: &Path) -> Result<()> {
+    fn comps_rev(p: &Path) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(PathBuf::from(n)),
+                Component::ParentDir => Some(PathBuf::from("..")),
+                _ => None,
+            })
+            .collect();
+        v.reverse();
+        v
+    }
+    let mut todo = comps_rev(path);
+    let mut resolved = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(component) = todo.pop() {
+        if component.as_os_str() == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&component);
+        let on_disk = sysroot.join(candidate.strip_prefix("/").unwrap_or(&candidate));
+        let meta = std::fs::symlink_metadata(&on_disk).map_err(io(&on_disk))?;
+        if meta.file_type().is_symlink() {
+            hops += 1;
+            if hops > 40 {
+                return Err(Error::SymlinkLoop {
+                    path: path.to_owned(),
+                });
+            }
+            let dest = std::fs::read_link(&on_disk).map_err(io(&on_disk))?;
+            tree.symlink(&candidate, &dest.to_string_lossy())?;
+            if dest.is_absolute() {
+                resolved = PathBuf::from("/");
+            }
+            todo.extend(comps_rev(&dest));
+        } else if todo.is_empty() {
+            tree.file(&on_disk, &candidate)?;
+        } else {
+            resolved = candidate;
+        }
+    }
+    Ok(())
+}
+
 /// The directories the loader searches after an object's own paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchPath {
@@ -118,11 +311,11 @@ impl SearchPath {
 /// The directories Debian's glibc searches without any ld.so.cache (what
 /// `ld.so --help` lists as "system search path").
 pub fn default_dirs() -> Vec<PathBuf> {
-    let triplet = match std::env::consts::ARCH {
-        "aarch64" => "aarch64-linux-gnu",
-        "x86" => "i386-linux-gnu",
-        _ => "x86_64-linux-gnu",
-    };
+    dirs_for(&Target::host().triplet)
+}
+
+/// Debian's built-in loader directories for multiarch triplet `triplet`.
+pub fn dirs_for(triplet: &str) -> Vec<PathBuf> {
     vec![
         PathBuf::from(format!("/lib/{triplet}")),
         PathBuf::from(format!("/usr/lib/{triplet}")),
@@ -267,12 +460,17 @@ fn parse(path: &Path) -> Result<Parsed> {
 
 /// True if `path` is an ELF file of the same class, byte order and machine.
 fn compatible(path: &Path, want: ElfIdent) -> bool {
+    ident_of(path) == Some(want)
+}
+
+/// Class, byte order and machine of the ELF file at `path`, if it is one.
+fn ident_of(path: &Path) -> Option<ElfIdent> {
     use std::io::Read;
     let mut head = [0u8; 20];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok()
-        && read_ident(&head) == Some(want)
+        .ok()?;
+    read_ident(&head)
 }
 
 /// Lexically normalises an absolute path (`..` pops a component).
@@ -292,10 +490,12 @@ pub(crate) fn normalise(path: &Path) -> PathBuf {
 
 /// Expands `$ORIGIN`, `$LIB` and `$PLATFORM` in one RPATH/RUNPATH entry,
 /// giving the directory on the host and in the image.
-fn expand(entry: &str, object: &Root) -> (PathBuf, PathBuf) {
-    let lib = match std::env::consts::ARCH {
-        "aarch64" => "lib/aarch64-linux-gnu",
-        _ => "lib/x86_64-linux-gnu",
+fn expand(entry: &str, object: &Root, target: &Target) -> (PathBuf, PathBuf) {
+    let lib = format!("lib/{}", target.triplet);
+    let lib = lib.as_str();
+    let platform = match target.machine {
+        EM_AARCH64 => "aarch64",
+        _ => "x86_64",
     };
     let subst = |origin: &Path| {
         let origin = origin.to_string_lossy();
@@ -304,11 +504,16 @@ fn expand(entry: &str, object: &Root) -> (PathBuf, PathBuf) {
             .replace("$ORIGIN", &origin)
             .replace("${LIB}", lib)
             .replace("$LIB", lib)
-            .replace("${PLATFORM}", std::env::consts::ARCH)
-            .replace("$PLATFORM", std::env::consts::ARCH);
+            .replace("${PLATFORM}", platform)
+            .replace("$PLATFORM", platform);
         normalise(Path::new(&s))
     };
     let dir = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
+    if !entry.contains("ORIGIN") {
+        // An absolute directory: the image's, read from the sysroot.
+        let t = subst(Path::new("/"));
+        return (target.host_path(&t), t);
+    }
     (subst(&dir(&object.host)), subst(&dir(&object.target)))
 }
 
@@ -321,6 +526,19 @@ fn expand(entry: &str, object: &Root) -> (PathBuf, PathBuf) {
 /// [`Error::NotElf`] if a root is not ELF, [`Error::MissingLibrary`] naming
 /// the library, who needs it and where it was searched for, [`Error::Io`].
 pub fn elf_closure(roots: &[Root], search: &SearchPath) -> Result<Vec<Lib>> {
+    elf_closure_for(roots, search, &Target::host())
+}
+
+/// [`elf_closure`] for `target`: every root must be an ELF object of the
+/// target's machine (else a clear error naming both machines), and for a
+/// cross target the interpreter and every search directory are read inside
+/// its sysroot (a library's `host` is the sysroot path, its `target` the
+/// image path); the host's own libraries are never looked at.
+///
+/// # Errors
+///
+/// As [`elf_closure`], and [`Error::Io`] for a root of another machine.
+pub fn elf_closure_for(roots: &[Root], search: &SearchPath, target: &Target) -> Result<Vec<Lib>> {
     let mut by_name: BTreeMap<String, Lib> = BTreeMap::new();
     let mut interps: BTreeMap<PathBuf, Lib> = BTreeMap::new();
     let mut visited: BTreeSet<PathBuf> = BTreeSet::new();
@@ -330,6 +548,7 @@ pub fn elf_closure(roots: &[Root], search: &SearchPath) -> Result<Vec<Lib>> {
     let mut sonames: BTreeSet<String> = BTreeSet::new();
     for root in roots {
         let exe = parse(&root.host)?;
+        target.check_machine(&root.host, exe.ident)?;
         let exe_rpath = if exe.runpath.is_empty() {
             exe.rpath.clone()
         } else {
@@ -346,14 +565,17 @@ pub fn elf_closure(roots: &[Root], search: &SearchPath) -> Result<Vec<Lib>> {
             }
             if let Some(interp) = &parsed.interp {
                 let path = PathBuf::from(interp);
+                let on_disk = target.host_path(&path);
                 if !interps.contains_key(&path) {
-                    if let Some(soname) = parse(&path)?.soname {
+                    let p = parse(&on_disk)?;
+                    target.check_machine(&on_disk, p.ident)?;
+                    if let Some(soname) = p.soname {
                         sonames.insert(soname);
                     }
                 }
                 interps.entry(path.clone()).or_insert_with(|| Lib {
                     name: interp.clone(),
-                    host: path.clone(),
+                    host: on_disk,
                     target: path,
                     needed_by: object.host.clone(),
                     found_via: FoundVia::Interpreter,
@@ -363,7 +585,7 @@ pub fn elf_closure(roots: &[Root], search: &SearchPath) -> Result<Vec<Lib>> {
                 if by_name.contains_key(name) || sonames.contains(name) {
                     continue;
                 }
-                let lib = find(name, &object, &parsed, root, &exe_rpath, search)?;
+                let lib = find(name, &object, &parsed, root, &exe_rpath, search, target)?;
                 let next = parse(&lib.host)?;
                 queue.push_back((
                     Root {
@@ -388,6 +610,7 @@ fn find(
     root: &Root,
     exe_rpath: &[String],
     search: &SearchPath,
+    target: &Target,
 ) -> Result<Lib> {
     let lib = |host: PathBuf, target: PathBuf, found_via| Lib {
         name: name.to_owned(),
@@ -399,23 +622,23 @@ fn find(
     if name.contains('/') {
         // A DT_NEEDED with a slash is opened as given, relative to nothing we can know.
         let path = PathBuf::from(name);
-        if compatible(&path, parsed.ident) {
-            return Ok(lib(path.clone(), path, FoundVia::EmbeddedPath));
+        if compatible(&target.host_path(&path), parsed.ident) {
+            return Ok(lib(target.host_path(&path), path, FoundVia::EmbeddedPath));
         }
     }
     let mut candidates: Vec<(PathBuf, PathBuf, FoundVia)> = Vec::new();
     if parsed.runpath.is_empty() {
         for entry in &parsed.rpath {
-            let (h, t) = expand(entry, object);
+            let (h, t) = expand(entry, object, target);
             candidates.push((h, t, FoundVia::EmbeddedPath));
         }
         for entry in exe_rpath {
-            let (h, t) = expand(entry, root);
+            let (h, t) = expand(entry, root, target);
             candidates.push((h, t, FoundVia::EmbeddedPath));
         }
     }
     for entry in &parsed.runpath {
-        let (h, t) = expand(entry, object);
+        let (h, t) = expand(entry, object, target);
         candidates.push((h, t, FoundVia::EmbeddedPath));
     }
     for dir in &search.configured {
@@ -424,15 +647,26 @@ fn find(
         } else {
             FoundVia::Configured
         };
-        candidates.push((dir.clone(), dir.clone(), via));
+        candidates.push((target.host_path(dir), dir.clone(), via));
     }
     for dir in &search.defaults {
-        candidates.push((dir.clone(), dir.clone(), FoundVia::Default));
+        candidates.push((target.host_path(dir), dir.clone(), FoundVia::Default));
     }
+    let mut skipped: Vec<String> = Vec::new();
     for (host_dir, target_dir, via) in &candidates {
         let host = host_dir.join(name);
         if compatible(&host, parsed.ident) {
             return Ok(lib(host, target_dir.join(name), *via));
+        }
+        // Like ld.so, an object of another machine is passed over; the
+        // error says so, since it is the likely mistake.
+        if let Some(other) = ident_of(&host).filter(|i| *i != parsed.ident) {
+            skipped.push(format!(
+                "{} is for {}, not {}",
+                host.display(),
+                Target::machine_name(other.machine),
+                Target::machine_name(parsed.ident.machine)
+            ));
         }
     }
     let mut searched: Vec<String> = Vec::new();
@@ -442,10 +676,15 @@ fn find(
             searched.push(dir);
         }
     }
+    let note = if skipped.is_empty() {
+        String::new()
+    } else {
+        format!(" (passed over, wrong machine: {})", skipped.join("; "))
+    };
     Err(Error::MissingLibrary {
         name: name.to_owned(),
         needed_by: object.host.clone(),
-        searched: searched.join(":"),
+        searched: format!("{}{note}", searched.join(":")),
     })
 }
 
@@ -499,10 +738,143 @@ mod tests {
             host: PathBuf::from("/work/target/release/svc"),
             target: PathBuf::from("/app/bin/svc"),
         };
-        let (host, target) = expand("$ORIGIN/../lib", &object);
+        let (host, target) = expand("$ORIGIN/../lib", &object, &Target::host());
         assert_eq!(host, PathBuf::from("/work/target/lib"));
         assert_eq!(target, PathBuf::from("/app/lib"));
-        let (host, _) = expand("${ORIGIN}/x/../y", &object);
+        let (host, _) = expand("${ORIGIN}/x/../y", &object, &Target::host());
         assert_eq!(host, PathBuf::from("/work/target/release/y"));
+    }
+
+    /// A minimal little-endian ELF64 header for `machine` (no sections, no
+    /// program headers): enough for the parser and the machine check.
+    fn fake_elf(path: &Path, machine: u16) {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2; // 64-bit
+        h[5] = 1; // little endian
+        h[6] = 1; // version
+        h[16] = 3; // ET_DYN
+        h[18..20].copy_from_slice(&machine.to_le_bytes());
+        h[20] = 1;
+        h[52] = 64; // e_ehsize
+        std::fs::write(path, h).unwrap();
+    }
+
+    #[test]
+    fn a_root_of_another_machine_is_refused_naming_both() {
+        let t = tempfile::tempdir().unwrap();
+        let bin = t.path().join("service");
+        fake_elf(&bin, EM_AARCH64);
+        let mut host = Target::host();
+        host.machine = EM_X86_64;
+        host.architecture = "amd64".into();
+        host.triplet = "x86_64-linux-gnu".into();
+        let e = elf_closure_for(&[Root::same(&bin)], &SearchPath::new(vec![], vec![]), &host)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("for AArch64") && e.contains("linux/amd64 (x86-64)"),
+            "{e}"
+        );
+        assert!(e.contains(&bin.display().to_string()), "{e}");
+
+        // And an x86-64 binary in an arm64 image.
+        fake_elf(&bin, EM_X86_64);
+        let arm = Target {
+            architecture: "arm64".into(),
+            machine: EM_AARCH64,
+            triplet: "aarch64-linux-gnu".into(),
+            sysroot: Some(t.path().to_owned()),
+        };
+        let e = elf_closure_for(&[Root::same(&bin)], &arm.search_path().unwrap(), &arm)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("for x86-64") && e.contains("linux/arm64 (AArch64)"),
+            "{e}"
+        );
+        assert!(e.contains("--target aarch64-unknown-linux-gnu"), "{e}");
+    }
+
+    #[test]
+    fn a_cross_target_needs_its_sysroot() {
+        let t = tempfile::tempdir().unwrap();
+        let foreign = if Target::host().architecture == "amd64" {
+            "arm64"
+        } else {
+            "amd64"
+        };
+        let e = Target::for_architecture(foreign, t.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("setup-cross.sh"), "{e}");
+        let e = Target::for_architecture("riscv64", t.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not supported"), "{e}");
+        // The host's own architecture needs none.
+        let host = Target::for_architecture(&Target::host().architecture, t.path()).unwrap();
+        assert!(host.sysroot.is_none());
+    }
+
+    #[test]
+    fn libraries_resolve_inside_the_sysroot_never_on_the_host() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("lib/aarch64-linux-gnu")).unwrap();
+        // A library named like the host's libc, but only in the sysroot.
+        fake_elf(&r.join("lib/aarch64-linux-gnu/libc.so.6"), EM_AARCH64);
+        std::os::unix::fs::symlink("aarch64-linux-gnu/libc.so.6", r.join("lib/libc-link.so"))
+            .unwrap();
+        let arm = Target {
+            architecture: "arm64".into(),
+            machine: EM_AARCH64,
+            triplet: "aarch64-linux-gnu".into(),
+            sysroot: Some(r.to_owned()),
+        };
+        assert_eq!(
+            arm.host_path(Path::new("/lib/aarch64-linux-gnu/libc.so.6")),
+            r.join("lib/aarch64-linux-gnu/libc.so.6")
+        );
+        let search = arm.search_path().unwrap();
+        assert_eq!(search.defaults[0], PathBuf::from("/lib/aarch64-linux-gnu"));
+        let obj = Root::same("/app/bin/x");
+        let parsed = Parsed {
+            interp: None,
+            needed: vec!["libc.so.6".into()],
+            rpath: vec![],
+            runpath: vec![],
+            soname: None,
+            ident: ElfIdent {
+                class: 2,
+                data: 1,
+                machine: EM_AARCH64,
+            },
+        };
+        let lib = find("libc.so.6", &obj, &parsed, &obj, &[], &search, &arm).unwrap();
+        assert_eq!(lib.host, r.join("lib/aarch64-linux-gnu/libc.so.6"));
+        assert_eq!(
+            lib.target,
+            PathBuf::from("/lib/aarch64-linux-gnu/libc.so.6")
+        );
+        // An object of another machine where the library should be is passed
+        // over, and the error says so.
+        fake_elf(&r.join("lib/aarch64-linux-gnu/libm.so.6"), EM_X86_64);
+        let e = find("libm.so.6", &obj, &parsed, &obj, &[], &search, &arm)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("wrong machine") && e.contains("is for x86-64, not AArch64"),
+            "{e}"
+        );
+        // mirror_in follows the sysroot's own symlinks.
+        let mut tree = crate::tree::Tree::default();
+        mirror_in(&mut tree, r, Path::new("/lib/libc-link.so")).unwrap();
+        let targets: Vec<&str> = tree.targets().collect();
+        assert!(targets.contains(&"/lib/libc-link.so"), "{targets:?}");
+        assert!(
+            targets.contains(&"/lib/aarch64-linux-gnu/libc.so.6"),
+            "{targets:?}"
+        );
     }
 }

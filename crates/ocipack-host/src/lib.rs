@@ -32,7 +32,10 @@ pub use definition::{
     definition_paths, load_definition, load_manifest, Config, Definition, Directories, Healthcheck,
     Layers, Manifest, ModelAsset, Program, RuntimeAsset, Source,
 };
-pub use elf::{default_dirs, elf_closure, FoundVia, Lib, Root, SearchPath};
+pub use elf::{
+    default_dirs, dirs_for, elf_closure, elf_closure_for, mirror_in, FoundVia, Lib, Root,
+    SearchPath, Target,
+};
 pub use error::{Error, Result};
 pub use plan::{plan_for, HostContext, PROBE_TARGET};
 pub use tree::Tree;

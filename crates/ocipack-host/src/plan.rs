@@ -19,7 +19,7 @@ use ocipack::plan::{FilesLayer, Healthcheck, Layer, ModelLayer, Plan, RunConfig,
 
 use crate::assets::{check_assets, Assets, CheckedAsset};
 use crate::definition::{Definition, Program};
-use crate::elf::{elf_closure, FoundVia, Root, SearchPath};
+use crate::elf::{elf_closure_for, mirror_in, FoundVia, Root, SearchPath, Target};
 use crate::error::{io, Error, Result};
 use crate::tree::Tree;
 
@@ -41,6 +41,9 @@ pub struct HostContext {
     pub search: SearchPath,
     /// The CA bundle copied to the same path in the image, if any.
     pub ca_bundle: Option<PathBuf>,
+    /// The machine the image is for (default: this one); a cross target
+    /// reads host programs and libraries from its sysroot (issue 16).
+    pub target: Target,
 }
 
 impl HostContext {
@@ -58,6 +61,7 @@ impl HostContext {
             manifest: repo_root.join("models.toml"),
             search: SearchPath::from_host()?,
             ca_bundle: Some(PathBuf::from("/etc/ssl/certs/ca-certificates.crt")),
+            target: Target::host(),
         })
     }
 }
@@ -107,6 +111,23 @@ pub(crate) struct Parts {
 /// [`Error::MissingLibrary`] from the binaries; [`Error::Definition`],
 /// [`Error::Conflict`], [`Error::TooManyLayers`], [`Error::Io`].
 pub fn plan_for(def: &Definition, ctx: &HostContext) -> Result<Plan> {
+    // A cross target takes `[runtimes.<name>-<arch>]` of models.toml in
+    // place of `<name>` where there is one (ONNX Runtime's aarch64 build).
+    let remapped;
+    let def = if ctx.target.sysroot.is_some() && !def.runtimes.is_empty() {
+        let manifest = crate::definition::load_manifest(&ctx.manifest)?;
+        let mut d = def.clone();
+        for r in &mut d.runtimes {
+            let cross = format!("{r}-{}", ctx.target.architecture);
+            if manifest.runtimes.contains_key(&cross) {
+                *r = cross;
+            }
+        }
+        remapped = d;
+        &remapped
+    } else {
+        def
+    };
     let p = Planning { def, host: ctx };
     let assets = check_assets(&p)?;
     let mut parts = Parts::default();
@@ -119,6 +140,7 @@ pub fn plan_for(def: &Definition, ctx: &HostContext) -> Result<Plan> {
     let labels = labels(def);
     let mut plan = Plan::new(def.name.clone(), layers);
     plan.tags = def.tags.clone();
+    plan.architecture = ctx.target.architecture.clone();
     plan.config = config(&p, env, labels.clone());
     plan.annotations = labels;
     Ok(plan)
@@ -139,8 +161,14 @@ pub(crate) fn program(p: &Planning<'_>, parts: &mut Parts) -> Result<()> {
         Program::Host(paths) => {
             for path in paths {
                 let path = PathBuf::from(path);
-                parts.app.mirror(&path)?;
-                parts.roots.push(Root::same(path));
+                match &ctx.target.sysroot {
+                    None => parts.app.mirror(&path)?,
+                    Some(root) => mirror_in(&mut parts.app, root, &path)?,
+                }
+                parts.roots.push(Root {
+                    host: ctx.target.host_path(&path),
+                    target: path,
+                });
             }
         }
         Program::Unsupported(reason) => {
@@ -188,12 +216,18 @@ fn add_binary(
 /// The runtime libraries at `/usr/lib/<name>/<file>` with their soname
 /// links; each is an ELF root, and ONNX Runtime's path goes to `ORT_DYLIB_PATH`.
 pub(crate) fn runtimes(
-    _p: &Planning<'_>,
+    p: &Planning<'_>,
     runtimes: &[CheckedAsset],
     parts: &mut Parts,
 ) -> Result<()> {
     for rt in runtimes {
-        let dir = PathBuf::from("/usr/lib").join(&rt.name);
+        // `onnxruntime-arm64` is installed where `onnxruntime` would be.
+        let suffix = format!("-{}", p.host.target.architecture);
+        let name = match &p.host.target.sysroot {
+            Some(_) => rt.name.strip_suffix(&suffix).unwrap_or(&rt.name),
+            None => &rt.name,
+        };
+        let dir = PathBuf::from("/usr/lib").join(name);
         let target = dir.join(&rt.file);
         parts.runtime.file(&rt.source, &target)?;
         parts.runtime.symlink(&dir.join(&rt.soname), &rt.file)?;
@@ -202,7 +236,7 @@ pub(crate) fn runtimes(
             target,
         });
         // ort's load-dynamic feature dlopens the runtime from this variable.
-        if rt.name == "onnxruntime" {
+        if name == "onnxruntime" {
             let value = dir.join(&rt.soname).display().to_string();
             parts.env.push(("ORT_DYLIB_PATH".to_owned(), value));
         }
@@ -216,11 +250,18 @@ pub(crate) fn runtimes(
 /// directories into `LD_LIBRARY_PATH` (the image has no ld.so.cache).
 pub(crate) fn elf_libraries(p: &Planning<'_>, parts: &mut Parts) -> Result<()> {
     let search = &p.host.search;
-    let closure = elf_closure(&parts.roots, search)?;
+    let target = &p.host.target;
+    let closure = elf_closure_for(&parts.roots, search, target)?;
     let mut extra_dirs: Vec<PathBuf> = Vec::new();
     for lib in &closure {
         if lib.host == lib.target {
             parts.system.mirror(&lib.host)?;
+        } else if let Some(root) = target
+            .sysroot
+            .as_ref()
+            .filter(|_| lib.host == target.host_path(&lib.target))
+        {
+            mirror_in(&mut parts.system, root, &lib.target)?;
         } else {
             // Found through $ORIGIN of the moved application binary: it
             // travels with the application.
