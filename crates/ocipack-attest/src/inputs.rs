@@ -146,7 +146,7 @@ pub struct ImageFile {
     pub size: u64,
     /// Whether it starts with the ELF magic.
     pub elf: bool,
-    /// The bytes of a `node_modules/*/package.json` (for npm packages).
+    /// The bytes of a `package.json` (for npm packages).
     pub package_json: Option<Vec<u8>>,
 }
 
@@ -220,9 +220,7 @@ pub fn read_image(layout: &Layout, tag: Option<&str>) -> Result<Image> {
             }
             let mut s1 = sha1::Sha1::new();
             let mut s256 = sha2::Sha256::new();
-            let keep = path.contains("/node_modules/")
-                && path.ends_with("/package.json")
-                && entry.size() <= MAX_PACKAGE_JSON;
+            let keep = path.ends_with("/package.json") && entry.size() <= MAX_PACKAGE_JSON;
             let mut kept = Vec::new();
             let mut head = [0u8; 4];
             let mut head_len = 0;

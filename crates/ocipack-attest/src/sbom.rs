@@ -7,7 +7,8 @@
 //!    the wheel member as purl subpath, licence from models.toml);
 //! 2. the Debian package owning the file it was copied from (the plan's
 //!    source path, looked up in the dpkg database);
-//! 3. the npm package whose `node_modules/<name>/package.json` encloses it;
+//! 3. the npm package whose `package.json` (with name and version; in
+//!    `node_modules/<name>` or the application's own) encloses it;
 //! 4. a binary of this workspace (by file name, ELF): the crate, and the
 //!    crates linked into it (see [`crate::cargo`]) as its dependencies;
 //! 5. otherwise: a file with no package (sha1, sha256), never dropped.
@@ -114,13 +115,13 @@ pub fn build(inp: Inputs<'_>) -> Sbom {
     for f in inp.image.files.values() {
         if let Some(bytes) = &f.package_json {
             let dir = f.path.trim_end_matches("/package.json");
-            let Some(tail) = dir.rsplit_once("/node_modules/").map(|(_, t)| t) else {
-                continue;
-            };
-            // node_modules/name or node_modules/@scope/name only.
-            let depth = tail.split('/').count();
-            if !(depth == 1 || (depth == 2 && tail.starts_with('@'))) {
-                continue;
+            // node_modules/name, node_modules/@scope/name, or an application
+            // outside node_modules (its package.json names it).
+            if let Some((_, tail)) = dir.rsplit_once("/node_modules/") {
+                let depth = tail.split('/').count();
+                if !(depth == 1 || (depth == 2 && tail.starts_with('@'))) {
+                    continue;
+                }
             }
             let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
             if let (Some(n), Some(ver)) = (v["name"].as_str(), v["version"].as_str()) {
@@ -366,6 +367,17 @@ impl Sbom {
         refs
     }
 
+    /// SPDX's package verification code: sha1 of the sorted sha1s of the files.
+    fn verification_code<'a>(&self, paths: impl Iterator<Item = &'a String>) -> String {
+        use sha1::Digest as _;
+        let mut sums: Vec<&str> = paths
+            .filter_map(|p| self.image.files.get(p))
+            .map(|f| f.sha1.as_str())
+            .collect();
+        sums.sort_unstable();
+        hex(&sha1::Sha1::digest(sums.concat().as_bytes()))
+    }
+
     /// The SPDX 2.3 JSON document.
     pub fn spdx(&self) -> Value {
         let root_id = "SPDXRef-Image".to_owned();
@@ -427,6 +439,12 @@ impl Sbom {
             if !checksums.is_empty() {
                 p["checksums"] = Value::Array(checksums);
             }
+            // SPDX allows CONTAINS of files only for analysed packages.
+            if !c.files.is_empty() {
+                p["filesAnalyzed"] = json!(true);
+                p["packageVerificationCode"] = json!({"packageVerificationCodeValue":
+                    self.verification_code(c.files.iter())});
+            }
             packages.push(p);
             rels.push(
                 json!({"spdxElementId": root_id, "relationshipType": "CONTAINS",
@@ -462,6 +480,11 @@ impl Sbom {
                 })
             })
             .collect();
+        if !self.unclaimed.is_empty() {
+            packages[0]["filesAnalyzed"] = json!(true);
+            packages[0]["packageVerificationCode"] = json!({"packageVerificationCodeValue":
+                self.verification_code(self.unclaimed.iter())});
+        }
         for f in &self.unclaimed {
             rels.push(
                 json!({"spdxElementId": root_id, "relationshipType": "CONTAINS",

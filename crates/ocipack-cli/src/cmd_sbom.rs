@@ -76,6 +76,19 @@ pub fn run(a: SbomArgs, json: bool) -> Result<()> {
     report(&s, &written, json)
 }
 
+/// What `ocipack host` writes for each image it builds: both SBOMs, attached.
+pub fn for_host(layout_dir: &Path, plan: &Path, repo: &Path) -> Result<Written> {
+    let src = SbomSources {
+        tag: None,
+        plan: Some(plan.to_owned()),
+        repo: repo.to_owned(),
+        dpkg_root: PathBuf::from("/"),
+        npm_lock: None,
+    };
+    let s = make(layout_dir, &src)?;
+    write(layout_dir, &s, true)
+}
+
 /// Prints what was written.
 pub fn report(s: &Sbom, written: &Written, json: bool) -> Result<()> {
     if json {
