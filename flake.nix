@@ -26,6 +26,22 @@
         }
       );
       perSystem = f: builtins.mapAttrs (_: f) projects;
+      # Multi-architecture images (issue 16): for each image, one OCI image
+      # index over its x86_64-linux and aarch64-linux builds, made by this
+      # system's ocipack. Building one needs both systems' images (a remote
+      # builder or emulation, docs/multi-arch.md); evaluating needs neither.
+      imageIndexes =
+        system:
+        builtins.mapAttrs (
+          name: _:
+          import ./nix/imageIndex.nix {
+            inherit system;
+            inherit (projects.${system}.packages) ocipack;
+          } {
+            inherit name;
+            images = map (s: projects.${s}.images.${name}) systems;
+          }
+        ) projects.${system}.images;
     in
     {
       packages = perSystem (p: p.packages);
@@ -34,7 +50,11 @@
       # by `nix flake check`: the images split their closure with
       # import-from-derivation (nix/closureLayers.nix), which only building
       # or checking an image may trigger (docs/using-the-flake.md).
-      legacyPackages = perSystem (p: { inherit (p) images push load; });
+      # imageIndexes.<name>: `nix build .#imageIndexes.scoring`.
+      legacyPackages = builtins.mapAttrs (system: p: {
+        inherit (p) images push load;
+        imageIndexes = imageIndexes system;
+      }) projects;
       checks = perSystem (p: p.checks);
       devShells = perSystem (p: { default = p.devShell; });
       formatter = perSystem (p: p.formatter);

@@ -126,6 +126,32 @@ done
 [ "$(nix eval "${flags[@]}" --raw "$flake#push.meta.mainProgram" 2>/dev/null)" = push-images ] ||
   fail ".#push has no main program push-images (nix run .#push)"
 
+step "multi-architecture image indexes (issue 16): legacyPackages.<system>.imageIndexes.<name> over both systems' images"
+# Appended by the multiarch helper: each index derivation runs `ocipack index`
+# on this system over the x86_64-linux and aarch64-linux image derivations.
+for system in x86_64-linux aarch64-linux; do
+  nixq eval "${flags[@]}" --json "$flake#." --apply "f: let
+      lp = f.legacyPackages;
+      ix = lp.\"$system\".imageIndexes;
+    in builtins.mapAttrs (n: i: {
+      drv = i.drvPath;
+      system = i.system;
+      args = i.args;
+      children = map (c: c.drvPath) i.images;
+      want = [ lp.x86_64-linux.images.\${n}.drvPath lp.aarch64-linux.images.\${n}.drvPath ];
+    }) ix" >"$work/indexes-$system.json" || fail "$system: imageIndexes do not evaluate"
+  python3 - "$work/indexes-$system.json" "$work/drvs-$system.json" "$system" <<'PY' || fail "$system: imageIndexes are wrong"
+import json, sys
+ix, drvs, system = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), sys.argv[3]
+images = sorted(k.split(".")[1] for k in drvs if k.startswith("images.") and k.count(".") == 1)
+assert sorted(ix) == images, (sorted(ix), images)
+for n, i in ix.items():
+    assert i["children"] == i["want"], (n, i["children"], i["want"])
+    assert i["system"] == system and i["args"] == ["index", "--nix-attrs"], (n, i)
+print(f"{system}: {len(ix)} image indexes, each over the x86_64-linux and aarch64-linux images")
+PY
+done
+
 step "a nixpkgs program's image carries the package's licence (Redis 8: AGPL-3.0-only, not the host's BSD-3-Clause)"
 for key in annotations config.labels; do
   lic=$(nix eval "${flags[@]}" --raw "$flake#images.redis.plan.$key.\"org.opencontainers.image.licenses\"" 2>/dev/null)
