@@ -1,8 +1,12 @@
 # imageFromDefinition: an images/<name>.toml definition -> buildImage.
 #
-# The definitions are data shared with the host builder (ocipack host), so
-# unknown fields are refused here too. Everything system-specific comes from
-# `resolve`, which keeps this file free of nixpkgs and testable offline.
+# The definitions are data shared with the host builder (ocipack host); what
+# every field means is written once, in docs/image-definitions.md, and
+# crates/ocipack-host/tests/cross_builder.rs feeds every images/*.toml to
+# both builders and compares the results field by field. Unknown fields are
+# refused here with the host builder's message and list. Everything
+# system-specific comes from `resolve`, which keeps this file free of
+# nixpkgs and testable offline.
 { buildImage }:
 {
   # The parsed TOML (builtins.fromTOML).
@@ -13,7 +17,8 @@
   #   crate = name: package with bin/<binary>;
   #   nixpkgs = name: package;
   #   model = name: { model; file; license; };
-  #   runtime = name: { package; env = { K = "V"; }; };
+  #   runtime = name: { package; env = { K = "V"; }; };  env: models.toml's
+  #             `library_env` = the library's path (nix/project.nix);
   #   probe = package with bin/http-probe, or null;
   #   cacert = package with etc/ssl/certs/ca-bundle.crt, or null;
   #   root = repository root (a path), for [files];
@@ -47,7 +52,6 @@ let
       "nixpkgs"
       "host_binaries"
       "host_unsupported"
-      "workspace_binaries"
     ];
     config = [
       "entrypoint"
@@ -76,7 +80,9 @@ let
     if bad == [ ] then
       true
     else
-      throw "${file}: unknown field ${where}${builtins.head bad}; allowed there: ${builtins.concatStringsSep ", " keys} (fix the definition, or extend nix/imageFromDefinition.nix and the host builder together)";
+      throw "${file}: unknown field `${where}${builtins.head bad}`, expected one of ${
+        builtins.concatStringsSep ", " (map (k: "`${k}`") keys)
+      }; every field is described in docs/image-definitions.md";
   sub = key: d.${key} or { };
   valid =
     checkKeys "" allowed.top d
@@ -152,11 +158,6 @@ let
     );
 
   runtimes = map resolve.runtime (d.runtimes or [ ]);
-  # Binaries of this workspace added to a supporting image (http-probe).
-  workspaceBinaries = map (b: {
-    name = b;
-    package = resolve.crate b;
-  }) (src.workspace_binaries or [ ]);
   probe = if d.probe or false then resolve.probe else null;
   cacert = resolve.cacert or null;
   fileSource = resolve.file or (p: resolve.root + "/${p}");
@@ -171,6 +172,21 @@ let
       inherit (r) model file;
     }
   ) (d.models or [ ]);
+
+  # The image's unprivileged user, as ocipack's plan defaults it
+  # (crates/ocipack/src/plan.rs DEFAULT_ID), which owns [directories].
+  appId = 65532;
+
+  # [layers] max: the most layers the image may have, the base layer not
+  # counted (default 20), as in the host builder. Here that is one layer per
+  # model plus the closure's groups (the entries join the closure's top
+  # group), so the closure gets what the models leave.
+  layersMax = (sub "layers").max or 20;
+  closureMax =
+    if layersMax - builtins.length models >= 1 then
+      layersMax - builtins.length models
+    else
+      throw "${file}: image ${name} needs ${toString (builtins.length models + 1)} layers but [layers] max is ${toString layersMax}; raise max or ship fewer models";
 
   runtimeEnv = builtins.foldl' (acc: r: acc // (r.env or { })) { } runtimes;
   env = (cfg.env or { }) // runtimeEnv;
@@ -188,10 +204,6 @@ let
           }
         ]
     )
-    ++ map (b: {
-      target = "/usr/local/bin/${b.name}";
-      symlink = "${b.package}/bin/${b.name}";
-    }) workspaceBinaries
     ++ (
       if cacert == null then
         [ ]
@@ -210,8 +222,8 @@ let
     ++ map (p: {
       target = p;
       directory = true;
-      uid = 65532;
-      gid = 65532;
+      uid = appId;
+      gid = appId;
     }) ((sub "directories").paths or [ ]);
 
   optional = key: value: if value == null then { } else { ${key} = value; };
@@ -251,9 +263,8 @@ buildImage {
   contents =
     [ app.package ]
     ++ map (r: r.package) runtimes
-    ++ map (b: b.package) workspaceBinaries
     ++ (if probe == null then [ ] else [ probe ])
     ++ (if cacert == null then [ ] else [ cacert ]);
   roots = [ app.package ];
-  maxLayers = (sub "layers").max or 100;
+  maxLayers = closureMax;
 }

@@ -25,14 +25,19 @@ let
     inherit (packages) ocipack;
     inherit (pkgs) busybox;
   };
+  manifest = builtins.fromTOML (builtins.readFile (root + "/models.toml"));
   # Models and test photos from models.toml, as fixed-output derivations.
-  assets = lib.fetchAssets {
-    list = builtins.fromTOML (builtins.readFile (root + "/models.toml"));
-  };
+  assets = lib.fetchAssets { list = manifest; };
   inherit (assets) models;
   # nixos-25.11 ships ONNX Runtime 1.22.x; the services need API 17 or newer
   # (ort's `load-dynamic` without the default api features).
   ortDylib = "${pkgs.onnxruntime}/lib/libonnxruntime.so";
+  libraryEnv =
+    name: path:
+    let
+      r = manifest.runtimes.${name};
+    in
+    if r ? library_env then { ${r.library_env} = path; } else { };
   pick =
     kind: set: name:
     set.${name}
@@ -56,10 +61,12 @@ let
       };
     # The images use nixpkgs' ONNX Runtime, not the wheel's copy that the
     # host builder ships: it is built against the same glibc as the services.
+    # The variable that carries the library's path is models.toml's
+    # `library_env`, as for the host builder.
     runtime = pick "runtime" {
       onnxruntime = {
         package = pkgs.onnxruntime;
-        env.ORT_DYLIB_PATH = ortDylib;
+        env = libraryEnv "onnxruntime" ortDylib;
       };
     };
     probe = packages.http-probe;

@@ -10,7 +10,8 @@
 E2E_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 E2E_PASSED=0
 E2E_FAILED=0
-# The app user of every image (images/*.toml, docs/image-definitions.md).
+# The app user of every image: ocipack's default user (crates/ocipack/src/plan.rs
+# DEFAULT_ID; crates/ocipack-host/tests/cross_builder.rs checks they agree).
 E2E_UID=65532
 
 log() { printf '%s %s\n' "$(date -u +%T)" "$*" >&2; }
@@ -145,7 +146,7 @@ image_digest() { ocipack --json inspect "$1" | jq -r '.[0].manifestDigest'; }
 # runc_bundle LAYOUT BUNDLE NAME=VALUE...: unpacks LAYOUT:latest with umoci and
 # hardens its config.json the way compose.yaml runs the images: no terminal,
 # host network (no network namespace: the host has no bridge), read-only root,
-# no-new-privileges, no capabilities, uid/gid 65532, a private tmpfs /tmp, and
+# no-new-privileges, no capabilities, uid/gid E2E_UID, a private tmpfs /tmp, and
 # the given environment on top of the image's (replacing same-named entries).
 runc_bundle() {
     local layout=$1 bundle=$2 env_json
@@ -180,12 +181,12 @@ qdrant_bundle() {
         "QDRANT__SERVICE__GRPC_PORT=$grpc" || return 1
     printf 'service:\n  api_key: "%s"\n' "$E2E_QDRANT_KEY" >"$bundle.qdrant-config.yaml"
     chmod 0444 "$bundle.qdrant-config.yaml"
-    jq --arg cfg "$bundle.qdrant-config.yaml" '.mounts += [
+    jq --arg cfg "$bundle.qdrant-config.yaml" --arg id "$E2E_UID" '.mounts += [
         {destination: "/run/secrets/qdrant-config.yaml", type: "bind", source: $cfg, options: ["rbind", "ro"]},
         {destination: "/qdrant/storage", type: "tmpfs", source: "tmpfs",
-         options: ["nosuid", "nodev", "uid=65532", "gid=65532", "mode=0700"]},
+         options: ["nosuid", "nodev", "uid=\($id)", "gid=\($id)", "mode=0700"]},
         {destination: "/qdrant/snapshots", type: "tmpfs", source: "tmpfs",
-         options: ["nosuid", "nodev", "uid=65532", "gid=65532", "mode=0700"]}]' \
+         options: ["nosuid", "nodev", "uid=\($id)", "gid=\($id)", "mode=0700"]}]' \
         "$bundle/config.json" >"$bundle/config.json.new" && mv "$bundle/config.json.new" "$bundle/config.json"
 }
 

@@ -16,6 +16,9 @@ pub(crate) struct CheckedAsset {
     pub file: String,
     /// The SONAME of a runtime library (empty for models).
     pub soname: String,
+    /// The variable a runtime library's path goes to, if any (models.toml
+    /// `library_env`).
+    pub library_env: Option<String>,
     /// Where it is on disk.
     pub source: PathBuf,
 }
@@ -59,6 +62,7 @@ pub(crate) fn check_assets(p: &Planning<'_>) -> Result<Assets> {
             name: name.clone(),
             file: m.file.clone(),
             soname: String::new(),
+            library_env: None,
             source,
         });
     }
@@ -73,6 +77,7 @@ pub(crate) fn check_assets(p: &Planning<'_>) -> Result<Assets> {
             name: name.clone(),
             file: r.file.clone(),
             soname: r.soname.clone(),
+            library_env: r.library_env.clone(),
             source,
         });
     }

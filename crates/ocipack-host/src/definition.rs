@@ -206,7 +206,10 @@ pub fn load_definition(path: &Path) -> Result<Definition> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
     let mut def: Definition = toml::from_str(&text).map_err(|e| Error::Toml {
         path: path.to_owned(),
-        message: e.to_string().trim_end().to_owned(),
+        message: format!(
+            "{}; every field is described in docs/image-definitions.md",
+            e.to_string().trim_end()
+        ),
     })?;
     def.path = path.to_owned();
     check(&def, path)?;
@@ -333,6 +336,10 @@ pub struct RuntimeAsset {
     pub file: String,
     /// The library's SONAME, installed as a symlink to `file`.
     pub soname: String,
+    /// The environment variable that gets the library's path in the image
+    /// (`ORT_DYLIB_PATH` for ONNX Runtime: ort's `load-dynamic` dlopens it).
+    #[serde(default)]
+    pub library_env: Option<String>,
     /// Lowercase hex sha256 of the file.
     pub sha256: String,
     /// Size in bytes.

@@ -214,7 +214,8 @@ fn add_binary(
 }
 
 /// The runtime libraries at `/usr/lib/<name>/<file>` with their soname
-/// links; each is an ELF root, and ONNX Runtime's path goes to `ORT_DYLIB_PATH`.
+/// links; each is an ELF root, and the soname link's path goes to the
+/// variable models.toml names in `library_env` (`ORT_DYLIB_PATH`).
 pub(crate) fn runtimes(
     p: &Planning<'_>,
     runtimes: &[CheckedAsset],
@@ -235,10 +236,9 @@ pub(crate) fn runtimes(
             host: rt.source.clone(),
             target,
         });
-        // ort's load-dynamic feature dlopens the runtime from this variable.
-        if name == "onnxruntime" {
+        if let Some(key) = &rt.library_env {
             let value = dir.join(&rt.soname).display().to_string();
-            parts.env.push(("ORT_DYLIB_PATH".to_owned(), value));
+            parts.env.push((key.clone(), value));
         }
     }
     Ok(())

@@ -121,6 +121,7 @@ license = "MIT"
 [runtimes.onnxruntime]
 file = "libonnxruntime.so.1.31.1"
 soname = "libonnxruntime.so.1"
+library_env = "ORT_DYLIB_PATH"
 sha256 = "{}"
 size = {}
 license = "MIT"

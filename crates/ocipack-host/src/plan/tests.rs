@@ -145,6 +145,7 @@ fn runtimes_add_the_library_its_soname_link_and_ort_dylib_path() {
         name: "onnxruntime".into(),
         file: "libonnxruntime.so.1.2.3".into(),
         soname: "libonnxruntime.so.1".into(),
+        library_env: Some("ORT_DYLIB_PATH".into()),
         source: "/assets/libonnxruntime.so.1.2.3".into(),
     };
     let mut parts = Parts::default();
@@ -251,12 +252,14 @@ fn layers_go_from_system_to_application_within_max() {
             name: "m".into(),
             file: "m.onnx".into(),
             soname: String::new(),
+            library_env: None,
             source: "/assets/m.onnx".into(),
         }],
         runtimes: vec![CheckedAsset {
             name: "rt".into(),
             file: "librt.so.1.0".into(),
             soname: "librt.so.1".into(),
+            library_env: None,
             source: "/assets/librt.so.1.0".into(),
         }],
     };
