@@ -1,15 +1,22 @@
 #!/bin/sh
-# Benchmark the two ML services over loopback with wrk, next to the raw
-# model inference time measured by the same binaries (--bench-inference).
+# Benchmark the two ML services over loopback with wrk against raw model
+# inference of the same inputs, interleaved in the same run: for every
+# client count, the binary's --bench-inference (session runs only, on the
+# ready input tensor, the same sessions and threads as the service, C client
+# threads sharing the runs) and then wrk with C connections, REPS times.
+# Detection also prints its per-stage profile (--bench-stages).
 #
 # Usage: scripts/bench-services.sh [seconds-per-level]   (default 10)
 # Needs: wrk (apt-get install wrk), python3, assets from scripts/fetch-assets.sh.
-# Env: ASSETS_DIR (default .cache/assets), CARGO_TARGET_DIR, LEVELS ("1 4 16").
+# Env: ASSETS_DIR (default .cache/assets), CARGO_TARGET_DIR, LEVELS ("1 2 4"),
+#      REPS (3), ORT_SESSIONS / ORT_INTRA_THREADS (passed to both sides).
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 assets=${ASSETS_DIR:-$repo/.cache/assets}
 secs=${1:-10}
-levels=${LEVELS:-"1 4 16"}
+levels=${LEVELS:-"1 2 4"}
+reps=${REPS:-3}
+summary=""
 target=${CARGO_TARGET_DIR:-$repo/target}
 work=$(mktemp -d)
 pid=""
@@ -56,11 +63,16 @@ LUA
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-bench() { # name binary path content-type body raw-inference-args...
-  name=$1 bin=$target/release/$2 path=$3 ctype=$4 body=$5
-  shift 5
-  raw=$("$bin" "$@")
-  echo "== $name: raw inference (model run only, 2 intra-op threads): $raw"
+echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -sr)"
+echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# raw inference: --bench-inference N --bench-clients C; its JSON has p50_ms,
+# p99_ms, runs_per_s, sessions and intra_threads
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+bench() { # name binary path content-type body runs-per-second-guess raw-args...
+  name=$1 bin=$target/release/$2 path=$3 ctype=$4 body=$5 rate=$6
+  shift 6
   port=$(free_port)
   PORT=$port "$bin" >/dev/null 2>&1 &
   pid=$!
@@ -69,20 +81,46 @@ bench() { # name binary path content-type body raw-inference-args...
     i=$((i + 1)); [ $i -lt 300 ] || { echo "bench: $name did not start" >&2; exit 1; }
     sleep 0.1
   done
-  # warm-up
+  # warm-up, both sides
   BENCH_TYPE=$ctype BENCH_BODY=$body wrk -t1 -c1 -d2s -s "$work/post.lua" "http://127.0.0.1:$port$path" >/dev/null
-  printf '| %s | clients | requests | req/s | p50 ms | p95 ms | p99 ms | errors |\n' "$name"
+  warm=$("$bin" "$@" --bench-inference 10 | tail -n1)  # (stdout also carries JSON logs)
+  echo
+  echo "$name: $(field "$warm" sessions) sessions x $(field "$warm" intra_threads) intra-op threads (both sides)"
+  echo "| $name | clients | rep | raw p50 ms | raw p99 ms | raw runs/s | HTTP p50 ms | HTTP p99 ms | HTTP req/s | errors | p50 overhead |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   for c in $levels; do
-    t=$(( c < 2 ? c : 2 ))
-    line=$(BENCH_TYPE=$ctype BENCH_BODY=$body wrk -t$t -c$c -d${secs}s --timeout 30s -s "$work/post.lua" \
-      "http://127.0.0.1:$port$path" | grep '^RESULT')
-    set -- $line
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$c" "$2" "$4" "$5" "$6" "$7" "$(( $8 + $9 ))"
+    r=1 raws="" https=""
+    while [ $r -le "$reps" ]; do
+      raw=$("$bin" "$@" --bench-inference $((secs * rate)) --bench-clients "$c" | tail -n1)
+      t=$(( c < 2 ? c : 2 ))
+      line=$(BENCH_TYPE=$ctype BENCH_BODY=$body wrk -t$t -c$c -d${secs}s --timeout 30s -s "$work/post.lua" \
+        "http://127.0.0.1:$port$path" | grep '^RESULT')
+      col() { echo "$line" | cut -d' ' -f"$1"; }
+      rp50=$(field "$raw" p50_ms) rp99=$(field "$raw" p99_ms) rrate=$(field "$raw" runs_per_s)
+      printf '| %s | %s | %s | %.1f | %.1f | %.1f | %s | %s | %s | %s | %s |\n' "$name" "$c" "$r" \
+        "$rp50" "$rp99" "$rrate" "$(col 5)" "$(col 7)" "$(col 4)" "$(( $(col 8) + $(col 9) ))" \
+        "$(python3 -c 'import sys; print(f"{(float(sys.argv[1]) / float(sys.argv[2]) - 1) * 100:+.0f} %")' "$(col 5)" "$rp50")"
+      raws="$raws $rp50" https="$https $(col 5)"
+      r=$((r + 1))
+    done
+    summary="$summary$(python3 -c 'import statistics as s, sys
+raw = s.median(map(float, sys.argv[3].split())); http = s.median(map(float, sys.argv[4].split()))
+print(f"| {sys.argv[1]} | {sys.argv[2]} | {raw:.1f} | {http:.1f} | {(http / raw - 1) * 100:+.0f} % |")' "$name" "$c" "$raws" "$https")
+"
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 }
 
-bench face-detection face-detection-service /api/v1/detect image/jpeg "$assets/photos/yaoming.jpg" \
-  --bench-inference 50 --bench-image "$assets/photos/yaoming.jpg"
-bench face-embedding face-embedding-service /api/v1/embed image/png "$work/face112.png" \
-  --bench-inference 100
+bench face-detection face-detection-service /api/v1/detect image/jpeg "$assets/photos/yaoming.jpg" 25 \
+  --bench-image "$assets/photos/yaoming.jpg"
+echo
+echo "face-detection stages (median of 100 whole detections, one at a time):"
+"$target/release/face-detection-service" --bench-stages 100 --bench-image "$assets/photos/yaoming.jpg" | tail -n1
+bench face-embedding face-embedding-service /api/v1/embed image/png "$work/face112.png" 40
+echo
+echo "Medians over the $reps repetitions (p50 of each, raw vs HTTP):"
+echo "| service | clients | raw p50 ms | HTTP p50 ms | overhead |"
+echo "| --- | --- | --- | --- | --- |"
+printf '%s' "$summary"
+echo
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)"
