@@ -149,9 +149,16 @@ impl Dpkg {
         Ok(db)
     }
 
-    /// The package owning the host path `path`, trying the merged-/usr
-    /// aliases (`/lib/x` and `/usr/lib/x` are one file on Debian 12).
+    /// The package owning the host path `path` (absolute, or under this
+    /// database's root), trying the merged-/usr aliases (`/lib/x` and
+    /// `/usr/lib/x` are one file on Debian 12).
     pub fn owner(&self, path: &str) -> Option<&DebPackage> {
+        // A path inside another root (a sysroot) is looked up relative to it.
+        let inside = (self.root != Path::new("/"))
+            .then(|| Path::new(path).strip_prefix(&self.root).ok())
+            .flatten()
+            .map(|r| format!("/{}", r.to_string_lossy()));
+        let path = inside.as_deref().unwrap_or(path);
         let mut candidates = vec![path.to_owned()];
         if let Some(rest) = path.strip_prefix("/usr") {
             candidates.push(rest.to_owned());

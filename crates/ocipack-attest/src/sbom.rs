@@ -9,9 +9,11 @@
 //!    source path, looked up in the dpkg database);
 //! 3. the npm package whose `package.json` (with name and version; in
 //!    `node_modules/<name>` or the application's own) encloses it;
-//! 4. a binary of this workspace (by file name, ELF): the crate, and the
+//! 4. a Nix store path (`/nix/store/HASH-NAME-VERSION`, Nix-built images):
+//!    `pkg:nix/NAME@VERSION?store_path=...`;
+//! 5. a binary of this workspace (by file name, ELF): the crate, and the
 //!    crates linked into it (see [`crate::cargo`]) as its dependencies;
-//! 5. otherwise: a file with no package (sha1, sha256), never dropped.
+//! 6. otherwise: a file with no package (sha1, sha256), never dropped.
 //!
 //! The output depends only on these inputs and on `created`, which callers
 //! take from `SOURCE_DATE_EPOCH` or the plan, never from the clock.
@@ -21,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use crate::cargo::Crate;
+use crate::dpkg::pct;
 use crate::dpkg::Dpkg;
 use crate::inputs::{hex, Image, Models, SourceMap};
 
@@ -38,6 +41,8 @@ pub enum Kind {
     Pypi,
     /// An npm package.
     Npm,
+    /// A Nix store path (images built by the Nix library).
+    Nix,
 }
 
 /// One package-like component.
@@ -219,7 +224,25 @@ pub fn build(inp: Inputs<'_>) -> Sbom {
             c.files.insert(f.path.clone());
             continue;
         }
-        // 4. our binaries and the crates in them.
+        // 4. Nix store paths (Nix-built images): /nix/store/HASH-NAME-VERSION/...
+        if let Some((store_path, name, version)) = nix_store_path(&f.path) {
+            let purl = format!("pkg:nix/{name}@{version}?store_path={}", pct(store_path));
+            let c = components.entry(purl.clone()).or_insert_with(|| Component {
+                kind: Kind::Nix,
+                name: name.to_owned(),
+                version: version.to_owned(),
+                purl,
+                license: None,
+                supplier: "Organization: Nix store".into(),
+                checksums: BTreeMap::new(),
+                files: BTreeSet::new(),
+                depends_on: BTreeSet::new(),
+                comment: format!("Nix store path {store_path}"),
+            });
+            c.files.insert(f.path.clone());
+            continue;
+        }
+        // 5. our binaries and the crates in them.
         let base = f.path.rsplit('/').next().unwrap_or_default();
         if let (true, Some((package, crates))) = (f.elf, inp.binaries.get(base)) {
             let mut root = None;
@@ -273,6 +296,27 @@ pub fn build(inp: Inputs<'_>) -> Sbom {
         components,
         unclaimed,
     }
+}
+
+/// `/nix/store/HASH-NAME-VERSION/rest` -> (store path, NAME, VERSION); the
+/// version is the part after the first `-` that precedes a digit (Nix's own
+/// `builtins.parseDrvName` rule), empty when there is none.
+pub fn nix_store_path(path: &str) -> Option<(&str, &str, &str)> {
+    let rest = path.strip_prefix("/nix/store/")?;
+    let base = rest.split('/').next()?;
+    let (hash, name_version) = base.split_once('-')?;
+    if hash.len() != 32 || name_version.is_empty() {
+        return None;
+    }
+    let store_path = &path[..("/nix/store/".len() + base.len())];
+    let split = name_version
+        .char_indices()
+        .find(|&(i, c)| c == '-' && name_version[i + 1..].starts_with(|d: char| d.is_ascii_digit()))
+        .map(|(i, _)| i);
+    Some(match split {
+        Some(i) => (store_path, &name_version[..i], &name_version[i + 1..]),
+        None => (store_path, name_version, ""),
+    })
 }
 
 fn npm_purl(name: &str, version: &str) -> String {
@@ -389,6 +433,7 @@ impl Sbom {
                 Kind::Cargo => "cargo",
                 Kind::Pypi => "pypi",
                 Kind::Npm => "npm",
+                Kind::Nix => "nix",
             };
             let mut id = spdx_id(kind, &format!("{}-{}", c.name, c.version));
             if !used.insert(id.clone()) {
@@ -614,5 +659,30 @@ impl Sbom {
             "components": components,
             "dependencies": deps,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nix_store_paths() {
+        let h = "0123456789abcdfghijklmnpqrsvwxyz";
+        assert_eq!(
+            nix_store_path(&format!("/nix/store/{h}-redis-8.0.2/bin/redis-server")),
+            Some((&*format!("/nix/store/{h}-redis-8.0.2"), "redis", "8.0.2"))
+        );
+        assert_eq!(
+            nix_store_path(&format!("/nix/store/{h}-gcc-14.2.0-lib/lib/libgcc_s.so.1"))
+                .map(|x| (x.1, x.2)),
+            Some(("gcc", "14.2.0-lib"))
+        );
+        assert_eq!(
+            nix_store_path(&format!("/nix/store/{h}-tzdata/share/x")).map(|x| (x.1, x.2)),
+            Some(("tzdata", ""))
+        );
+        assert_eq!(nix_store_path("/usr/lib/libc.so.6"), None);
+        assert_eq!(nix_store_path("/nix/store/short-x/y"), None);
     }
 }

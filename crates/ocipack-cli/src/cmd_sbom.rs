@@ -199,17 +199,29 @@ pub fn make(layout_dir: &Path, src: &SbomSources) -> Result<Sbom> {
             .values()
             .any(|f| f.elf && f.path.rsplit('/').next() == Some(b))
     };
-    let bins = cargo::workspace_binaries(&src.repo)?;
-    let triple = cargo::target_triple(&image.architecture).with_context(|| {
-        format!(
-            "no Rust target known for architecture {}",
-            image.architecture
-        )
-    })?;
+    // Without cargo (or outside a workspace) the binaries are still listed,
+    // as files with their hashes, only their crates are not: said, not hidden.
+    let bins = cargo::workspace_binaries(&src.repo).unwrap_or_else(|e| {
+        eprintln!("warning: {e}; binaries are listed as files without their crates");
+        BTreeMap::new()
+    });
+    let triple = cargo::target_triple(&image.architecture);
     for (bin, pkg) in &bins {
-        if has_elf_named(bin) {
-            let crates = cargo::linked_crates(&src.repo, pkg, triple)?;
-            binaries.insert(bin.clone(), (pkg.clone(), crates));
+        if !has_elf_named(bin) {
+            continue;
+        }
+        let Some(triple) = triple else {
+            eprintln!(
+                "warning: no Rust target for architecture {}; {bin} is listed without its crates",
+                image.architecture
+            );
+            continue;
+        };
+        match cargo::linked_crates(&src.repo, pkg, triple) {
+            Ok(crates) => {
+                binaries.insert(bin.clone(), (pkg.clone(), crates));
+            }
+            Err(e) => eprintln!("warning: {e}; {bin} is listed without its crates"),
         }
     }
     let lock_path = src
