@@ -92,7 +92,6 @@ let
     };
   images = load null;
   rebuilt = load "second-build";
-  imageList = map (n: images.${n}) (builtins.attrNames images);
   # One directory of links, name -> layout, for the apps.
   allImages = pkgs.linkFarm "aurum-images" (
     map (n: {
@@ -198,5 +197,4 @@ in
   };
   # nixfmt on the whole tree (`nix fmt`); plain nixfmt takes files only.
   formatter = pkgs.nixfmt-tree;
-  inherit imageList;
 }

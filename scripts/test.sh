@@ -15,7 +15,9 @@ export CARGO_TERM_COLOR=never
 steps=(fmt clippy deny docs assets cargo-test deploy nix nix-flake nix-nextest web e2e-runc supply-chain e2e-browser e2e-docker)
 [ $# -gt 0 ] && steps=("$@")
 
-run_step() {
+# ci_step NAME: runs the command of CI step NAME. (Not tests/e2e/lib.sh's
+# run_step, which runs a function as one step of an end-to-end script.)
+ci_step() {
   case "$1" in
     fmt) cargo fmt --all -- --check ;;
     clippy) cargo clippy --workspace --all-targets --locked -- -D warnings ;;
@@ -42,7 +44,7 @@ passed=0 failed=0 failures=()
 for s in "${steps[@]}"; do
   echo "==== $s" >&2
   start=$(date +%s)
-  if run_step "$s"; then
+  if ci_step "$s"; then
     passed=$((passed + 1)); echo "==== $s: PASS ($(( $(date +%s) - start ))s)" >&2
   else
     failed=$((failed + 1)); failures+=("$s"); echo "==== $s: FAIL ($(( $(date +%s) - start ))s)" >&2

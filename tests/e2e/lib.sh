@@ -30,9 +30,11 @@ fail() {
     printf 'FAIL %s: %s\n' "$1" "$2"
 }
 
-# run_step NAME FUNCTION: runs FUNCTION in a subshell-free way (it must return
-# non-zero with a message on stdout/stderr to fail) and records PASS/FAIL.
-# Later steps still run, so one report shows everything that broke.
+# run_step NAME FUNCTION: runs FUNCTION as one step of an end-to-end script,
+# in a subshell-free way (it must return non-zero with a message on
+# stdout/stderr to fail), and records PASS/FAIL. Later steps still run, so one
+# report shows everything that broke. (scripts/test.sh's ci_step is another
+# thing: it runs one CI step's command.)
 run_step() {
     local name=$1 fn=$2 started rc=0
     started=$(date +%s)

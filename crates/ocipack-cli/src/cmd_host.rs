@@ -221,7 +221,9 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
         reports.push(json!({"plan": plan_path, "report": report}));
     }
     if json {
-        crate::print_json(&json!({"images": reports, "skipped": skipped, "cache": cache_counts}))?;
+        crate::exit::print_json(
+            &json!({"images": reports, "skipped": skipped, "cache": cache_counts}),
+        )?;
     }
     Ok(())
 }

@@ -124,12 +124,12 @@ pub fn run(a: PushArgs, json: bool) -> Result<()> {
         Ok(r) => r,
         Err(e) if e.is_auth() => {
             eprintln!("ocipack: error: {e}");
-            return Err(crate::Exit(4).into());
+            return Err(crate::exit::Exit(4).into());
         }
         Err(e) => return Err(e).with_context(|| format!("cannot push {}", a.layout.display())),
     };
     if json {
-        return crate::print_json(&report);
+        return crate::exit::print_json(&report);
     }
     print_summary(&report);
     Ok(())

@@ -8,8 +8,8 @@ use clap::Args;
 use indicatif::HumanBytes;
 use ocipack::verify::Policy;
 
+use crate::exit::{print_json, Exit};
 use crate::nix_attrs::Attrs;
-use crate::Exit;
 
 /// Arguments of `ocipack verify`.
 #[derive(Args)]
@@ -73,7 +73,7 @@ pub fn verify(a: VerifyArgs, json: bool) -> Result<()> {
     };
     let report = ocipack::verify::verify(&dir, policy)?;
     if json {
-        crate::print_json(&report)?;
+        print_json(&report)?;
     }
     for p in &report.problems {
         eprintln!("{}: {p}", dir.display());
@@ -102,7 +102,7 @@ pub fn verify(a: VerifyArgs, json: bool) -> Result<()> {
 pub fn inspect(a: InspectArgs, json: bool) -> Result<()> {
     let images = ocipack::inspect::inspect(&a.layout)?;
     if json {
-        return crate::print_json(&images);
+        return print_json(&images);
     }
     for img in images {
         println!("tags:     {}", img.tags.join(", "));
@@ -200,7 +200,7 @@ pub fn export(a: ExportArgs, json: bool) -> Result<()> {
     }
     result?;
     if json {
-        crate::print_json(&serde_json::json!({"archive": dest, "tag": repo_tag}))?;
+        print_json(&serde_json::json!({"archive": dest, "tag": repo_tag}))?;
     } else {
         eprintln!("wrote {} ({repo_tag})", dest.display());
     }

@@ -15,12 +15,16 @@ mod cmd_push;
 mod cmd_read;
 mod cmd_sbom;
 mod cmd_sign;
+mod exit;
 mod nix_attrs;
 mod progress;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use exit::Exit;
+// Until every subcommand names `crate::exit::print_json` itself.
+pub(crate) use exit::print_json;
 
 /// Deterministic OCI image packer: plans in, bit-for-bit reproducible OCI layouts out.
 #[derive(Parser)]
@@ -75,17 +79,6 @@ enum Command {
     Attest(cmd_attest::AttestArgs),
 }
 
-/// An error that carries its own exit code.
-#[derive(Debug)]
-pub struct Exit(pub u8);
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}", self.0)
-    }
-}
-impl std::error::Error for Exit {}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
@@ -115,11 +108,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Prints `value` as one line of JSON on stdout.
-pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let v = serde_json::to_value(value)?;
-    println!("{}", String::from_utf8(ocipack::json::canonical(&v))?);
-    Ok(())
 }

@@ -247,7 +247,7 @@ pub fn build_layer(
             ),
         });
     }
-    crate::rules::validate_layer(&spec.layer, false).map_err(|message| Error::Plan {
+    crate::plan::validate_layer(&spec.layer, false).map_err(|message| Error::Plan {
         origin: origin.to_owned(),
         message,
     })?;

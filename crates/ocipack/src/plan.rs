@@ -10,7 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 pub use crate::rules::rfc3339;
-use crate::rules::{valid_rfc3339, valid_tag, validate_layer};
+use crate::rules::{valid_rfc3339, valid_tag};
+pub(crate) use validate::validate_layer;
+use validate::check_user;
+
+mod validate;
 
 /// The only plan version this packer understands.
 pub const PLAN_VERSION: u32 = 1;
@@ -470,7 +474,7 @@ impl Plan {
                 )));
             }
         }
-        crate::rules::check_user(&self.user, self.allow_root).map_err(err)?;
+        check_user(&self.user, self.allow_root).map_err(err)?;
         if !self.allow_root {
             if let Some(u) = &self.config.user {
                 if u.split(':').next().is_some_and(|x| x == "0" || x == "root") {
