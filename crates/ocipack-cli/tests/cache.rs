@@ -250,18 +250,36 @@ fn a_corrupted_cached_blob_is_detected_removed_and_rebuilt() {
     verify(&f.path("fresh2"));
 
     // Damaged again, but now the layout being replaced holds good copies:
-    // those are used (after their own check) and heal the cache.
+    // those are used (after their own check) and nothing damaged ships.
     for b in &cache_blobs(&cache) {
         corrupt(b);
     }
     let (r3, stderr) = build(&f.plan(), &f.path("fresh2"), Some(&cache));
     assert_eq!(counts(&r3), (3, 0), "{stderr}");
-    assert!(stderr.contains("is damaged"), "{stderr}");
     verify(&f.path("fresh2"));
     assert_eq!(r3["manifestDigest"], r["manifestDigest"]);
+    // A new output again: the damaged cache blobs are found now.
     let (r4, stderr) = build(&f.plan(), &f.path("fresh3"), Some(&cache));
-    assert_eq!(counts(&r4), (3, 0), "healed: {stderr}");
-    assert!(!stderr.contains("damaged"), "{stderr}");
+    assert_eq!(counts(&r4), (0, 3), "{stderr}");
+    assert!(stderr.contains("is damaged"), "{stderr}");
+    verify(&f.path("fresh3"));
+    assert_eq!(r4["manifestDigest"], r["manifestDigest"]);
+    // A damaged blob in the layout being replaced is not used either.
+    for e in fs::read_dir(f.path("fresh3/blobs/sha256")).unwrap() {
+        let p = e.unwrap().path();
+        let mut b = fs::read(&p).unwrap();
+        b[0] ^= 0xff;
+        fs::remove_file(&p).unwrap(); // may be read-only or linked; replace it
+        fs::write(&p, b).unwrap();
+    }
+    let (r5, stderr) = build(&f.plan(), &f.path("fresh3"), Some(&cache));
+    assert_eq!(counts(&r5), (3, 0), "the cache's good copies: {stderr}");
+    assert!(
+        stderr.contains("layout being replaced is damaged"),
+        "{stderr}"
+    );
+    verify(&f.path("fresh3"));
+    assert_eq!(r5["manifestDigest"], r["manifestDigest"]);
 }
 
 #[test]

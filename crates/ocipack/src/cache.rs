@@ -24,15 +24,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::build::LayerRecipe;
-use crate::compress::{Encoder, GZIP_CHUNK, GZIP_LEVEL, ZSTD_LEVEL};
-use crate::digest::{hex_of, sha256_reader, Sha256Hasher};
+use crate::compress::{default_threads, Encoder, GZIP_CHUNK, GZIP_LEVEL, ZSTD_LEVEL};
+use crate::digest::{hex_of, Sha256Hasher};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::LayerDescriptor;
 use crate::plan::Compression;
@@ -80,6 +80,18 @@ impl LayerKey {
         h.field(env!("CARGO_PKG_VERSION").as_bytes());
         h.field(compression_identity(recipe.compression).as_bytes());
         h.num(recipe.mtime);
+        // File contents are hashed first, on every core (the key's one
+        // costly part), then fed in tree order.
+        let files: Vec<(&Path, u64)> = recipe
+            .tree
+            .nodes
+            .values()
+            .filter_map(|n| match &n.kind {
+                Kind::File { source, size } => Some((source.as_path(), *size)),
+                _ => None,
+            })
+            .collect();
+        let mut hashed = hash_files(&files).into_iter();
         let mut content = BTreeMap::new();
         for (path, node) in &recipe.tree.nodes {
             h.field(path.as_bytes());
@@ -98,7 +110,7 @@ impl LayerKey {
                     h.field(crate::digest::sha256(bytes).as_bytes());
                 }
                 Kind::File { source, size } => {
-                    let read = File::open(source).and_then(sha256_reader);
+                    let read = hashed.next().expect("one result per file");
                     let (digest, n) = read.map_err(|e| Error::Input {
                         location: recipe.comment.clone(),
                         message: format!(
@@ -134,6 +146,52 @@ impl LayerKey {
     /// Target path to `sha256:<hex>` of every file entry.
     pub fn content(&self) -> &BTreeMap<String, String> {
         &self.content
+    }
+}
+
+/// sha256 and length of each file, hashed by up to [`default_threads`]
+/// threads taking files in turn; results in input order.
+fn hash_files(files: &[(&Path, u64)]) -> Vec<io::Result<(String, u64)>> {
+    let threads = default_threads().min(files.len()).max(1);
+    let next = AtomicUsize::new(0);
+    type Slot = Mutex<Option<io::Result<(String, u64)>>>;
+    let slots: Vec<Slot> = files.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((path, _)) = files.get(i) else { break };
+                let r = hash_file(path);
+                *slots[i].lock().expect("no panics while held") = Some(r);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("no panics while held")
+                .expect("every file hashed")
+        })
+        .collect()
+}
+
+/// sha256 and length of a file, read in 1 MiB blocks.
+fn hash_file(path: &Path) -> io::Result<(String, u64)> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return Ok((h.finish(), n)),
+            Ok(k) => {
+                h.update(&buf[..k]);
+                n += k as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -372,15 +430,15 @@ impl Cache {
         ))
     }
 
-    /// Looks `key` up; on a hit copies the blob to `dest`, checking its
-    /// digest and size on the way. The blob is taken from the cache, else
-    /// from any of `also` (blob directories such as the layout being
-    /// replaced). A damaged entry or cache blob is removed and reported in
+    /// Looks `key` up; on a hit puts the blob at `dest`, checking its
+    /// digest and size on the way. The blob is hard-linked from any of
+    /// `replaced` (blob directories of the layout this build replaces),
+    /// else copied from the cache. A damaged entry or cache blob is removed and reported in
     /// [`Lookup::warnings`]; the caller then packs the layer.
     ///
     /// # Errors
     /// Only writing `dest` fails the lookup; a cache that cannot be read is a miss.
-    pub fn fetch(&self, key: &LayerKey, dest: &Path, also: &[&Path]) -> Result<Lookup> {
+    pub fn fetch(&self, key: &LayerKey, dest: &Path, replaced: &[&Path]) -> Result<Lookup> {
         let mut out = Lookup::default();
         let path = self.entry_path(&key.hex);
         let text = match fs::read(&path) {
@@ -410,17 +468,22 @@ impl Cache {
             }
         };
         let hex = hex_of(&entry.digest).expect("checked above");
-        let mut candidates = vec![self.blobs().join(hex)];
-        candidates.extend(also.iter().map(|d| d.join(hex)));
-        for (i, cand) in candidates.iter().enumerate() {
-            match copy_verified(cand, dest, &entry)? {
+        let own = self.blobs().join(hex);
+        // The layout being replaced first: its blobs are hard-linked (they
+        // go away with it, so nothing else shares them), then the cache's,
+        // copied, so no output ever shares a file with the cache.
+        let mut candidates: Vec<(PathBuf, bool)> =
+            replaced.iter().map(|d| (d.join(hex), true)).collect();
+        candidates.push((own.clone(), false));
+        for (cand, link) in &candidates {
+            match transfer_verified(cand, dest, &entry, *link)? {
                 Copy::Verified => {
                     // The access stamp that `prune` evicts by (atime is often off).
                     let _ = File::options()
                         .write(true)
                         .open(&path)
                         .and_then(|f| f.set_modified(SystemTime::now()));
-                    if i > 0 {
+                    if *link && !own.is_file() {
                         // Heal the cache from the replaced layout.
                         let _ = self.put_blob(dest, hex);
                     }
@@ -428,14 +491,17 @@ impl Cache {
                     return Ok(out);
                 }
                 Copy::Absent => {}
-                Copy::Mismatch(what) if i == 0 => {
+                Copy::Mismatch(what) if *cand == own => {
                     let _ = fs::remove_file(cand);
                     out.warnings.push(format!(
                         "cached blob {} is damaged ({what}); removed it",
                         cand.display()
                     ));
                 }
-                Copy::Mismatch(_) => {}
+                Copy::Mismatch(what) => out.warnings.push(format!(
+                    "{} in the layout being replaced is damaged ({what}); not used",
+                    cand.display()
+                )),
             }
         }
         Ok(out)
@@ -586,6 +652,28 @@ enum Copy {
     Verified,
     Absent,
     Mismatch(String),
+}
+
+/// Puts `src` at `dest` (a hard link when `link` and the file system
+/// allows, else a copy) and hashes what is at `dest`; anything but a
+/// regular file of the entry's size and digest leaves no `dest` behind.
+fn transfer_verified(src: &Path, dest: &Path, entry: &CachedLayer, link: bool) -> Result<Copy> {
+    if link && fs::symlink_metadata(src).is_ok_and(|m| m.file_type().is_file()) {
+        let _ = fs::remove_file(dest);
+        if fs::hard_link(src, dest).is_ok() {
+            let verdict = match hash_file(dest) {
+                Ok((d, n)) if d == entry.digest && n == entry.size => return Ok(Copy::Verified),
+                Ok((d, n)) => Copy::Mismatch(format!(
+                    "{n} bytes with digest {d}, the entry says {} bytes, {}",
+                    entry.size, entry.digest
+                )),
+                Err(e) => Copy::Mismatch(format!("read error: {e}")),
+            };
+            let _ = fs::remove_file(dest);
+            return Ok(verdict);
+        }
+    }
+    copy_verified(src, dest, entry)
 }
 
 /// Copies `src` to `dest` while hashing it; anything but a regular file of
