@@ -52,6 +52,7 @@ let
       "nixpkgs"
       "host_binaries"
       "host_unsupported"
+      "workspace_binaries"
     ];
     config = [
       "entrypoint"
@@ -158,6 +159,12 @@ let
     );
 
   runtimes = map resolve.runtime (d.runtimes or [ ]);
+  # Binaries of this workspace added at /usr/local/bin (a crate whose binary
+  # has its name), as the host builder adds them.
+  workspaceBinaries = map (b: {
+    name = b;
+    package = resolve.crate b;
+  }) (src.workspace_binaries or [ ]);
   probe = if d.probe or false then resolve.probe else null;
   cacert = resolve.cacert or null;
   fileSource = resolve.file or (p: resolve.root + "/${p}");
@@ -204,6 +211,10 @@ let
           }
         ]
     )
+    ++ map (b: {
+      target = "/usr/local/bin/${b.name}";
+      symlink = "${b.package}/bin/${b.name}";
+    }) workspaceBinaries
     ++ (
       if cacert == null then
         [ ]
@@ -263,6 +274,7 @@ buildImage {
   contents =
     [ app.package ]
     ++ map (r: r.package) runtimes
+    ++ map (b: b.package) workspaceBinaries
     ++ (if probe == null then [ ] else [ probe ])
     ++ (if cacert == null then [ ] else [ cacert ]);
   roots = [ app.package ];

@@ -76,6 +76,10 @@ pub struct Source {
     /// Why the host builder cannot build this image (it then refuses it).
     #[serde(default)]
     pub host_unsupported: Option<String>,
+    /// Binaries of this workspace added at `/usr/local/bin/<name>` (a cargo
+    /// package whose binary has its name), for supporting images.
+    #[serde(default)]
+    pub workspace_binaries: Vec<String>,
 }
 
 /// The runtime configuration of the image.
@@ -237,6 +241,13 @@ fn check(def: &Definition, path: &Path) -> Result<()> {
     }
     if def.tags.is_empty() {
         return Err(bad("tags is empty; give at least one tag".to_owned()));
+    }
+    for b in &def.source.workspace_binaries {
+        if b.is_empty() || b.contains('/') {
+            return Err(bad(format!(
+                "workspace_binaries entry `{b}` is not a binary name; give the cargo package's name"
+            )));
+        }
     }
     if def.config.entrypoint.is_empty() && def.config.cmd.is_empty() {
         return Err(bad(

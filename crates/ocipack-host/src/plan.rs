@@ -147,7 +147,8 @@ pub fn plan_for(def: &Definition, ctx: &HostContext) -> Result<Plan> {
 }
 
 /// The program: a crate's release binary at `/app/bin/<binary>`, or the host
-/// binaries at their own paths; plus the probe. Each is an ELF root.
+/// binaries at their own paths; plus the probe and the workspace binaries
+/// (`/usr/local/bin/<name>`). Each is an ELF root.
 pub(crate) fn program(p: &Planning<'_>, parts: &mut Parts) -> Result<()> {
     let (def, ctx) = (p.def, p.host);
     let program = def.program().ok_or_else(|| {
@@ -186,6 +187,10 @@ pub(crate) fn program(p: &Planning<'_>, parts: &mut Parts) -> Result<()> {
             "http-probe",
             Path::new(PROBE_TARGET),
         )?;
+    }
+    for name in &def.source.workspace_binaries {
+        let target = Path::new("/usr/local/bin").join(name);
+        add_binary(ctx, parts, name, name, &target)?;
     }
     Ok(())
 }

@@ -120,6 +120,9 @@ fn host() -> Host {
         if let Some(Program::Crate { binary, .. }) = def.program() {
             std::fs::copy("/usr/bin/true", bin.path().join(binary)).unwrap();
         }
+        for b in &def.source.workspace_binaries {
+            std::fs::copy("/usr/bin/true", bin.path().join(b)).unwrap();
+        }
     }
     std::fs::copy("/usr/bin/true", bin.path().join("http-probe")).unwrap();
     let root = plannable_repo();

@@ -66,6 +66,19 @@ fn repo() -> Repo {
     Repo { _tmp: tmp, ctx }
 }
 
+impl Repo {
+    fn definition(&self, text: &str) -> Definition {
+        definition(&self.ctx.repo_root, text)
+    }
+
+    fn planning<'a>(&'a self, def: &'a Definition) -> Planning<'a> {
+        Planning {
+            def,
+            host: &self.ctx,
+        }
+    }
+}
+
 fn targets(tree: &Tree) -> Vec<&str> {
     tree.targets().collect()
 }
@@ -77,11 +90,8 @@ fn entry<'a>(entries: &'a [Entry], target: &str) -> &'a Entry {
 #[test]
 fn program_puts_the_binary_and_the_probe_in_the_application() {
     let r = repo();
-    let def = definition(&r.ctx.repo_root, CRATE);
-    let p = Planning {
-        def: &def,
-        host: &r.ctx,
-    };
+    let def = r.definition(CRATE);
+    let p = r.planning(&def);
     let mut parts = Parts::default();
     program(&p, &mut parts).unwrap();
     assert_eq!(targets(&parts.app), ["/app/bin/svc", PROBE_TARGET]);
@@ -91,14 +101,28 @@ fn program_puts_the_binary_and_the_probe_in_the_application() {
 }
 
 #[test]
+fn workspace_binaries_go_to_usr_local_bin() {
+    let r = repo();
+    let text = CRATE.replace("probe = true", "probe = false").replace(
+        "binary = \"svc\"",
+        "binary = \"svc\"\nworkspace_binaries = [\"http-probe\"]",
+    );
+    let def = r.definition(&text);
+    let p = r.planning(&def);
+    let mut parts = Parts::default();
+    program(&p, &mut parts).unwrap();
+    assert_eq!(
+        targets(&parts.app),
+        ["/app/bin/svc", "/usr/local/bin/http-probe"]
+    );
+}
+
+#[test]
 fn program_refuses_a_missing_binary_and_nix_only_images() {
     let r = repo();
     std::fs::remove_file(r.ctx.bin_dir.join("http-probe")).unwrap();
-    let def = definition(&r.ctx.repo_root, CRATE);
-    let p = Planning {
-        def: &def,
-        host: &r.ctx,
-    };
+    let def = r.definition(CRATE);
+    let p = r.planning(&def);
     let err = program(&p, &mut Parts::default()).unwrap_err();
     assert!(err.to_string().contains("-p http-probe"), "{err}");
 
@@ -106,10 +130,7 @@ fn program_refuses_a_missing_binary_and_nix_only_images() {
         &r.ctx.repo_root,
         "name = \"q\"\n[source]\nnixpkgs = \"q\"\nhost_unsupported = \"no package\"\n[config]\ncmd = [\"q\"]\n",
     );
-    let p = Planning {
-        def: &def,
-        host: &r.ctx,
-    };
+    let p = r.planning(&def);
     let err = program(&p, &mut Parts::default()).unwrap_err();
     assert!(matches!(err, Error::HostUnsupported { .. }), "{err:?}");
 }
@@ -123,10 +144,7 @@ fn program_mirrors_host_binaries_at_their_paths() {
         &r.ctx.repo_root,
         &format!("name = \"t\"\n[source]\nnixpkgs = \"t\"\nhost_binaries = [\"{exe}\"]\n[config]\nentrypoint = [\"{exe}\"]\n"),
     );
-    let p = Planning {
-        def: &def,
-        host: &r.ctx,
-    };
+    let p = r.planning(&def);
     let mut parts = Parts::default();
     program(&p, &mut parts).unwrap();
     assert!(targets(&parts.app).contains(&exe));
@@ -136,11 +154,8 @@ fn program_mirrors_host_binaries_at_their_paths() {
 #[test]
 fn runtimes_add_the_library_its_soname_link_and_ort_dylib_path() {
     let r = repo();
-    let def = definition(&r.ctx.repo_root, CRATE);
-    let p = Planning {
-        def: &def,
-        host: &r.ctx,
-    };
+    let def = r.definition(CRATE);
+    let p = r.planning(&def);
     let rt = CheckedAsset {
         name: "onnxruntime".into(),
         file: "libonnxruntime.so.1.2.3".into(),
@@ -170,11 +185,8 @@ fn runtimes_add_the_library_its_soname_link_and_ort_dylib_path() {
 #[test]
 fn elf_libraries_put_the_closure_in_the_system_layer() {
     let r = repo();
-    let def = definition(&r.ctx.repo_root, CRATE);
-    let p = Planning {
-        def: &def,
-        host: &r.ctx,
-    };
+    let def = r.definition(CRATE);
+    let p = r.planning(&def);
     let mut parts = Parts::default();
     parts.roots.push(Root::same(elf()));
     elf_libraries(&p, &mut parts).unwrap();
@@ -194,11 +206,8 @@ fn files_take_the_ca_bundle_files_and_directories() {
     let ca = r.ctx.repo_root.join("ca.crt");
     std::fs::write(&ca, "cert\n").unwrap();
     r.ctx.ca_bundle = Some(ca.clone());
-    let def = definition(&r.ctx.repo_root, CRATE);
-    let p = Planning {
-        def: &def,
-        host: &r.ctx,
-    };
+    let def = r.definition(CRATE);
+    let p = r.planning(&def);
     let mut parts = Parts::default();
     files(&p, &mut parts).unwrap();
     assert!(targets(&parts.system).contains(&ca.to_str().unwrap()));
@@ -219,11 +228,8 @@ fn files_take_the_ca_bundle_files_and_directories() {
 #[test]
 fn env_merges_sorted_and_refuses_contradictions() {
     let r = repo();
-    let def = definition(&r.ctx.repo_root, CRATE);
-    let p = Planning {
-        def: &def,
-        host: &r.ctx,
-    };
+    let def = r.definition(CRATE);
+    let p = r.planning(&def);
     let builder = [
         ("A".to_owned(), "1".to_owned()),
         ("PORT".to_owned(), "3000".to_owned()),
@@ -241,7 +247,7 @@ fn env_merges_sorted_and_refuses_contradictions() {
 #[test]
 fn layers_go_from_system_to_application_within_max() {
     let r = repo();
-    let mut def = definition(&r.ctx.repo_root, CRATE);
+    let mut def = r.definition(CRATE);
     let mut parts = Parts::default();
     parts
         .runtime
@@ -263,10 +269,7 @@ fn layers_go_from_system_to_application_within_max() {
             source: "/assets/librt.so.1.0".into(),
         }],
     };
-    let p = Planning {
-        def: &def,
-        host: &r.ctx,
-    };
+    let p = r.planning(&def);
     let got = layers(&p, &assets, &parts).unwrap();
     let kinds: Vec<String> = got
         .iter()
@@ -287,10 +290,7 @@ fn layers_go_from_system_to_application_within_max() {
     );
 
     def.layers.max = 3;
-    let p = Planning {
-        def: &def,
-        host: &r.ctx,
-    };
+    let p = r.planning(&def);
     let err = layers(&p, &assets, &parts).unwrap_err();
     assert!(err.to_string().contains("needs 4 layers"), "{err}");
 }
@@ -298,11 +298,8 @@ fn layers_go_from_system_to_application_within_max() {
 #[test]
 fn config_carries_the_definition_and_default_labels() {
     let r = repo();
-    let def = definition(&r.ctx.repo_root, CRATE);
-    let p = Planning {
-        def: &def,
-        host: &r.ctx,
-    };
+    let def = r.definition(CRATE);
+    let p = r.planning(&def);
     let labels = labels(&def);
     // A label the definition sets wins; the description fills the gap.
     assert_eq!(labels["org.opencontainers.image.title"], "the service");
