@@ -110,6 +110,17 @@ impl Tree {
     /// [`Error::Io`] if a component cannot be inspected,
     /// [`Error::SymlinkLoop`] past 40 links, [`Error::Conflict`].
     pub fn mirror(&mut self, path: &Path) -> Result<()> {
+        self.mirror_in(Path::new("/"), path)
+    }
+
+    /// As [`Tree::mirror`], with the files read under `sysroot` (another
+    /// machine's root): image path `/a/b` is read from `SYSROOT/a/b`, and
+    /// absolute links resolve inside the sysroot.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tree::mirror`].
+    pub fn mirror_in(&mut self, sysroot: &Path, path: &Path) -> Result<()> {
         let mut todo: Vec<PathBuf> = components_rev(path);
         let mut resolved = PathBuf::from("/");
         let mut hops = 0;
@@ -119,7 +130,8 @@ impl Tree {
                 continue;
             }
             let candidate = resolved.join(&component);
-            let meta = std::fs::symlink_metadata(&candidate).map_err(io(&candidate))?;
+            let on_disk = sysroot.join(candidate.strip_prefix("/").unwrap_or(&candidate));
+            let meta = std::fs::symlink_metadata(&on_disk).map_err(io(&on_disk))?;
             if meta.file_type().is_symlink() {
                 hops += 1;
                 if hops > MAX_HOPS {
@@ -127,14 +139,14 @@ impl Tree {
                         path: path.to_owned(),
                     });
                 }
-                let dest = std::fs::read_link(&candidate).map_err(io(&candidate))?;
+                let dest = std::fs::read_link(&on_disk).map_err(io(&on_disk))?;
                 self.symlink(&candidate, &dest.to_string_lossy())?;
                 if dest.is_absolute() {
                     resolved = PathBuf::from("/");
                 }
                 todo.extend(components_rev(&dest));
             } else if todo.is_empty() {
-                self.file(&candidate, &candidate)?;
+                self.file(&on_disk, &candidate)?;
             } else {
                 resolved = candidate;
             }
@@ -190,4 +202,34 @@ fn components_rev(path: &Path) -> Vec<PathBuf> {
         .collect();
     out.reverse();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_in_reads_under_the_sysroot_and_keeps_image_paths() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::fs::write(root.join("usr/lib/libx.so.1"), "x").unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+        // An absolute link resolves inside the sysroot, not on the host.
+        std::os::unix::fs::symlink("/lib/libx.so.1", root.join("usr/lib/libx.so")).unwrap();
+        let mut tree = Tree::default();
+        tree.mirror_in(root, Path::new("/usr/lib/libx.so")).unwrap();
+        let entries = tree.to_entries();
+        let get = |t: &str| entries.iter().find(|e| e.target == t).unwrap();
+        assert_eq!(
+            get("/usr/lib/libx.so").symlink.as_deref(),
+            Some("/lib/libx.so.1")
+        );
+        assert_eq!(get("/lib").symlink.as_deref(), Some("usr/lib"));
+        assert_eq!(
+            get("/usr/lib/libx.so.1").source.as_deref(),
+            Some(root.join("usr/lib/libx.so.1").as_path())
+        );
+        assert_eq!(entries.len(), 3);
+    }
 }
