@@ -13,9 +13,14 @@
 #     Redis and NGINX packages themselves, each unpacked with `dpkg -x`. Nothing
 #     is installed for arm64 on the host. The list of .debs with their sha256 is
 #     written to .cache/sysroot-arm64/debs.sha256 (what the images were built from);
-#   - qemu-user-static, with the qemu-aarch64 binfmt_misc handler registered with
-#     the F flag (the interpreter opened at registration, so it works inside
-#     containers and chroots that do not have it).
+#   - QEMU user mode 10.0 from Debian 13 (trixie; `apt-get download` through a
+#     private apt state in .cache/qemu-trixie, nothing of trixie installed),
+#     unpacked into .cache/qemu, with the qemu-aarch64 binfmt_misc handler
+#     registered with the F flag (the interpreter opened at registration, so it
+#     works inside containers that do not have it). Not bookworm's qemu 7.2:
+#     it passes the host's x86 /proc/cpuinfo through, and ONNX Runtime's
+#     cpuinfo then crashes (SIGSEGV at start); qemu >= 8.2 emulates an aarch64
+#     /proc/cpuinfo.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$(id -u)" -ne 0 ]; then
@@ -33,7 +38,7 @@ for tc in stable 1.91.1; do
 done
 
 # 2. Debian packages for the host side.
-host_pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binfmt-support)
+host_pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 missing=()
 for p in "${host_pkgs[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -62,8 +67,9 @@ if [ ! -e "$stamp" ]; then
   trap 'rm -rf "$tmp"' EXIT
   mkdir -p "$tmp/debs" "$tmp/root"
   log "apt-get download ${#arm64_debs[@]} arm64 packages"
-  (cd "$tmp/debs" && apt-get download -qq $(printf '%s:arm64 ' "${arm64_debs[@]}")) \
-    || { flock /tmp/apt.lock apt-get update -qq; (cd "$tmp/debs" && apt-get download -qq $(printf '%s:arm64 ' "${arm64_debs[@]}")); }
+  want=("${arm64_debs[@]/%/:arm64}")
+  (cd "$tmp/debs" && apt-get download -qq "${want[@]}") ||
+    { flock /tmp/apt.lock apt-get update -qq && (cd "$tmp/debs" && apt-get download -qq "${want[@]}"); }
   for d in "$tmp"/debs/*.deb; do
     dpkg -x "$d" "$tmp/root"
   done
@@ -76,19 +82,40 @@ if [ ! -e "$stamp" ]; then
   log "sysroot ready: $sysroot ($(wc -l < "$sysroot/debs.sha256") packages)"
 fi
 
-# 4. binfmt_misc: qemu-aarch64 with the F (fix binary) flag.
+# 4. QEMU 10 (user mode, static-pie) from trixie.
+qemu=$repo/.cache/qemu/usr/bin/qemu-aarch64
+if [ ! -x "$qemu" ]; then
+  apt_state=$repo/.cache/qemu-trixie
+  mkdir -p "$apt_state/parts" "$apt_state/lists/partial" "$apt_state/cache" "$apt_state/dl"
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\nArchitectures: amd64\n' \
+    >"$apt_state/parts/trixie.sources"
+  apt_opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$apt_state/parts"
+    -o "Dir::State::Lists=$apt_state/lists" -o "Dir::Cache=$apt_state/cache" -o APT::Architectures::=amd64)
+  log "apt-get download qemu-user (trixie)"
+  apt-get "${apt_opts[@]}" update -qq
+  rm -f "$apt_state"/dl/*.deb
+  (cd "$apt_state/dl" && apt-get "${apt_opts[@]}" download -qq qemu-user)
+  deb=$(ls "$apt_state"/dl/qemu-user_*.deb)
+  tmp=$(mktemp -d "$repo/.cache/qemu.XXXXXX")
+  dpkg -x "$deb" "$tmp"
+  sha256sum "$deb" | sed 's|  .*/| |' >"$tmp/deb.sha256"
+  rm -rf "$repo/.cache/qemu" && mv "$tmp" "$repo/.cache/qemu"
+  log "$("$qemu" --version | head -1)"
+fi
+
+# 5. binfmt_misc: qemu-aarch64 with the F (fix binary) flag.
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
   mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null \
     || { log "cannot mount binfmt_misc; arm64 binaries will not run here"; exit 1; }
 fi
 handler=/proc/sys/fs/binfmt_misc/qemu-aarch64
-if [ -e "$handler" ] && ! grep -q '^flags:.*F' "$handler"; then
-  log "re-registering qemu-aarch64 with the F flag"
+if [ -e "$handler" ] && { ! grep -q '^flags:.*F' "$handler" || ! grep -qx "interpreter $qemu" "$handler"; }; then
+  log "re-registering qemu-aarch64 ($qemu, F flag)"
   echo -1 > "$handler"
 fi
 if [ ! -e "$handler" ]; then
-  log "registering qemu-aarch64 (flags OCF)"
-  printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:OCF' \
+  log "registering qemu-aarch64 (flags OCF): $qemu"
+  printf '%s' ':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:'"$qemu"':OCF' \
     > /proc/sys/fs/binfmt_misc/register
 fi
 grep -q '^enabled' "$handler" || { log "$handler is not enabled"; exit 1; }
