@@ -7,7 +7,13 @@
 #   MODEL_MB=200 APP_MB=4 REPEAT=3 scripts/bench-push.sh   # the defaults
 #
 # Scenarios: (a) first push of image A, (b) the same push again, (c) image C
-# that shares A's model layer, pushed to another repository.
+# that shares A's model layer, pushed to another repository; then (issue 14)
+# (d) a MANY-layer image (default 100) pushed again unchanged and (e) a cold
+# push of a COLD-layer image (default 20 layers of COLD_MB MiB each).
+#
+#   MANY=100 MANY_KB=256 COLD=20 COLD_MB=8 scripts/bench-push.sh   # the defaults
+#   SCENARIOS=de scripts/bench-push.sh     # only the issue-14 scenarios
+#   JOBS=1 scripts/bench-push.sh           # ocipack one blob at a time (default 4)
 #
 # Bytes sent are measured, for both tools alike, by an nginx reverse proxy in
 # front of the registry that logs $request_length (request line + headers +
@@ -21,6 +27,12 @@ set -euo pipefail
 MODEL_MB=${MODEL_MB:-200}
 APP_MB=${APP_MB:-4}
 REPEAT=${REPEAT:-3}
+MANY=${MANY:-100}
+MANY_KB=${MANY_KB:-256}
+COLD=${COLD:-20}
+COLD_MB=${COLD_MB:-8}
+SCENARIOS=${SCENARIOS:-abcde}
+JOBS=${JOBS:-4}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/bench-push.XXXXXX)
 PIDS=()
@@ -36,13 +48,13 @@ for tool in docker-registry skopeo nginx jq pigz python3 openssl bc; do
 done
 
 if [[ -n "${OCIPACK:-}" ]]; then
-    ocipack_push() { "$OCIPACK" push --insecure "$@" >/dev/null; }
+    ocipack_push() { "$OCIPACK" push --insecure --jobs "$JOBS" "$@" >/dev/null; }
 else
     export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
     (cd "$ROOT" && cargo build --quiet --release -p ocipack-push --example push)
     BIN=$CARGO_TARGET_DIR/release/examples/push
     # The example takes DIR REF; mount candidates come before them.
-    ocipack_push() { "$BIN" --insecure "$@" >/dev/null; }
+    ocipack_push() { "$BIN" --insecure --jobs "$JOBS" "$@" >/dev/null; }
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -81,10 +93,29 @@ tarball() { # NAME MB -> $WORK/NAME.tar.gz of random content
     head -c "$(($2 * 1024 * 1024))" /dev/urandom >"$WORK/src/$1/data.bin"
     tar -C "$WORK/src/$1" -c data.bin | pigz -1 >"$WORK/$1.tar.gz"
 }
-echo "bench-push: making layouts (model ${MODEL_MB} MiB, app ${APP_MB} MiB)" >&2
-tarball model "$MODEL_MB"; tarball app-a "$APP_MB"; tarball app-c "$APP_MB"
-make_layout "$WORK/A" 1 "$WORK/model.tar.gz" "$WORK/app-a.tar.gz"
-make_layout "$WORK/C" 1 "$WORK/model.tar.gz" "$WORK/app-c.tar.gz"
+tarball_kb() { # NAME KB -> $WORK/NAME.tar.gz of random content
+    mkdir -p "$WORK/src/$1"
+    head -c "$(($2 * 1024))" /dev/urandom >"$WORK/src/$1/data.bin"
+    tar -C "$WORK/src/$1" -c data.bin | pigz -1 >"$WORK/$1.tar.gz"
+}
+if [[ $SCENARIOS == *[abc]* ]]; then
+    echo "bench-push: making layouts (model ${MODEL_MB} MiB, app ${APP_MB} MiB)" >&2
+    tarball model "$MODEL_MB"; tarball app-a "$APP_MB"; tarball app-c "$APP_MB"
+    make_layout "$WORK/A" 1 "$WORK/model.tar.gz" "$WORK/app-a.tar.gz"
+    make_layout "$WORK/C" 1 "$WORK/model.tar.gz" "$WORK/app-c.tar.gz"
+fi
+if [[ $SCENARIOS == *d* ]]; then
+    echo "bench-push: making a ${MANY}-layer layout (${MANY_KB} KiB per layer)" >&2
+    many=()
+    for i in $(seq "$MANY"); do tarball_kb "many-$i" "$MANY_KB"; many+=("$WORK/many-$i.tar.gz"); done
+    make_layout "$WORK/M" 1 "${many[@]}"
+fi
+if [[ $SCENARIOS == *e* ]]; then
+    echo "bench-push: making a ${COLD}-layer layout (${COLD_MB} MiB per layer)" >&2
+    cold=()
+    for i in $(seq "$COLD"); do tarball "cold-$i" "$COLD_MB"; cold+=("$WORK/cold-$i.tar.gz"); done
+    make_layout "$WORK/L" 1 "${cold[@]}"
+fi
 
 # --- a registry behind a counting nginx, per tool -----------------------------
 start_registry() { # NAME -> sets PROXY_PORT, LOG
@@ -149,8 +180,27 @@ stop_registry() { # kills the last registry + nginx pair
     PIDS=("${PIDS[@]:0:n-2}")
 }
 sk() { skopeo copy --quiet --preserve-digests --dest-tls-verify=false "oci:$1:1" "docker://$2"; }
+push_with() { # TOOL DIR REF
+    if [[ $1 == ocipack ]]; then ocipack_push "$2" "$3"; else sk "$2" "$3"; fi
+}
+bench_issue14() { # TOOL REP: (d) and (e), each on a fresh registry
+    local tool=$1 rep=$2 H r
+    if [[ $SCENARIOS == *d* ]]; then
+        start_registry "$tool-$rep-d"; H=127.0.0.1:$PROXY_PORT
+        push_with "$tool" "$WORK/M" "$H/bench/many:1" # not timed: the first push
+        r=$(run "$tool" "$LOG" -- push_with "$tool" "$WORK/M" "$H/bench/many:1"); T[${tool}d]+=" ${r% *}"; B[${tool}d]=${r#* }
+        stop_registry
+    fi
+    if [[ $SCENARIOS == *e* ]]; then
+        start_registry "$tool-$rep-e"; H=127.0.0.1:$PROXY_PORT
+        r=$(run "$tool" "$LOG" -- push_with "$tool" "$WORK/L" "$H/bench/cold:1"); T[${tool}e]+=" ${r% *}"; B[${tool}e]=${r#* }
+        stop_registry
+    fi
+}
 bench_tool() { # TOOL REP: the three scenarios on a fresh registry; appends to T_*/B_*
     local tool=$1 rep=$2 H r
+    bench_issue14 "$tool" "$rep"
+    [[ $SCENARIOS == *[abc]* ]] || return 0
     start_registry "$tool-$rep"
     H=127.0.0.1:$PROXY_PORT
     if [[ $tool == ocipack ]]; then
@@ -175,17 +225,26 @@ for rep in $(seq "$REPEAT"); do
     echo "bench-push: repetition $rep of $REPEAT done" >&2
 done
 
-model_bytes=$(stat -c %s "$WORK/model.tar.gz")
-printf '\nmodel layer: %s bytes; app layer: %s bytes; machine: %s, %s cores\n' \
-    "$model_bytes" "$(stat -c %s "$WORK/app-a.tar.gz")" "$(uname -sr)" "$(nproc)"
+printf '\nmachine: %s, %s cores, %s; ocipack --jobs %s; %s\n' "$(uname -sr)" "$(nproc)" \
+    "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')" "$JOBS" "$(skopeo --version)"
+if [[ $SCENARIOS == *[abc]* ]]; then
+    printf 'model layer: %s bytes; app layer: %s bytes\n' "$(stat -c %s "$WORK/model.tar.gz")" "$(stat -c %s "$WORK/app-a.tar.gz")"
+fi
+[[ $SCENARIOS == *d* ]] && printf '(d): %s layers of %s KiB random data (gzip)\n' "$MANY" "$MANY_KB"
+[[ $SCENARIOS == *e* ]] && printf '(e): %s layers of %s MiB random data (gzip), %s bytes in all\n' "$COLD" "$COLD_MB" \
+    "$(cat "$WORK"/cold-*.tar.gz | wc -c)"
 printf 'median wall time of %s runs; bytes are request bytes (line, headers, body) seen by the proxy\n' "$REPEAT"
-printf '%-28s | %10s %14s | %10s %14s\n' scenario "ocipack s" "ocipack bytes" "skopeo s" "skopeo bytes"
-printf -- '-----------------------------+---------------------------+---------------------------\n'
-for s in a:"(a) first push" b:"(b) second push, same image" c:"(c) shares the model layer"; do
+printf '%-34s | %10s %14s | %10s %14s | %8s\n' scenario "ocipack s" "ocipack bytes" "skopeo s" "skopeo bytes" "speed-up"
+printf -- '-----------------------------------+---------------------------+---------------------------+---------\n'
+for s in a:"(a) first push" b:"(b) second push, same image" c:"(c) shares the model layer" \
+    d:"(d) ${MANY} layers, pushed again" e:"(e) ${COLD} layers, cold push"; do
     k=${s%%:*}; label=${s#*:}
-    printf '%-28s | %10.2f %14s | %10.2f %14s\n' "$label" \
-        "$(median "${T[ocipack$k]}")" "${B[ocipack$k]}" "$(median "${T[skopeo$k]}")" "${B[skopeo$k]}"
+    [[ $SCENARIOS == *$k* ]] || continue
+    to=$(median "${T[ocipack$k]}"); ts=$(median "${T[skopeo$k]}")
+    printf '%-34s | %10.2f %14s | %10.2f %14s | %7.1fx\n' "$label" \
+        "$to" "${B[ocipack$k]}" "$ts" "${B[skopeo$k]}" "$(echo "$ts / $to" | bc -l)"
 done
+[[ $SCENARIOS == *[abc]* ]] || exit 0
 
 # What ocipack's verification before sending costs (docs/push.md, step 5):
 # one extra sha256 pass over each blob above the chunk size (here the model
