@@ -12,7 +12,7 @@ cd "$repo" || exit 1
 export ASSETS_DIR=${ASSETS_DIR:-$repo/.cache/assets}
 export CARGO_TERM_COLOR=never
 
-steps=(fmt clippy deny docs assets cargo-test deploy nix nix-flake nix-nextest web e2e-runc supply-chain e2e-browser e2e-docker)
+steps=(fmt clippy deny docs assets cargo-test deploy nix nix-flake nix-nextest web e2e-runc e2e-arm64 supply-chain e2e-browser e2e-docker)
 [ $# -gt 0 ] && steps=("$@")
 
 # ci_step NAME: runs the command of CI step NAME. (Not tests/e2e/lib.sh's
@@ -33,10 +33,11 @@ ci_step() {
     nix-nextest) tests/nix/nextest-sandbox.sh ;;
     e2e-runc) tests/e2e/host-images.sh ;;
     e2e-docker) tests/e2e/docker-stack.sh ;;
+    e2e-arm64) tests/e2e/arm64.sh ;;  # linux/arm64 images under qemu (issue 16, docs/multi-arch.md)
     web) (. tests/e2e/lib.sh && npm_ci web) && (cd web && npm run --silent typecheck && npm test) ;;
     e2e-browser) tests/e2e/browser.sh ;;
     supply-chain) tests/supply-chain/run.sh ;;
-    *) echo "unknown step $1 (known: fmt clippy deny docs assets cargo-test deploy nix nix-flake nix-nextest web e2e-runc supply-chain e2e-browser e2e-docker)" >&2; return 2 ;;
+    *) echo "unknown step $1 (known: fmt clippy deny docs assets cargo-test deploy nix nix-flake nix-nextest web e2e-runc e2e-arm64 supply-chain e2e-browser e2e-docker)" >&2; return 2 ;;
   esac
 }
 
