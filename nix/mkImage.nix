@@ -122,7 +122,8 @@ else
           add() { layers="$layers''${layers:+,}{\"kind\":\"prebuilt\",\"path\":\"$1\"}"; }
           ${builtins.concatStringsSep "" (map addLayer allLayers)}
           printf '%s' "$planJson" | $bb sed "s|\"@AURUM_LAYERS@\"|[$layers]|" >plan.json
-          ${ocipack}/bin/ocipack build plan.json -o "$out" --link-blobs >/dev/null
+          # No layer cache in a Nix build (nothing of $HOME belongs to it).
+          ${ocipack}/bin/ocipack build plan.json -o "$out" --link-blobs --no-cache >/dev/null
         ''
       ];
     }
