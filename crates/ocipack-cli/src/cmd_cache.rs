@@ -19,7 +19,8 @@ pub struct CacheFlags {
 
 impl CacheFlags {
     /// The cache to use. `default_on` is false where no user cache belongs
-    /// (a Nix build): there only an explicit `--cache DIR` turns it on. An
+    /// (`--nix-attrs`), and any build under Nix (`NIX_BUILD_TOP` set) is
+    /// treated the same: there only an explicit `--cache DIR` turns it on. An
     /// explicit directory that cannot be created is an error; an unusable
     /// default only a warning, and the build packs every layer.
     pub fn open(&self, default_on: bool) -> Result<Option<Cache>> {
@@ -34,7 +35,9 @@ impl CacheFlags {
                 )
             });
         }
-        if !default_on {
+        // Inside a Nix build (`NIX_BUILD_TOP` is set) there is no user cache
+        // to use, and writing outside the build directory would be impure.
+        if !default_on || std::env::var_os("NIX_BUILD_TOP").is_some() {
             return Ok(None);
         }
         let Some(dir) = Cache::default_dir() else {

@@ -484,4 +484,17 @@ fn an_unusable_cache_dir_is_refused_by_name_and_no_cache_needs_none() {
         true,
     );
     assert_eq!(cache_entries(&dir).len(), 3);
+    // Inside a Nix build no default cache is used (only an explicit --cache).
+    let nix = f.path("nix-cache");
+    run(
+        ocipack()
+            .env("OCIPACK_CACHE_DIR", &nix)
+            .env("NIX_BUILD_TOP", f.path("."))
+            .arg("build")
+            .arg(f.plan())
+            .arg("-o")
+            .arg(f.path("out")),
+        true,
+    );
+    assert!(!nix.exists(), "a Nix build touches no cache by default");
 }
