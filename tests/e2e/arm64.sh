@@ -59,6 +59,8 @@ step_build() {
     cargo build --release --locked "${services[@]}" -p ocipack-cli || return 1
     echo "  amd64 build (release, incremental after earlier steps): $(($(date +%s) - t1)) s"
     scripts/fetch-assets.sh --dest "$assets" >/dev/null || return 1
+    # The amd64 frontend image packs `next build` output (skipped when e2e-runc built it).
+    web_build >/dev/null || return 1
     t0=$(date +%s)
     ocipack host --all --platform linux/amd64,linux/arm64 -o "$images" || return 1
     echo "  ocipack host --all for both platforms + index: $(($(date +%s) - t0)) s"
