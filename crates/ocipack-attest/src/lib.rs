@@ -7,6 +7,7 @@
 //! nothing here talks to a registry.
 
 pub mod artifact;
+pub mod cache;
 pub mod cargo;
 pub mod dpkg;
 pub mod error;

@@ -197,16 +197,8 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
             )
         })?;
         // Issue 15: both SBOMs of the image, in OUT.attest/ (cmd_sbom.rs).
-        let sbom_src = crate::cmd_sbom::SbomSources {
-            tag: None,
-            plan: Some(plan_path.clone()),
-            repo: repo.clone(),
-            dpkg_root: "/".into(),
-            npm_lock: None,
-        };
-        let sbom = crate::cmd_sbom::make(&out, &sbom_src)
+        crate::cmd_sbom::for_host(&out, &plan_path, &repo, cache.as_ref().map(|c| c.dir()))
             .with_context(|| format!("writing the SBOM of {name}"))?;
-        crate::cmd_sbom::write(&out, &sbom, true)?;
         if !json {
             eprintln!(
                 "built {name} -> {} ({} layers, {} bytes, plan {})\n{}",

@@ -6,11 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use ocipack::layout::Layout;
 use ocipack_attest::artifact::{self, AttestLayout};
+use ocipack_attest::cache::SbomCache;
 use ocipack_attest::inputs::{Models, SourceMap};
 use ocipack_attest::sbom::{self, Sbom};
 use ocipack_attest::{cargo, dpkg::Dpkg};
@@ -76,8 +78,18 @@ pub fn run(a: SbomArgs, json: bool) -> Result<()> {
     report(&s, &written, json)
 }
 
-/// What `ocipack host` writes for each image it builds: both SBOMs, attached.
-pub fn for_host(layout_dir: &Path, plan: &Path, repo: &Path) -> Result<Written> {
+/// What `ocipack host` writes for each image it builds: both SBOMs,
+/// attached. `OUT.attest/` then holds exactly this build's SBOMs: it is
+/// written afresh in a staging sibling and swapped into place (an earlier
+/// one is removed only after), so artifacts of earlier builds do not pile
+/// up. `cache_dir` is the layer cache directory (`None` with `--no-cache`);
+/// its `sbom/` subdirectory keeps the crate lists (ocipack_attest::cache).
+pub fn for_host(
+    layout_dir: &Path,
+    plan: &Path,
+    repo: &Path,
+    cache_dir: Option<&Path>,
+) -> Result<Written> {
     let src = SbomSources {
         tag: None,
         plan: Some(plan.to_owned()),
@@ -85,8 +97,95 @@ pub fn for_host(layout_dir: &Path, plan: &Path, repo: &Path) -> Result<Written> 
         dpkg_root: PathBuf::from("/"),
         npm_lock: None,
     };
-    let s = make(layout_dir, &src)?;
-    write(layout_dir, &s, true)
+    let cache = cache_dir.and_then(|d| match SbomCache::open(d) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("ocipack: warning: SBOM cache unusable ({e}); running cargo tree");
+            None
+        }
+    });
+    let s = make_with(layout_dir, &src, cache.as_ref())?;
+    let root = artifact::attest_dir(layout_dir);
+    // Refuses a foreign OUT.attest before anything is written.
+    check_attest_replaceable(&root)?;
+    let staged = sibling(
+        &root.with_file_name(format!(
+            ".{}",
+            root.file_name().unwrap_or_default().to_string_lossy()
+        )),
+        &format!(".ocipack-tmp-{}", std::process::id()),
+    );
+    if staged.exists() {
+        std::fs::remove_dir_all(&staged)
+            .with_context(|| format!("cannot remove {}", staged.display()))?;
+    }
+    let written = write_into(&staged, &s, true);
+    let written = match written {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(e);
+        }
+    };
+    swap_into_place(&staged, &root)?;
+    let moved = |p: PathBuf| root.join(p.strip_prefix(&staged).unwrap_or(&p));
+    Ok(Written {
+        spdx: moved(written.spdx),
+        cyclonedx: moved(written.cyclonedx),
+        attest: written.attest.map(moved),
+    })
+}
+
+/// `root` may be replaced: absent, empty, or an attestation directory
+/// ocipack wrote (it holds the marker).
+fn check_attest_replaceable(root: &Path) -> Result<()> {
+    if std::fs::symlink_metadata(root).is_err() {
+        return Ok(());
+    }
+    let meta = std::fs::symlink_metadata(root)?;
+    let empty = meta.is_dir()
+        && std::fs::read_dir(root)
+            .with_context(|| format!("cannot read {}", root.display()))?
+            .next()
+            .is_none();
+    if !meta.is_dir() || (!empty && !root.join(artifact::MARKER).exists()) {
+        anyhow::bail!(
+            "{} exists and is not an attestation directory ocipack wrote (no {}); remove it or move the image layout",
+            root.display(),
+            artifact::MARKER
+        );
+    }
+    Ok(())
+}
+
+/// Renames `staged` to `root`; an existing `root` is moved aside first and
+/// removed only after the rename (put back if the rename fails).
+fn swap_into_place(staged: &Path, root: &Path) -> Result<()> {
+    check_attest_replaceable(root)?;
+    let old = staged.with_file_name(format!(
+        ".{}.ocipack-old-{}",
+        root.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    if std::fs::symlink_metadata(&old).is_ok() {
+        std::fs::remove_dir_all(&old)
+            .with_context(|| format!("cannot remove {}", old.display()))?;
+    }
+    let had_old = std::fs::symlink_metadata(root).is_ok();
+    if had_old {
+        std::fs::rename(root, &old).with_context(|| format!("cannot move {}", root.display()))?;
+    }
+    if let Err(e) = std::fs::rename(staged, root) {
+        if had_old {
+            let _ = std::fs::rename(&old, root);
+        }
+        let _ = std::fs::remove_dir_all(staged);
+        return Err(e).with_context(|| format!("cannot write {}", root.display()));
+    }
+    if had_old {
+        let _ = std::fs::remove_dir_all(&old);
+    }
+    Ok(())
 }
 
 /// Prints what was written.
@@ -155,6 +254,39 @@ fn created(image_created: Option<&str>) -> Result<String> {
 
 /// Builds the SBOM model of the image in `layout_dir`.
 pub fn make(layout_dir: &Path, src: &SbomSources) -> Result<Sbom> {
+    make_with(layout_dir, src, None)
+}
+
+/// The dpkg database of `root`, read once per process (`host --all` asks
+/// for it once per image; the database does not change during one run).
+fn dpkg_of(root: &Path) -> Result<Arc<Dpkg>> {
+    static DBS: Mutex<BTreeMap<PathBuf, Arc<Dpkg>>> = Mutex::new(BTreeMap::new());
+    let mut dbs = DBS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(d) = dbs.get(root) {
+        return Ok(d.clone());
+    }
+    let d = Arc::new(Dpkg::load(root)?);
+    dbs.insert(root.to_owned(), d.clone());
+    Ok(d)
+}
+
+/// The workspace's binaries (`cargo metadata`), once per process.
+fn binaries_of(repo: &Path) -> std::result::Result<BTreeMap<String, String>, String> {
+    type Memo = BTreeMap<PathBuf, std::result::Result<BTreeMap<String, String>, String>>;
+    static BINS: Mutex<Memo> = Mutex::new(BTreeMap::new());
+    let mut m = BINS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    m.entry(repo.to_owned())
+        .or_insert_with(|| cargo::workspace_binaries(repo).map_err(|e| e.to_string()))
+        .clone()
+}
+
+/// [`make`], with the crate lists from `cache` when it is given. The SBOM
+/// is the same either way.
+pub fn make_with(layout_dir: &Path, src: &SbomSources, cache: Option<&SbomCache>) -> Result<Sbom> {
     let layout = Layout::open(layout_dir)?;
     let image = ocipack_attest::inputs::read_image(&layout, src.tag.as_deref())
         .with_context(|| format!("reading the image in {}", layout_dir.display()))?;
@@ -190,7 +322,7 @@ pub fn make(layout_dir: &Path, src: &SbomSources) -> Result<Sbom> {
             .unwrap_or_else(|| "image".into())
     });
     let models = Models::load(&src.repo.join("models.toml"))?;
-    let dpkg = Dpkg::load(&src.dpkg_root)?;
+    let dpkg = dpkg_of(&src.dpkg_root)?;
     // Our binaries: only those the image holds are asked about.
     let mut binaries = BTreeMap::new();
     let has_elf_named = |b: &str| {
@@ -201,7 +333,7 @@ pub fn make(layout_dir: &Path, src: &SbomSources) -> Result<Sbom> {
     };
     // Without cargo (or outside a workspace) the binaries are still listed,
     // as files with their hashes, only their crates are not: said, not hidden.
-    let bins = cargo::workspace_binaries(&src.repo).unwrap_or_else(|e| {
+    let bins = binaries_of(&src.repo).unwrap_or_else(|e| {
         eprintln!("warning: {e}; binaries are listed as files without their crates");
         BTreeMap::new()
     });
@@ -217,7 +349,11 @@ pub fn make(layout_dir: &Path, src: &SbomSources) -> Result<Sbom> {
             );
             continue;
         };
-        match cargo::linked_crates(&src.repo, pkg, triple) {
+        let crates = match cache {
+            Some(c) => c.linked_crates(&src.repo, pkg, triple).map(|(c, _hit)| c),
+            None => cargo::linked_crates(&src.repo, pkg, triple),
+        };
+        match crates {
             Ok(crates) => {
                 binaries.insert(bin.clone(), (pkg.clone(), crates));
             }
@@ -244,7 +380,7 @@ pub fn make(layout_dir: &Path, src: &SbomSources) -> Result<Sbom> {
         image,
         created,
         sources: &sources,
-        dpkg: &dpkg,
+        dpkg: dpkg.as_ref(),
         models: &models,
         binaries: &binaries,
         npm_lock: npm_lock.as_ref(),
@@ -264,9 +400,14 @@ pub struct Written {
 /// Writes `OUT.spdx.json`, `OUT.cdx.json` and (with `attach`) the two
 /// artifacts into `OUT.attest/`.
 pub fn write(layout_dir: &Path, s: &Sbom, attach: bool) -> Result<Written> {
+    write_into(&artifact::attest_dir(layout_dir), s, attach)
+}
+
+/// [`write`] into the attestation directory `root`.
+fn write_into(root: &Path, s: &Sbom, attach: bool) -> Result<Written> {
     let spdx = ocipack_attest::canonical_json(&s.spdx());
     let cdx = ocipack_attest::canonical_json(&s.cyclonedx());
-    let root = artifact::attest_dir(layout_dir);
+    let root = root.to_owned();
     artifact::prepare(&root)?;
     let spdx_path = root.join("sbom.spdx.json");
     let cdx_path = root.join("sbom.cdx.json");
