@@ -2,7 +2,13 @@
 //! `cargo tree` lists for a package and target) kept between runs, in the
 //! `sbom/` subdirectory of the layer cache directory (docs/cache.md).
 //!
-//! An entry is keyed by a sha256 over everything its value depends on: the
+//! The files of a layer (path, size, sha1, sha256, ELF or not; what
+//! `inputs::read_layer` gets by decompressing and hashing the whole layer)
+//! are keyed by the layer's digest and media type, the ocipack version and
+//! [`FORMAT`]: the digest names the exact bytes, so the same key means the
+//! same files.
+//!
+//! A crate list is keyed by a sha256 over everything its value depends on: the
 //! package, the target triple, the bytes of Cargo.lock, of every Cargo.toml
 //! of the repository (outside `target/`, hidden and `node_modules`
 //! directories) and of `.cargo/config.toml`, `cargo --version`, the
@@ -13,6 +19,7 @@
 //!
 //! ```text
 //! DIR/sbom/v1/crates/<key>.json   the crate list of one (package, target, inputs)
+//! DIR/sbom/v1/layers/<key>.json   the file entries of one layer blob
 //! DIR/sbom/v1/tmp/                files being written
 //! ```
 
@@ -26,6 +33,8 @@ use sha2::{Digest, Sha256};
 
 use crate::cargo::{self, Crate};
 use crate::error::{io, Result};
+use crate::inputs::{self, LayerEntry};
+use ocipack::layout::{Descriptor, Layout};
 
 /// Bumped when an entry's meaning or shape changes.
 pub const FORMAT: u32 = 1;
@@ -42,7 +51,7 @@ impl SbomCache {
     /// The directories cannot be created.
     pub fn open(layer_cache_dir: &Path) -> Result<SbomCache> {
         let root = layer_cache_dir.join(format!("sbom/v{FORMAT}"));
-        for d in [root.join("crates"), root.join("tmp")] {
+        for d in [root.join("crates"), root.join("layers"), root.join("tmp")] {
             std::fs::create_dir_all(&d).map_err(io(&d))?;
         }
         Ok(SbomCache { root })
@@ -91,6 +100,35 @@ impl SbomCache {
             eprintln!("ocipack: warning: SBOM cache: {e}");
         }
         Ok((c, false))
+    }
+}
+
+impl SbomCache {
+    /// [`inputs::read_layer`], from the cache when this layer blob was read
+    /// before.
+    ///
+    /// # Errors
+    /// As [`inputs::read_layer`].
+    pub fn layer_entries(&self, layout: &Layout, d: &Descriptor) -> Result<Vec<LayerEntry>> {
+        let mut h = Sha256::new();
+        for f in [
+            format!("ocipack-sbom-layer/{FORMAT}"),
+            env!("CARGO_PKG_VERSION").to_owned(),
+            d.digest.clone(),
+            d.media_type.clone(),
+        ] {
+            h.update((f.len() as u64).to_le_bytes());
+            h.update(f.as_bytes());
+        }
+        let key = format!("{:x}", h.finalize());
+        if let Some(e) = self.get::<Vec<LayerEntry>>("layers", &key) {
+            return Ok(e);
+        }
+        let e = inputs::read_layer(layout, d)?;
+        if let Err(err) = self.put("layers", &key, &e) {
+            eprintln!("ocipack: warning: SBOM cache: {err}");
+        }
+        Ok(e)
     }
 }
 

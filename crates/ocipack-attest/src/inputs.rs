@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha1::Digest as _;
 
 use crate::error::{input, io, Result};
@@ -134,7 +134,7 @@ impl SourceMap {
 }
 
 /// One regular file of an image, as the layers hold it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageFile {
     /// Absolute path in the image.
     pub path: String,
@@ -173,6 +173,30 @@ const MAX_PACKAGE_JSON: u64 = 1 << 20;
 /// # Errors
 /// Layout errors, unknown layer media types, corrupt layers.
 pub fn read_image(layout: &Layout, tag: Option<&str>) -> Result<Image> {
+    read_image_with(layout, tag, |d| read_layer(layout, d))
+}
+
+/// One tar entry of a layer, as the SBOM needs it: a regular file, hashed,
+/// or the path of anything else (which hides an earlier layer's file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LayerEntry {
+    /// A regular file.
+    File(ImageFile),
+    /// A directory, symlink or other non-file entry at this path.
+    Other(String),
+}
+
+/// [`read_image`], with each layer's entries from `layer_entries` (which
+/// must give what [`read_layer`] gives for that descriptor; a cache keyed
+/// by the layer's digest does).
+///
+/// # Errors
+/// As [`read_image`], and what `layer_entries` returns.
+pub fn read_image_with(
+    layout: &Layout,
+    tag: Option<&str>,
+    mut layer_entries: impl FnMut(&Descriptor) -> Result<Vec<LayerEntry>>,
+) -> Result<Image> {
     let image = layout.find(tag)?;
     let bytes = layout.read_blob(&image.digest, Some(image.size))?;
     let m: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -195,6 +219,40 @@ pub fn read_image(layout: &Layout, tag: Option<&str>) -> Result<Image> {
     let mut files = BTreeMap::new();
     let mut other = 0u64;
     for d in &layers {
+        for e in layer_entries(d)? {
+            match e {
+                LayerEntry::File(f) => {
+                    files.insert(f.path.clone(), f);
+                }
+                LayerEntry::Other(path) => {
+                    other += 1;
+                    files.remove(&path);
+                }
+            }
+        }
+    }
+    Ok(Image {
+        manifest: Descriptor {
+            media_type,
+            digest: image.digest,
+            size: image.size,
+            annotations: BTreeMap::new(),
+        },
+        architecture: cfg["architecture"].as_str().unwrap_or("amd64").to_owned(),
+        files,
+        other_entries: other,
+        created: cfg["created"].as_str().map(str::to_owned),
+    })
+}
+
+/// The entries of the layer `d` of `layout`, in tar order: the blob
+/// streamed through the layout's verified reader, every regular file hashed.
+///
+/// # Errors
+/// Layout errors, an unknown media type, a corrupt layer.
+pub fn read_layer(layout: &Layout, d: &Descriptor) -> Result<Vec<LayerEntry>> {
+    let mut entries = Vec::new();
+    {
         let blob = layout.open_blob(d)?;
         let buf = BufReader::with_capacity(1 << 20, blob);
         let reader = match ocipack::scan::decoder(&d.media_type, buf) {
@@ -214,8 +272,7 @@ pub fn read_image(layout: &Layout, tag: Option<&str>) -> Result<Image> {
             let (path, _) = ocipack::scan::normalize_name(&raw);
             let kind = entry.header().entry_type();
             if !kind.is_file() {
-                other += 1;
-                files.remove(&path);
+                entries.push(LayerEntry::Other(path));
                 continue;
             }
             let mut s1 = sha1::Sha1::new();
@@ -245,31 +302,17 @@ pub fn read_image(layout: &Layout, tag: Option<&str>) -> Result<Image> {
                 }
                 size += n as u64;
             }
-            files.insert(
-                path.clone(),
-                ImageFile {
-                    path,
-                    sha1: hex(&s1.finalize()),
-                    sha256: hex(&s256.finalize()),
-                    size,
-                    elf: head_len == 4 && head == *b"\x7fELF",
-                    package_json: keep.then_some(kept),
-                },
-            );
+            entries.push(LayerEntry::File(ImageFile {
+                path,
+                sha1: hex(&s1.finalize()),
+                sha256: hex(&s256.finalize()),
+                size,
+                elf: head_len == 4 && head == *b"\x7fELF",
+                package_json: keep.then_some(kept),
+            }));
         }
     }
-    Ok(Image {
-        manifest: Descriptor {
-            media_type,
-            digest: image.digest,
-            size: image.size,
-            annotations: BTreeMap::new(),
-        },
-        architecture: cfg["architecture"].as_str().unwrap_or("amd64").to_owned(),
-        files,
-        other_entries: other,
-        created: cfg["created"].as_str().map(str::to_owned),
-    })
+    Ok(entries)
 }
 
 /// Lower-case hex.

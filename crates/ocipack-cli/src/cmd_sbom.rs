@@ -288,8 +288,13 @@ fn binaries_of(repo: &Path) -> std::result::Result<BTreeMap<String, String>, Str
 /// is the same either way.
 pub fn make_with(layout_dir: &Path, src: &SbomSources, cache: Option<&SbomCache>) -> Result<Sbom> {
     let layout = Layout::open(layout_dir)?;
-    let image = ocipack_attest::inputs::read_image(&layout, src.tag.as_deref())
-        .with_context(|| format!("reading the image in {}", layout_dir.display()))?;
+    let image = match cache {
+        Some(c) => ocipack_attest::inputs::read_image_with(&layout, src.tag.as_deref(), |d| {
+            c.layer_entries(&layout, d)
+        }),
+        None => ocipack_attest::inputs::read_image(&layout, src.tag.as_deref()),
+    }
+    .with_context(|| format!("reading the image in {}", layout_dir.display()))?;
     let plan_path = src
         .plan
         .clone()

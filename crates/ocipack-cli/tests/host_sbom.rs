@@ -110,6 +110,10 @@ fn cached_and_uncached_sboms_are_identical() {
         .unwrap()
         .collect();
     assert_eq!(entries.len(), 1, "one crate list for scoring-service");
+    let layers = std::fs::read_dir(cache.join("sbom/v1/layers"))
+        .unwrap()
+        .count();
+    assert!(layers > 0, "the layers' file lists are cached");
     let warm = tmp.path().join("warm/scoring");
     host(bin.path(), &warm, Some(&cache));
     let want = files(&attest(&uncached));
