@@ -205,63 +205,6 @@ impl Target {
     }
 }
 
-/// Adds the file at image path `path`, read from `sysroot`, to `tree` at
-/// `path`, with every symlink crossed on the way resolved inside the sysroot
-/// (absolute link targets are relative to it), like [`Tree::mirror`] for the
-/// host.
-///
-/// # Errors
-///
-/// [`Error::Io`] if a component cannot be inspected, [`Error::SymlinkLoop`],
-/// [`Error::Conflict`].
-///
-/// [`Tree::mirror`]: crate::tree::Tree::mirror
-pub fn mirror_in(tree: &mut crate::tree::Tree, sysroot: &Path, path: &Path) -> Result<()> {
-    fn comps_rev(p: &Path) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = p
-            .components()
-            .filter_map(|c| match c {
-                Component::Normal(n) => Some(PathBuf::from(n)),
-                Component::ParentDir => Some(PathBuf::from("..")),
-                _ => None,
-            })
-            .collect();
-        v.reverse();
-        v
-    }
-    let mut todo = comps_rev(path);
-    let mut resolved = PathBuf::from("/");
-    let mut hops = 0;
-    while let Some(component) = todo.pop() {
-        if component.as_os_str() == ".." {
-            resolved.pop();
-            continue;
-        }
-        let candidate = resolved.join(&component);
-        let on_disk = sysroot.join(candidate.strip_prefix("/").unwrap_or(&candidate));
-        let meta = std::fs::symlink_metadata(&on_disk).map_err(io(&on_disk))?;
-        if meta.file_type().is_symlink() {
-            hops += 1;
-            if hops > 40 {
-                return Err(Error::SymlinkLoop {
-                    path: path.to_owned(),
-                });
-            }
-            let dest = std::fs::read_link(&on_disk).map_err(io(&on_disk))?;
-            tree.symlink(&candidate, &dest.to_string_lossy())?;
-            if dest.is_absolute() {
-                resolved = PathBuf::from("/");
-            }
-            todo.extend(comps_rev(&dest));
-        } else if todo.is_empty() {
-            tree.file(&on_disk, &candidate)?;
-        } else {
-            resolved = candidate;
-        }
-    }
-    Ok(())
-}
-
 /// The directories the loader searches after an object's own paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchPath {
@@ -867,9 +810,9 @@ mod tests {
             e.contains("wrong machine") && e.contains("is for x86-64, not AArch64"),
             "{e}"
         );
-        // mirror_in follows the sysroot's own symlinks.
+        // Tree::mirror_in follows the sysroot's own symlinks.
         let mut tree = crate::tree::Tree::default();
-        mirror_in(&mut tree, r, Path::new("/lib/libc-link.so")).unwrap();
+        tree.mirror_in(r, Path::new("/lib/libc-link.so")).unwrap();
         let targets: Vec<&str> = tree.targets().collect();
         assert!(targets.contains(&"/lib/libc-link.so"), "{targets:?}");
         assert!(

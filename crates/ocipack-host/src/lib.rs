@@ -33,8 +33,7 @@ pub use definition::{
     Layers, Manifest, ModelAsset, Program, RuntimeAsset, Source,
 };
 pub use elf::{
-    default_dirs, dirs_for, elf_closure, elf_closure_for, mirror_in, FoundVia, Lib, Root,
-    SearchPath, Target,
+    default_dirs, dirs_for, elf_closure, elf_closure_for, FoundVia, Lib, Root, SearchPath, Target,
 };
 pub use error::{Error, Result};
 pub use plan::{plan_for, HostContext, PROBE_TARGET};

@@ -19,7 +19,7 @@ use ocipack::plan::{FilesLayer, Healthcheck, Layer, ModelLayer, Plan, RunConfig,
 
 use crate::assets::{check_assets, Assets, CheckedAsset};
 use crate::definition::{Definition, Program};
-use crate::elf::{elf_closure_for, mirror_in, FoundVia, Root, SearchPath, Target};
+use crate::elf::{elf_closure_for, FoundVia, Root, SearchPath, Target};
 use crate::error::{io, Error, Result};
 use crate::tree::Tree;
 
@@ -164,7 +164,7 @@ pub(crate) fn program(p: &Planning<'_>, parts: &mut Parts) -> Result<()> {
                 let path = PathBuf::from(path);
                 match &ctx.target.sysroot {
                     None => parts.app.mirror(&path)?,
-                    Some(root) => mirror_in(&mut parts.app, root, &path)?,
+                    Some(root) => parts.app.mirror_in(root, &path)?,
                 }
                 parts.roots.push(Root {
                     host: ctx.target.host_path(&path),
@@ -266,7 +266,7 @@ pub(crate) fn elf_libraries(p: &Planning<'_>, parts: &mut Parts) -> Result<()> {
             .as_ref()
             .filter(|_| lib.host == target.host_path(&lib.target))
         {
-            mirror_in(&mut parts.system, root, &lib.target)?;
+            parts.system.mirror_in(root, &lib.target)?;
         } else {
             // Found through $ORIGIN of the moved application binary: it
             // travels with the application.
