@@ -25,7 +25,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -42,6 +42,7 @@ pub const FORMAT: u32 = 1;
 /// The SBOM cache under a layer cache directory.
 pub struct SbomCache {
     root: PathBuf,
+    warnings: Mutex<Vec<String>>,
 }
 
 impl SbomCache {
@@ -54,7 +55,28 @@ impl SbomCache {
         for d in [root.join("crates"), root.join("layers"), root.join("tmp")] {
             std::fs::create_dir_all(&d).map_err(io(&d))?;
         }
-        Ok(SbomCache { root })
+        Ok(SbomCache {
+            root,
+            warnings: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Entries that could not be written since the last call (the caller
+    /// reports them; a library does not print).
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .warnings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
+    fn warn(&self, e: crate::Error) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(format!("SBOM cache: {e}"));
     }
 
     fn get<T: DeserializeOwned>(&self, kind: &str, key: &str) -> Option<T> {
@@ -97,7 +119,7 @@ impl SbomCache {
         let c = cargo::linked_crates(repo, package, target)?;
         // A cache that cannot be written only costs the next run time.
         if let Err(e) = self.put("crates", &key, &c) {
-            eprintln!("ocipack: warning: SBOM cache: {e}");
+            self.warn(e);
         }
         Ok((c, false))
     }
@@ -126,7 +148,7 @@ impl SbomCache {
         }
         let e = inputs::read_layer(layout, d)?;
         if let Err(err) = self.put("layers", &key, &e) {
-            eprintln!("ocipack: warning: SBOM cache: {err}");
+            self.warn(err);
         }
         Ok(e)
     }

@@ -104,7 +104,11 @@ pub fn for_host(
             None
         }
     });
-    let s = make_with(layout_dir, &src, cache.as_ref())?;
+    let s = make_with(layout_dir, &src, cache.as_ref());
+    for w in cache.iter().flat_map(SbomCache::take_warnings) {
+        eprintln!("ocipack: warning: {w}");
+    }
+    let s = s?;
     let root = artifact::attest_dir(layout_dir);
     // Refuses a foreign OUT.attest before anything is written.
     check_attest_replaceable(&root)?;
