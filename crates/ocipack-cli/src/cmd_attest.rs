@@ -139,7 +139,7 @@ pub fn run(a: AttestArgs, json: bool) -> Result<()> {
     )?;
     l.finish()?;
     if json {
-        crate::print_json(
+        crate::exit::print_json(
             &json!({"image": s.image.manifest.digest, "provenance": file,
                                   "attest": dir, "manifest": m.digest}),
         )?;
@@ -201,7 +201,7 @@ fn verify(a: &AttestArgs, repo: &Path, json: bool) -> Result<()> {
         Err(e) => problems.push(format!("sbom: {e:#}")),
     }
     if json {
-        crate::print_json(
+        crate::exit::print_json(
             &json!({"image": image.digest, "verified": checked, "problems": problems}),
         )?;
     } else {
@@ -215,7 +215,7 @@ fn verify(a: &AttestArgs, repo: &Path, json: bool) -> Result<()> {
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(crate::Exit(3).into())
+        Err(crate::exit::Exit(3).into())
     }
 }
 

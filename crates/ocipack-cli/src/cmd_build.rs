@@ -94,7 +94,7 @@ pub fn build(a: BuildArgs, json: bool) -> Result<()> {
         )
     })?;
     if json {
-        crate::print_json(&report)?;
+        crate::exit::print_json(&report)?;
     } else {
         eprintln!(
             "built {} -> {} ({} layers, {} bytes, {} from the cache)\n{}",
@@ -132,7 +132,7 @@ pub fn layer(a: LayerArgs, json: bool) -> Result<()> {
     };
     let desc = ocipack::build_layer(&spec, &origin, &out, threads(a.threads)?)?;
     if json {
-        crate::print_json(&desc)?;
+        crate::exit::print_json(&desc)?;
     } else {
         eprintln!(
             "layer {} ({} bytes, {} files) -> {}",

@@ -96,7 +96,7 @@ pub fn run(a: CacheArgs, json: bool) -> Result<()> {
         CacheCommand::Info => {
             let info = cache.info()?;
             if json {
-                crate::print_json(&info)?;
+                crate::exit::print_json(&info)?;
             } else {
                 eprintln!(
                     "{}: {} entries, {} blobs, {} bytes",
@@ -110,7 +110,7 @@ pub fn run(a: CacheArgs, json: bool) -> Result<()> {
         CacheCommand::Prune { max_size } => {
             let r = cache.prune(max_size)?;
             if json {
-                crate::print_json(&r)?;
+                crate::exit::print_json(&r)?;
             } else {
                 eprintln!(
                     "{}: {} -> {} bytes (max {}), {} -> {} entries, {} blobs removed",

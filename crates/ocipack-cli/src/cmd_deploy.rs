@@ -154,7 +154,7 @@ pub fn run(a: DeployArgs, json: bool) -> Result<()> {
     write_atomic(&env_path, &env)?;
     write_atomic(&kust_path, &kust)?;
     if json {
-        crate::print_json(
+        crate::exit::print_json(
             &serde_json::json!({"imagesEnv": env_path, "kustomization": kust_path, "images": summary}),
         )?;
     } else {

@@ -259,7 +259,7 @@ fn find_repo(start: &Path) -> Result<PathBuf> {
 }
 
 /// `dir/name` -> `dir/name<suffix>`.
-fn sibling(out: &Path, suffix: &str) -> Result<PathBuf> {
+pub(crate) fn sibling(out: &Path, suffix: &str) -> Result<PathBuf> {
     let name = out
         .file_name()
         .with_context(|| format!("output {} has no file name", out.display()))?;

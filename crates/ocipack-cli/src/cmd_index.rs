@@ -2,7 +2,7 @@
 //! image index per tag (multi-architecture images).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -47,8 +47,16 @@ pub fn run(a: IndexArgs, json: bool) -> Result<()> {
         return finish(&[report], json);
     }
     // --all: every name found under any input directory.
+    let reports = index_all(&a.layouts, &out)?;
+    finish(&reports, json)
+}
+
+/// An index for every `<name>/` layout found in any of `dirs` (one directory
+/// of layouts per platform), into `out/<name>`. Every output is checked before
+/// the first is written.
+fn index_all(dirs: &[PathBuf], out: &Path) -> Result<Vec<ocipack::index::IndexReport>> {
     let mut names = BTreeSet::new();
-    for dir in &a.layouts {
+    for dir in dirs {
         let rd = std::fs::read_dir(dir).with_context(|| {
             format!(
                 "{}: cannot list the layouts of one platform (ocipack host --all -o DIR writes them)",
@@ -65,11 +73,9 @@ pub fn run(a: IndexArgs, json: bool) -> Result<()> {
     if names.is_empty() {
         bail!("no layout (<name>/oci-layout) found in any of the input directories");
     }
-    // Every combination is checked before the first is written.
     let mut jobs = Vec::new();
     for n in &names {
-        let inputs: Vec<PathBuf> = a
-            .layouts
+        let inputs: Vec<PathBuf> = dirs
             .iter()
             .map(|d| d.join(n))
             .filter(|p| p.join("oci-layout").is_file())
@@ -78,16 +84,14 @@ pub fn run(a: IndexArgs, json: bool) -> Result<()> {
         ocipack::output::check_replaceable(&target, ocipack::output::OutputKind::Layout)?;
         jobs.push((inputs, target));
     }
-    let mut reports = Vec::new();
-    for (inputs, target) in jobs {
-        reports.push(ocipack::index::index(&inputs, &target)?);
-    }
-    finish(&reports, json)
+    jobs.into_iter()
+        .map(|(inputs, target)| Ok(ocipack::index::index(&inputs, &target)?))
+        .collect()
 }
 
 fn finish(reports: &[ocipack::index::IndexReport], json: bool) -> Result<()> {
     if json {
-        return crate::print_json(&reports);
+        return crate::exit::print_json(&reports);
     }
     for r in reports {
         for t in &r.tags {
@@ -156,49 +160,15 @@ pub fn host_platforms(a: crate::cmd_host::HostArgs, json: bool) -> Result<()> {
     for p in &platforms {
         let plat =
             ocipack::layout::Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
-        let dir = suffixed(&output, &format!("-{}-{}", plat.os, plat.architecture))?;
+        let dir =
+            crate::cmd_host::sibling(&output, &format!("-{}-{}", plat.os, plat.architecture))?;
         crate::cmd_host::run(a.for_platform(p, &dir), json)?;
         dirs.push(dir);
     }
     let reports = if all {
-        let mut names = BTreeSet::new();
-        for d in &dirs {
-            for e in
-                std::fs::read_dir(d).with_context(|| format!("{}: cannot list", d.display()))?
-            {
-                let e = e?;
-                if e.path().join("oci-layout").is_file() {
-                    names.insert(e.file_name());
-                }
-            }
-        }
-        let mut jobs = Vec::new();
-        for n in &names {
-            let inputs: Vec<PathBuf> = dirs
-                .iter()
-                .map(|d| d.join(n))
-                .filter(|p| p.join("oci-layout").is_file())
-                .collect();
-            let target = output.join(n);
-            ocipack::output::check_replaceable(&target, ocipack::output::OutputKind::Layout)?;
-            jobs.push((inputs, target));
-        }
-        let mut reports = Vec::new();
-        for (inputs, target) in jobs {
-            reports.push(ocipack::index::index(&inputs, &target)?);
-        }
-        reports
+        index_all(&dirs, &output)?
     } else {
         vec![ocipack::index::index(&dirs, &output)?]
     };
     finish(&reports, json)
-}
-
-fn suffixed(out: &std::path::Path, suffix: &str) -> Result<PathBuf> {
-    let name = out
-        .file_name()
-        .with_context(|| format!("output {} has no file name", out.display()))?;
-    let mut name = name.to_os_string();
-    name.push(suffix);
-    Ok(out.with_file_name(name))
 }

@@ -195,7 +195,7 @@ fn swap_into_place(staged: &Path, root: &Path) -> Result<()> {
 /// Prints what was written.
 pub fn report(s: &Sbom, written: &Written, json: bool) -> Result<()> {
     if json {
-        crate::print_json(&json!({
+        crate::exit::print_json(&json!({
             "image": s.name, "manifest": s.image.manifest.digest,
             "files": s.image.files.len(), "components": s.components.len(),
             "unclaimedFiles": s.unclaimed.len(),

@@ -82,7 +82,7 @@ pub fn run(a: SignArgs, json: bool) -> Result<()> {
         let key = sign::generate();
         sign::write_keypair(&key, &private, &public)?;
         if json {
-            crate::print_json(&json!({"private": private, "public": public,
+            crate::exit::print_json(&json!({"private": private, "public": public,
                                       "keyId": sign::key_id(key.verifying_key())}))?;
         } else {
             eprintln!(
@@ -117,7 +117,7 @@ pub fn run(a: SignArgs, json: bool) -> Result<()> {
     l.finish()?;
     let tag = format!("{}.sig", image.digest.replace(':', "-"));
     if json {
-        crate::print_json(&json!({"image": image.digest, "identity": identity,
+        crate::exit::print_json(&json!({"image": image.digest, "identity": identity,
             "keyId": sign::key_id(key.verifying_key()), "attest": dir,
             "signatureTag": tag, "signatureManifest": tagged.digest, "referrer": referrer.digest}))?;
     } else {

@@ -23,8 +23,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use exit::Exit;
-// Until every subcommand names `crate::exit::print_json` itself.
-pub(crate) use exit::print_json;
 
 /// Deterministic OCI image packer: plans in, bit-for-bit reproducible OCI layouts out.
 #[derive(Parser)]

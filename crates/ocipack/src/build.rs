@@ -205,14 +205,7 @@ pub fn build(
     let manifest_bytes = crate::json::canonical(&manifest);
     let (manifest_digest, manifest_size) = layout::write_blob(&blobs, &manifest_bytes)?;
     let index = index_json(plan, &manifest_digest, manifest_size);
-    layout::write_file(
-        &staging.path.join("index.json"),
-        &crate::json::canonical(&index),
-    )?;
-    layout::write_file(
-        &staging.path.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )?;
+    layout::write_top(&staging.path, &index)?;
     staging.commit()?;
 
     Ok(BuildReport {

@@ -227,14 +227,7 @@ pub fn index(inputs: &[PathBuf], out: &Path) -> Result<IndexReport> {
     }
     let top: Value =
         json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": entries});
-    layout::write_file(
-        &staging.path.join("index.json"),
-        &crate::json::canonical(&top),
-    )?;
-    layout::write_file(
-        &staging.path.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )?;
+    layout::write_top(&staging.path, &top)?;
     staging.commit()?;
     Ok(IndexReport {
         out: out.to_owned(),

@@ -68,6 +68,19 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     f.sync_all().at(path)
 }
 
+/// Writes a layout's top-level files into `dir`: `index.json` (the canonical
+/// JSON of `index`) and `oci-layout`.
+///
+/// # Errors
+/// I/O errors.
+pub fn write_top(dir: &Path, index: &serde_json::Value) -> Result<()> {
+    write_file(&dir.join("index.json"), &crate::json::canonical(index))?;
+    write_file(
+        &dir.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+}
+
 /// Writes a blob under `blobs` (the `blobs/sha256` directory): `(digest, size)`.
 ///
 /// # Errors
