@@ -2,8 +2,8 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use common::*;
 use ocipack_push::{push, push_all, BlobOutcome, Error, NoProgress, Progress, PushOptions, Target};
@@ -179,7 +179,10 @@ fn interrupted_push_resumes_and_sends_only_what_is_missing() {
     };
     let err = push(&img.dir, &t, insecure_opts(), &killer).unwrap_err();
     assert!(*killer.killed.lock().unwrap());
-    assert!(*killer.retries.lock().unwrap() >= 2, "retries were not attempted");
+    assert!(
+        *killer.retries.lock().unwrap() >= 2,
+        "retries were not attempted"
+    );
     assert!(matches!(err, Error::Http { .. }), "unexpected error: {err}");
     drop(killer);
 

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 pub use crate::rules::rfc3339;
 use crate::rules::{valid_rfc3339, valid_tag};
-pub(crate) use validate::validate_layer;
 use validate::check_user;
+pub(crate) use validate::validate_layer;
 
 mod validate;
 
