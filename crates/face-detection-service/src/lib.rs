@@ -80,14 +80,8 @@ pub struct Args {
     /// Square network input side in pixels, a multiple of 32
     #[arg(long, env = "DETECTION_INPUT_SIZE", default_value_t = 640)]
     pub input_size: u32,
-    /// ONNX Runtime intra-op threads per session [default: the CPUs this
-    /// process may use, from its cgroup quota]
-    #[arg(long, env = "ORT_INTRA_THREADS")]
-    pub intra_threads: Option<usize>,
-    /// Model sessions, i.e. requests running the model at once [default: the
-    /// CPUs this process may use, at most 4]
-    #[arg(long, env = "ORT_SESSIONS")]
-    pub sessions: Option<usize>,
+    #[command(flatten)]
+    pub ort: service_kit::config::OrtArgs,
     /// Do not serve: time N raw model runs (session run only, on the
     /// letterboxed --bench-image) and print JSON
     #[arg(long, value_name = "N")]
@@ -104,17 +98,6 @@ pub struct Args {
     pub bench_image: Option<PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
-}
-
-impl Args {
-    /// Sessions and intra-op threads: the flags, else sized for the CPU limit.
-    pub fn threads(&self) -> service_kit::onnx::Threads {
-        service_kit::onnx::Threads::for_cpus(
-            service_kit::config::cpus(),
-            self.sessions,
-            self.intra_threads,
-        )
-    }
 }
 
 /// Shared state: the detector and the metrics.
@@ -139,7 +122,7 @@ impl AppState {
             input_size: args.input_size,
             score_threshold: args.score_threshold,
             nms_threshold: args.nms_threshold,
-            threads: args.threads(),
+            threads: args.ort.threads(),
         };
         Ok(Self {
             detector: Arc::new(Detector::load(&args.model_path, config)?),

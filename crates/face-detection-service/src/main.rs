@@ -93,7 +93,7 @@ fn bench(args: &Args, state: &AppState) -> anyhow::Result<()> {
 /// Adds clients, sessions, threads and runs per second to a summary line.
 fn with_rate(summary: &str, runs: usize, wall: Duration, args: &Args) -> String {
     let mut v: serde_json::Value = serde_json::from_str(summary).expect("summary is JSON");
-    let threads = args.threads();
+    let threads = args.ort.threads();
     v["clients"] = args.bench_clients.into();
     v["sessions"] = threads.sessions.into();
     v["intra_threads"] = threads.intra.into();

@@ -70,14 +70,8 @@ pub struct Args {
         default_value = "/models/w600k_mbf/w600k_mbf.onnx"
     )]
     pub model_path: PathBuf,
-    /// ONNX Runtime intra-op threads per session [default: the CPUs this
-    /// process may use, from its cgroup quota]
-    #[arg(long, env = "ORT_INTRA_THREADS")]
-    pub intra_threads: Option<usize>,
-    /// Model sessions, i.e. requests running the model at once [default: the
-    /// CPUs this process may use, at most 4]
-    #[arg(long, env = "ORT_SESSIONS")]
-    pub sessions: Option<usize>,
+    #[command(flatten)]
+    pub ort: service_kit::config::OrtArgs,
     /// Do not serve: time N raw model runs (session run only) on a 112x112
     /// crop and print JSON
     #[arg(long, value_name = "N")]
@@ -87,17 +81,6 @@ pub struct Args {
     pub bench_clients: usize,
     #[command(flatten)]
     pub server: ServerArgs,
-}
-
-impl Args {
-    /// Sessions and intra-op threads: the flags, else sized for the CPU limit.
-    pub fn threads(&self) -> service_kit::onnx::Threads {
-        service_kit::onnx::Threads::for_cpus(
-            service_kit::config::cpus(),
-            self.sessions,
-            self.intra_threads,
-        )
-    }
 }
 
 /// Shared state.
@@ -119,7 +102,7 @@ impl AppState {
     /// When the runtime or the model cannot be loaded.
     pub fn load(args: &Args) -> Result<Self> {
         Ok(Self {
-            embedder: Arc::new(Embedder::load(&args.model_path, args.threads())?),
+            embedder: Arc::new(Embedder::load(&args.model_path, args.ort.threads())?),
             metrics: Metrics::new("face_embedding"),
             kit: args.server.settings()?,
         })

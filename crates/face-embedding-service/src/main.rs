@@ -29,7 +29,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             "face-embedding",
             &mut times,
         ))?;
-        let threads = args.threads();
+        let threads = args.ort.threads();
         v["clients"] = args.bench_clients.into();
         v["sessions"] = threads.sessions.into();
         v["intra_threads"] = threads.intra.into();

@@ -67,6 +67,27 @@ pub struct ServerArgs {
     pub healthcheck: bool,
 }
 
+/// How the ML services size their ONNX Runtime sessions; flattened into
+/// their `clap::Parser` beside [`ServerArgs`].
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct OrtArgs {
+    /// ONNX Runtime intra-op threads per session [default: the CPUs this
+    /// process may use, from its cgroup quota]
+    #[arg(long, env = "ORT_INTRA_THREADS")]
+    pub intra_threads: Option<usize>,
+    /// Model sessions, i.e. requests running the model at once [default: the
+    /// CPUs this process may use, at most 4]
+    #[arg(long, env = "ORT_SESSIONS")]
+    pub sessions: Option<usize>,
+}
+
+impl OrtArgs {
+    /// Sessions and intra-op threads: the flags, else sized for the CPU limit.
+    pub fn threads(&self) -> crate::cpu::Threads {
+        crate::cpu::Threads::for_cpus(cpus(), self.sessions, self.intra_threads)
+    }
+}
+
 /// The CPUs this process may use: the cgroup CPU quota (v2 `cpu.max`, v1
 /// CFS quota), rounded up, capped by `available_parallelism`
 /// ([`crate::cpu`]); a container limited to 2 CPUs on a 64-core host gets 2.
