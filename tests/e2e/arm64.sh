@@ -128,10 +128,10 @@ step_bad_index() {
         log "missing-layout message: $msg"
         rc=1
     }
-    [ ! -e "$out" ] && [ -z "$(find "$work" -maxdepth 1 -name '.bad-index.*')" ] || {
+    if [ -e "$out" ] || [ -n "$(find "$work" -maxdepth 1 -name '.bad-index.*')" ]; then
         log "bad input left $out or a staging directory behind"
         rc=1
-    }
+    fi
     return "$rc"
 }
 
@@ -227,10 +227,10 @@ step_parity() {
     local n rc=0 photo a b t0 ta tb
     for n in face-detection face-embedding; do
         PORT[amd64-$n]=$(free_port)
-        runc_run amd64 "$n" "${PORT[amd64-$n]}" && wait_for_http 300 "http://127.0.0.1:${PORT[amd64-$n]}/api/health" || {
+        if ! { runc_run amd64 "$n" "${PORT[amd64-$n]}" && wait_for_http 300 "http://127.0.0.1:${PORT[amd64-$n]}/api/health"; }; then
             log "$n (amd64) did not answer: $(tail -5 "$work/b-amd64-$n.log")"
             return 1
-        }
+        fi
     done
     # CI budget: one emulated detection costs ~30 s, so by default only
     # yaoming.jpg (boxes within 1 px); E2E_ARM64_ALL_PHOTOS=1 adds the face
@@ -247,10 +247,10 @@ step_parity() {
         a=$(jq .face_count "$work/det-amd64.json")
         b=$(jq .face_count "$work/det-arm64.json")
         echo "  $(basename "$photo"): faces amd64 $a, arm64 $b; request $ta ms native, $tb ms emulated (arm64 inference_ms $(jq .inference_ms "$work/det-arm64.json"))"
-        [ "$a" = "$b" ] && [ "$a" -gt 0 ] || {
+        if [ "$a" != "$b" ] || ! [ "$a" -gt 0 ] 2>/dev/null; then
             log "$(basename "$photo"): face counts differ ($a vs $b)"
             rc=1
-        }
+        fi
         if [ "$(basename "$photo")" = yaoming.jpg ]; then
             python3 - "$work/det-amd64.json" "$work/det-arm64.json" <<'PY' || rc=1
 import json, sys
@@ -302,10 +302,10 @@ step_registry() {
             "docker://$reg/multiarch/$n:latest" "oci:$work/pulled:arm64" || return 1
         arch=$(ocipack --json inspect "$work/pulled" | jq -r '.[0].config.architecture')
         digest=$(ocipack --json inspect "$work/pulled" | jq -r '.[0].manifestDigest')
-        [ "$arch" = arm64 ] && [ "$digest" = "$(jq -r '.manifests[] | select(.platform.architecture == "arm64") | .digest' "$work/raw.json")" ] || {
+        if [ "$arch" != arm64 ] || [ "$digest" != "$(jq -r '.manifests[] | select(.platform.architecture == "arm64") | .digest' "$work/raw.json")" ]; then
             log "$n: --override-arch arm64 pulled $arch $digest"
             rc=1
-        }
+        fi
     done
     # ocipack deploy pins the index digest (a copy of deploy/ is updated).
     cp -r "$E2E_ROOT/deploy" "$work/deploy"
