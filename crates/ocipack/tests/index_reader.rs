@@ -3,24 +3,10 @@
 
 use std::path::Path;
 
-use ocipack::digest::sha256;
 use ocipack::layout::{Descriptor, Layout, Platform};
 
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn put(dir: &Path, media_type: &str, bytes: &[u8]) -> Descriptor {
-    let d = sha256(bytes);
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    std::fs::write(blobs.join(&d[7..]), bytes).unwrap();
-    Descriptor {
-        media_type: media_type.into(),
-        digest: d,
-        size: bytes.len() as u64,
-        annotations: Default::default(),
-    }
-}
+mod common;
+use common::{put, INDEX, MANIFEST};
 
 fn image(dir: &Path, arch: &str) -> Descriptor {
     let layer = put(
