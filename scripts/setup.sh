@@ -84,9 +84,13 @@ fi
 # server from this path, like Debian's binaries from theirs.
 cmp -s "$qdrant_dir/qdrant" /usr/local/bin/qdrant || install -m 0755 "$qdrant_dir/qdrant" /usr/local/bin/qdrant
 
-# The workspace promises Rust 1.91 (the Rust of the pinned nixpkgs); CI checks it.
+# The workspace promises Rust 1.91 (the Rust of the pinned nixpkgs); CI's
+# cargo steps (clippy, docs, tests) all run with it.
 if command -v rustup >/dev/null && ! rustup toolchain list | grep -q '^1\.91\.1'; then
-  rustup toolchain install 1.91.1 --profile minimal >/dev/null
+  rustup toolchain install 1.91.1 --profile minimal --component clippy >/dev/null
+fi
+if command -v rustup >/dev/null && ! rustup component list --toolchain 1.91.1 --installed | grep -q '^clippy'; then
+  rustup component add clippy --toolchain 1.91.1 >/dev/null
 fi
 # cargo-nextest runs the Nix check's test profile (tests/nix/nextest-sandbox.sh).
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -11,6 +11,12 @@ cd "$repo" || exit 1
 "$repo/scripts/setup.sh" || exit 1
 export ASSETS_DIR=${ASSETS_DIR:-$repo/.cache/assets}
 export CARGO_TERM_COLOR=never
+# One toolchain (1.91.1, the MSRV) and one debug-info level for every cargo
+# step, so clippy, docs, cargo-test and nix-nextest share build scripts,
+# proc-macros and test binaries instead of compiling them again. Line
+# tables keep backtraces' file:line and make the many test binaries link
+# faster than full debug info.
+export CARGO_PROFILE_DEV_DEBUG=${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}
 
 steps=(fmt clippy deny docs assets cargo-test deploy nix nix-flake nix-nextest web e2e-runc e2e-arm64 supply-chain e2e-browser e2e-docker)
 [ $# -gt 0 ] && steps=("$@")
@@ -20,9 +26,9 @@ steps=(fmt clippy deny docs assets cargo-test deploy nix nix-flake nix-nextest w
 ci_step() {
   case "$1" in
     fmt) cargo fmt --all -- --check ;;
-    clippy) cargo clippy --workspace --all-targets --locked -- -D warnings ;;
+    clippy) cargo +1.91.1 clippy --workspace --all-targets --locked -- -D warnings ;;
     deny) cargo deny check licenses bans ;;
-    docs) RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked ;;
+    docs) RUSTDOCFLAGS="-D warnings" cargo +1.91.1 doc --workspace --no-deps --locked ;;
     assets) scripts/fetch-assets.sh --dest "$ASSETS_DIR" ;;
     # The tests build with Rust 1.91.1, the workspace's rust-version (the Rust of
     # the pinned nixpkgs), so this step is also the MSRV check.

@@ -20,9 +20,14 @@
 #     sed, awk, find, tar, gzip, xz, bzip2, diff, make, patch where
 #     installed) and redis-server; HOME=/homeless-shelter; TMPDIR private;
 #     SOURCE_DATE_EPOCH as stdenv sets it.
-# The test binaries are built first in the release profile, as crane's
-# cargoNextest builds them (cargo nextest archive, as root), and run from the
-# archive as the unprivileged user.
+# The test binaries are built first (cargo nextest archive, as root) and run
+# from the archive as the unprivileged user. They are built with the
+# cargo-test step's toolchain and profile (Rust 1.91.1, the `test` profile),
+# so in .ci/run the archive reuses that step's build instead of compiling
+# the workspace a second time; crane's cargoNextest builds the same tests in
+# the release profile. What this script checks is the sandbox (network, uid,
+# paths, ONNX Runtime), which the profile does not change.
+# AURUM_NEXTEST_PROFILE=release builds them as crane does.
 #
 # Not reproduced: /usr/lib and /etc stay visible (the host's test binaries
 # need the host's glibc), so a test reading host libraries would pass here
@@ -111,8 +116,9 @@ while IFS= read -r line; do
   sources+=("$line")
 done <"$repo/.config/nix-test-sources"
 
-step "building the test archive in the release profile, as crane's cargoNextest does"
-(cd "$repo" && cargo nextest archive --workspace --locked --cargo-profile release \
+cargo_profile=${AURUM_NEXTEST_PROFILE:-test}
+step "building the test archive (Rust 1.91.1, cargo profile $cargo_profile)"
+(cd "$repo" && cargo +1.91.1 nextest archive --workspace --locked --cargo-profile "$cargo_profile" \
   --target-dir "$repo/target" --archive-file "$work/tests.tar.zst")
 
 step "the sandbox's PATH: copies of stdenv's tools and redis-server"
