@@ -182,6 +182,27 @@ impl Target {
         }
     }
 
+    /// What the ELF file at `path` is built for ("x86-64 (64-bit)") when that
+    /// is not this target's machine; `None` for an object of the target's
+    /// machine and for anything that is not ELF. For files packed as they are
+    /// (`[files]`), where a native addon of the build machine must not slip
+    /// into another platform's image.
+    pub fn foreign_elf(&self, path: &Path) -> Option<String> {
+        let ident = ident_of(path)?;
+        (ident.machine != self.machine || ident.class != 2).then(|| {
+            format!(
+                "{} ({}-bit)",
+                Target::machine_name(ident.machine),
+                if ident.class == 2 { 64 } else { 32 }
+            )
+        })
+    }
+
+    /// The target's machine by name ("AArch64").
+    pub fn machine_label(&self) -> String {
+        Target::machine_name(self.machine)
+    }
+
     /// Refuses an object of another machine than the target's, naming both.
     fn check_machine(&self, path: &Path, ident: ElfIdent) -> Result<()> {
         if ident.machine == self.machine && ident.class == 2 {

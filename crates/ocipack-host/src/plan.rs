@@ -312,11 +312,44 @@ pub(crate) fn files(p: &Planning<'_>, parts: &mut Parts) -> Result<()> {
                 source.display()
             )));
         }
+        foreign_elf_in(p, target, &source)?;
         parts.app.file(&source, Path::new(target))?;
     }
     let user = User::default();
     for dir in &def.directories.paths {
         parts.app.dir(Path::new(dir), user.uid, user.gid)?;
+    }
+    Ok(())
+}
+
+/// Refuses an ELF object of another machine under a `[files]` source (a
+/// file, or every regular file of a directory, links not followed): packed
+/// as it is, a native addon built for this machine (an npm package's `.node`,
+/// say) would fail only when the other platform's image loads it.
+fn foreign_elf_in(p: &Planning<'_>, target: &str, source: &Path) -> Result<()> {
+    let t = &p.host.target;
+    let meta = std::fs::symlink_metadata(source).map_err(io(source))?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(source)
+            .map_err(io(source))?
+            .map(|e| e.map(|e| e.path()).map_err(io(source)))
+            .collect::<Result<_>>()?;
+        entries.sort();
+        for e in entries {
+            foreign_elf_in(p, target, &e)?;
+        }
+    } else if meta.is_file() {
+        if let Some(machine) = t.foreign_elf(source) {
+            return Err(p.definition_error(format!(
+                "[files] {target}: {} is an ELF object for {machine}, but the image is for linux/{} ({}); \
+                 build or install that module for linux/{} (an npm package's native addon: its linux-{} build) or leave it out of [files]",
+                source.display(),
+                t.architecture,
+                t.machine_label(),
+                t.architecture,
+                t.architecture,
+            )));
+        }
     }
     Ok(())
 }

@@ -225,6 +225,54 @@ fn files_take_the_ca_bundle_files_and_directories() {
     assert!(msg.contains("does not exist"), "{msg}");
 }
 
+/// Issue 16: the frontend's `[files]` (a Next.js build) are packed as they
+/// are; a native addon of this machine in them would reach the arm64 image
+/// unnoticed. An ELF object of another machine is refused, naming the file
+/// and both machines; this machine's own objects and other files pass.
+#[test]
+fn files_refuse_an_elf_object_of_another_machine() {
+    let r = repo();
+    let addon_dir = r.ctx.repo_root.join("conf/node_modules/addon");
+    std::fs::create_dir_all(&addon_dir).unwrap();
+    std::fs::copy(elf(), addon_dir.join("addon.node")).unwrap();
+    let def = r.definition(&CRATE.replace(
+        r#""/etc/svc.conf" = "conf/svc.conf""#,
+        r#""/etc/svc.conf" = "conf/svc.conf"
+"/app" = "conf""#,
+    ));
+    // This machine's build: packed.
+    files(&r.planning(&def), &mut Parts::default()).unwrap();
+    // The same tree for the other architecture: refused.
+    let mut other = r.ctx.clone();
+    let host = crate::elf::Target::host();
+    other.target = crate::elf::Target {
+        architecture: if host.architecture == "arm64" {
+            "amd64"
+        } else {
+            "arm64"
+        }
+        .into(),
+        machine: if host.machine == crate::elf::EM_AARCH64 {
+            crate::elf::EM_X86_64
+        } else {
+            crate::elf::EM_AARCH64
+        },
+        triplet: "other-linux-gnu".into(),
+        sysroot: Some(r.ctx.repo_root.clone()),
+    };
+    let p = Planning {
+        def: &def,
+        host: &other,
+    };
+    let msg = files(&p, &mut Parts::default()).unwrap_err().to_string();
+    assert!(msg.contains("addon.node"), "{msg}");
+    assert!(
+        msg.contains(&format!("linux/{}", other.target.architecture)),
+        "{msg}"
+    );
+    assert!(msg.contains("native addon"), "{msg}");
+}
+
 #[test]
 fn env_merges_sorted_and_refuses_contradictions() {
     let r = repo();
