@@ -15,6 +15,8 @@ use anyhow::{bail, Context, Result};
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressStyle};
 use ocipack_push::{BlobOutcome, Credentials, PushOptions, PushReport, RetryPolicy, Target};
 
+use crate::cmd_push_sign::Staging;
+
 /// Push OCI image layouts to a registry.
 ///
 /// Credentials: OCIPACK_REGISTRY_USER and OCIPACK_REGISTRY_PASSWORD, else the
@@ -24,7 +26,18 @@ use ocipack_push::{BlobOutcome, Credentials, PushOptions, PushReport, RetryPolic
 #[command(after_help = "Examples:
   ocipack push out/scoring 127.0.0.1:5000/aurum/scoring:1.0 --insecure
   ocipack push out/scoring registry.example/aurum/scoring        # every tag of the layout
-  ocipack push --all out/images registry.example/aurum           # out/images/<name> -> aurum/<name>")]
+  ocipack push --all out/images registry.example/aurum           # out/images/<name> -> aurum/<name>
+  ocipack push --all out/images 127.0.0.1:5000/aurum --insecure --sign keys/release.key
+
+Attestations: when LAYOUT.attest/oci exists (written by `ocipack host`, `sign`,
+`attest`), its SBOMs, signature and provenance are pushed with the image: OCI 1.1
+artifacts by digest with the image as subject, listed through the registry's
+referrers API or else the fallback tag sha256-<hex>, and the cosign signature as
+the tag sha256-<hex>.sig. The image's tags move last, only once all of that is in.
+--no-attest pushes the image alone.
+
+Exit codes: 0 pushed; 1 failure (layout, attestations made for another image,
+a registry refusing an artifact, network); 2 usage; 4 credentials refused.")]
 pub struct PushArgs {
     /// The OCI image layout directory (with --all: a directory of layouts).
     pub layout: PathBuf,
@@ -88,6 +101,19 @@ pub struct PushArgs {
         value_parser = clap::value_parser!(u16).range(1..=32)
     )]
     pub jobs: u16,
+    /// Do not push the attestations in LAYOUT.attest/oci (SBOMs, signature,
+    /// provenance), only the image.
+    #[arg(long)]
+    pub no_attest: bool,
+    /// Sign each pushed image manifest with this private key file (PEM, as
+    /// `ocipack sign`; the identity signed is REGISTRY/REPOSITORY of the
+    /// target) and push the signature as the tag sha256-<hex>.sig and as a
+    /// referrer. The layout's own LAYOUT.attest is not changed.
+    #[arg(long, value_name = "KEY", conflicts_with = "sign_env")]
+    pub sign: Option<PathBuf>,
+    /// As --sign, with the private key (PEM) read from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub sign_env: Option<String>,
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
@@ -117,8 +143,19 @@ pub fn run(a: PushArgs, json: bool) -> Result<()> {
         jobs: usize::from(a.jobs),
         ..PushOptions::default()
     };
+    let key = match (&a.sign, &a.sign_env) {
+        (None, None) => None,
+        (file, env) => Some(crate::cmd_sign::load_key(file.as_deref(), env.as_deref())?),
+    };
+    let staging = Staging::default();
+    let mut with_attest = Vec::new();
+    for (dir, target) in items {
+        let attest =
+            crate::cmd_push_sign::attest_for(&dir, &target, a.no_attest, key.as_ref(), &staging)?;
+        with_attest.push((dir, target, attest));
+    }
     let bars = Bars::new(a.quiet || json);
-    let result = ocipack_push::push_all(&items, opts, &bars);
+    let result = ocipack_push::push_all_attested(&with_attest, opts, &bars);
     bars.clear();
     let report = match result {
         Ok(r) => r,
@@ -207,6 +244,25 @@ fn print_summary(r: &PushReport) {
             im.mounted.blobs,
             HumanBytes(im.mounted.bytes)
         );
+        if let Some(at) = &im.attached {
+            let via = match at.via {
+                ocipack_push::Via::Api => "the referrers API".to_owned(),
+                ocipack_push::Via::Tag => format!(
+                    "the fallback tag {}",
+                    at.fallback_tag.as_deref().unwrap_or("(none: no referrers)")
+                ),
+            };
+            println!(
+                "  {} referrer(s) attached, listed through {via}",
+                at.referrers.len()
+            );
+            for r in &at.referrers {
+                println!("    {} {} ({})", r.artifact_type, r.digest, r.name);
+            }
+            if let Some(sig) = &at.signature {
+                println!("  signature {sig}");
+            }
+        }
         for c in &im.children {
             let platform = c.platform.as_ref().map(ToString::to_string);
             println!(

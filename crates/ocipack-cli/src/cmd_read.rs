@@ -13,10 +13,16 @@ use crate::nix_attrs::Attrs;
 
 /// Arguments of `ocipack verify`.
 #[derive(Args)]
-#[command(after_help = "Exit status 3 when problems are found; each is printed on its own line.")]
+#[command(after_help = "Exit status 3 when problems are found; each is printed on its own line.
+
+In a registry (what `ocipack push` attached; docs/supply-chain.md):
+  ocipack verify --remote 127.0.0.1:5000/aurum-circle/redis:latest --key keys/release.pub --insecure
+checks the cosign signature, the provenance and the SBOM against the image's layers.
+Exit 0 verified; 3 a check failed (each printed as FAIL ...); 1 bad input or
+unreachable image; 4 credentials refused.")]
 pub struct VerifyArgs {
     /// The OCI image layout.
-    #[arg(required_unless_present = "nix_attrs")]
+    #[arg(required_unless_present_any = ["nix_attrs", "remote"], conflicts_with = "remote")]
     layout: Option<PathBuf>,
     /// Accept root users, setuid/setgid and world-writable paths.
     #[arg(long)]
@@ -27,6 +33,8 @@ pub struct VerifyArgs {
     /// Read the layout path from the Nix structured attrs (`image`) and write a report to `outputs.out`.
     #[arg(long, conflicts_with = "layout")]
     nix_attrs: bool,
+    #[command(flatten)]
+    remote: crate::cmd_verify_remote::RemoteArgs,
 }
 
 /// Arguments of `ocipack inspect`.
@@ -56,6 +64,9 @@ pub struct ExportArgs {
 }
 
 pub fn verify(a: VerifyArgs, json: bool) -> Result<()> {
+    if a.remote.remote.is_some() {
+        return crate::cmd_verify_remote::run(&a.remote, json);
+    }
     let (dir, out) = if a.nix_attrs {
         let attrs = Attrs::load()?;
         let dir = attrs

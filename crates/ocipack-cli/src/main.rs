@@ -12,9 +12,12 @@ mod cmd_host;
 mod cmd_index;
 mod cmd_layers;
 mod cmd_push;
+mod cmd_push_sign;
 mod cmd_read;
+mod cmd_referrers;
 mod cmd_sbom;
 mod cmd_sign;
+mod cmd_verify_remote;
 mod exit;
 mod nix_attrs;
 mod progress;
@@ -65,6 +68,8 @@ enum Command {
     Index(cmd_index::IndexArgs),
     /// Push layouts to an OCI distribution registry.
     Push(cmd_push::PushArgs),
+    /// List the referrers (SBOMs, signatures, provenance) of an image in a registry.
+    Referrers(cmd_referrers::ReferrersArgs),
     /// Pin deploy/images.env and the kustomize images to the built digests.
     Deploy(cmd_deploy::DeployArgs),
     /// Show or prune the layer cache of `build` and `host`.
@@ -90,6 +95,7 @@ fn main() -> ExitCode {
         Command::Host(a) => cmd_host::run(a, json),
         Command::Index(a) => cmd_index::run(a, json),
         Command::Push(a) => cmd_push::run(a, json),
+        Command::Referrers(a) => cmd_referrers::run(a, json),
         Command::Deploy(a) => cmd_deploy::run(a, json),
         Command::Cache(a) => cmd_cache::run(a, json),
         Command::Sbom(a) => cmd_sbom::run(a, json),

@@ -185,6 +185,48 @@ pub enum Error {
         host: String,
     },
 
+    /// The attestation layout beside an image cannot be pushed with it
+    /// (found before any request: nothing was sent).
+    #[error("cannot attach the attestations in {path}: {reason}")]
+    Attest {
+        /// The attestation layout (`OUT.attest/oci`).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The registry refused an attestation artifact (a manifest with a
+    /// `subject`), the referrers fallback tag or the signature tag.
+    #[error(
+        "registry {registry} refused {what} of image {image} in {repository}: {status} {detail}; \
+         the image was pushed by digest but none of its tags was moved, and no referrers \
+         tag lists a partial set (push to a registry that accepts OCI 1.1 artifacts, or \
+         pass --no-attest to push the image alone)"
+    )]
+    ReferrerRefused {
+        /// The registry host.
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// The image manifest's digest.
+        image: String,
+        /// What was refused (`artifact sha256:... (application/spdx+json)`, `the fallback tag ...`).
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// The registry's answer.
+        detail: String,
+    },
+
+    /// A manifest asked for is not in the registry.
+    #[error(
+        "{reference}: no such manifest in the registry (404); check the repository, tag or digest"
+    )]
+    NotFound {
+        /// `host/repo:tag` or `host/repo@digest`.
+        reference: String,
+    },
+
     /// The registry broke the protocol (missing Location, digest disagreement...).
     #[error("registry {registry} misbehaved: {reason}")]
     Protocol {

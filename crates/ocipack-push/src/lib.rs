@@ -41,24 +41,28 @@
 //! # Ok::<(), ocipack_push::Error>(())
 //! ```
 
+mod attach;
 mod auth;
 mod client;
 mod error;
 mod images;
 mod progress;
 mod reference;
+mod remote;
 mod report;
 mod session;
 mod upload;
 
 use std::path::{Path, PathBuf};
 
+pub use attach::{AttachReport, ReferrerReport};
 pub use auth::{parse_challenge, Challenge, Credentials, ENV_PASSWORD, ENV_USER};
 pub use client::RetryPolicy;
 pub use error::{Error, Result};
 pub use ocipack::layout::REF_NAME;
 pub use progress::{BlobOutcome, NoProgress, Progress};
-pub use reference::Target;
+pub use reference::{RemoteRef, Target};
+pub use remote::{fallback_tag, parse_referrers_index, Fetched, Referrer, Referrers, Remote, Via};
 pub use report::{BlobReport, ChildReport, ImageReport, PushReport, Tally};
 pub use session::{
     PushOptions, Session, DEFAULT_CHUNK_SIZE, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
@@ -80,6 +84,49 @@ pub fn push(
     progress: &dyn Progress,
 ) -> Result<PushReport> {
     push_all(&[(dir.to_path_buf(), target.clone())], opts, progress)
+}
+
+/// The manifests a push of `dir` to `target` would send (by tag, as
+/// [`push`] chooses them), read through the layout reader: what
+/// `ocipack push --sign` signs before pushing.
+///
+/// # Errors
+/// Layout errors, no manifest of that tag.
+pub fn manifests_to_push(dir: &Path, target: &Target) -> Result<Vec<ocipack::layout::Descriptor>> {
+    let layout = images::open(dir)?;
+    let index = layout
+        .index_descriptors()
+        .map_err(|e| images::from_layout(dir, e))?;
+    Ok(images::select(dir, &index, target.tag.as_deref())?
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect())
+}
+
+/// [`push_all`] with, for each layout, its attestation layout
+/// (`OUT.attest/oci`, or `None`), whose artifacts are attached to the
+/// images: see [`Session::push_attested`].
+///
+/// # Errors
+/// See [`Error`]; the first failure stops the session.
+pub fn push_all_attested(
+    items: &[(PathBuf, Target, Option<PathBuf>)],
+    opts: PushOptions,
+    progress: &dyn Progress,
+) -> Result<PushReport> {
+    let mut report = PushReport::default();
+    let Some((_, first, _)) = items.first() else {
+        return Ok(report);
+    };
+    let mut session = Session::new(first, opts, progress)?;
+    for (dir, target, attest) in items {
+        for image in session.push_attested(dir, target, attest.as_deref())? {
+            report.add(image);
+        }
+    }
+    report.bytes_sent = session.bytes_sent();
+    report.jobs = session.jobs();
+    Ok(report)
 }
 
 /// Pushes several layouts in one session: one HTTP agent, one token cache,

@@ -73,6 +73,69 @@ impl Target {
     }
 }
 
+/// An image to read: `REGISTRY/REPO:TAG`, `REGISTRY/REPO@sha256:HEX` (or
+/// `REGISTRY/REPO`, meaning the tag `latest`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRef {
+    /// `host[:port]`.
+    pub registry: String,
+    /// Repository path.
+    pub repository: String,
+    /// A tag or a `sha256:<hex>` digest.
+    pub reference: String,
+    /// As in [`Target::explicit_http`].
+    pub explicit_http: Option<bool>,
+}
+
+impl RemoteRef {
+    /// Parses a tag or digest reference.
+    ///
+    /// # Errors
+    /// [`Error::Reference`] naming what is wrong.
+    pub fn parse(reference: &str) -> Result<Self> {
+        let (name, digest) = match reference.split_once('@') {
+            Some((n, d)) => (n, Some(d)),
+            None => (reference, None),
+        };
+        let t = Target::parse(name)?;
+        let r = match (digest, t.tag) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Reference {
+                    reference: reference.to_string(),
+                    reason: "give a tag or a digest, not both".into(),
+                })
+            }
+            (Some(d), None) => {
+                let ok = d.strip_prefix("sha256:").is_some_and(|h| {
+                    h.len() == 64
+                        && h.bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                });
+                if !ok {
+                    return Err(Error::Reference {
+                        reference: reference.to_string(),
+                        reason: "a digest is sha256: and 64 lowercase hex digits".into(),
+                    });
+                }
+                d.to_string()
+            }
+            (None, Some(tag)) => tag,
+            (None, None) => "latest".to_string(),
+        };
+        Ok(RemoteRef {
+            registry: t.registry,
+            repository: t.repository,
+            reference: r,
+            explicit_http: t.explicit_http,
+        })
+    }
+
+    /// `registry/repository`, the docker reference a cosign signature names.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+}
+
 /// The distribution spec's `<name>` grammar, without regex.
 pub fn valid_repository(repo: &str) -> bool {
     !repo.is_empty()
@@ -120,6 +183,21 @@ mod tests {
             ("localhost:5000", "app", None)
         );
         assert_eq!(t.explicit_http, Some(true));
+    }
+
+    #[test]
+    fn remote_references_take_a_tag_or_a_digest() {
+        let hex = "a".repeat(64);
+        let r = RemoteRef::parse(&format!("127.0.0.1:5000/aurum/x@sha256:{hex}")).unwrap();
+        assert_eq!((r.repository.as_str(), r.reference.len()), ("aurum/x", 71));
+        assert_eq!(RemoteRef::parse("h:1/x").unwrap().reference, "latest");
+        assert_eq!(
+            RemoteRef::parse("h:1/x:sha256-ab.sig").unwrap().reference,
+            "sha256-ab.sig"
+        );
+        for bad in ["h:1/x@sha256:00", "h:1/x:t@sha256:00", "h:1/x@md5:aa"] {
+            assert!(RemoteRef::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

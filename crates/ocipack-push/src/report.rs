@@ -71,6 +71,9 @@ pub struct ImageReport {
     /// for a plain image).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ChildReport>,
+    /// The attestations attached to it (absent when none were pushed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attached: Option<crate::attach::AttachReport>,
 }
 
 impl ImageReport {

@@ -11,6 +11,7 @@ use crate::client::{Client, ClientConfig, RetryPolicy};
 use crate::error::{Error, Result};
 use ocipack::layout::{Descriptor, ImageGraph, Layout, Manifest, Platform};
 
+use crate::attach::{self, Attachments};
 use crate::images;
 use crate::progress::{BlobOutcome, Progress};
 use crate::reference::Target;
@@ -81,18 +82,49 @@ impl Default for PushOptions {
     }
 }
 
+/// The HTTP client for `registry` as `opts` say (plain HTTP only with
+/// `insecure`, or for an explicit `http://` with it).
+pub(crate) fn client_for(
+    registry: &str,
+    explicit_http: Option<bool>,
+    opts: &PushOptions,
+) -> Result<Client> {
+    let http = match explicit_http {
+        Some(true) if !opts.insecure => {
+            return Err(Error::InsecureRefused {
+                registry: registry.to_owned(),
+            })
+        }
+        Some(explicit) => explicit,
+        None => opts.insecure,
+    };
+    Ok(Client::new(
+        registry,
+        opts.credentials.clone(),
+        ClientConfig {
+            http,
+            insecure_hosts: opts.insecure_hosts.clone(),
+            retry: opts.retry,
+            connect_timeout: opts.connect_timeout,
+            idle_timeout: opts.idle_timeout,
+            deadline: opts.timeout.map(|t| (Instant::now() + t, t)),
+            connections: opts.jobs.clamp(1, MAX_JOBS),
+        },
+    ))
+}
+
 /// What happened to a blob, and the repository it was mounted from.
 type Placement = (BlobOutcome, Option<String>);
 
 /// A connection to one registry that can push several layouts.
 pub struct Session<'p> {
-    client: Client,
+    pub(crate) client: Client,
     opts: PushOptions,
-    progress: &'p dyn Progress,
+    pub(crate) progress: &'p dyn Progress,
     /// digest -> a repository of this registry known to hold it.
-    known: HashMap<String, String>,
+    pub(crate) known: HashMap<String, String>,
     /// (repository, digest) pairs known present, to save HEADs.
-    present: HashSet<(String, String)>,
+    pub(crate) present: HashSet<(String, String)>,
     /// (repository, digest) of child manifests this session already put.
     manifests_put: HashSet<(String, String)>,
 }
@@ -103,28 +135,7 @@ impl<'p> Session<'p> {
     /// # Errors
     /// [`Error::InsecureRefused`] for an `http://` target without `insecure`.
     pub fn new(target: &Target, opts: PushOptions, progress: &'p dyn Progress) -> Result<Self> {
-        let http = match target.explicit_http {
-            Some(true) if !opts.insecure => {
-                return Err(Error::InsecureRefused {
-                    registry: target.registry.clone(),
-                })
-            }
-            Some(explicit) => explicit,
-            None => opts.insecure,
-        };
-        let client = Client::new(
-            &target.registry,
-            opts.credentials.clone(),
-            ClientConfig {
-                http,
-                insecure_hosts: opts.insecure_hosts.clone(),
-                retry: opts.retry,
-                connect_timeout: opts.connect_timeout,
-                idle_timeout: opts.idle_timeout,
-                deadline: opts.timeout.map(|t| (Instant::now() + t, t)),
-                connections: opts.jobs.clamp(1, MAX_JOBS),
-            },
-        );
+        let client = client_for(&target.registry, target.explicit_http, &opts)?;
         Ok(Session {
             client,
             opts: PushOptions {
@@ -163,6 +174,26 @@ impl<'p> Session<'p> {
     /// # Errors
     /// Layout, digest, authentication and registry errors; see [`Error`].
     pub fn push(&mut self, dir: &Path, target: &Target) -> Result<Vec<ImageReport>> {
+        self.push_attested(dir, target, None)
+    }
+
+    /// [`Session::push`], and with `attest` (an attestation layout,
+    /// `OUT.attest/oci`) the image's SBOMs, signatures and provenance: each
+    /// image's blobs and manifest by digest, then its artifacts (blobs,
+    /// manifests by digest), the referrers fallback tag where the registry
+    /// has no referrers API, the cosign `.sig` tag, and only then the
+    /// image's own tags. A registry refusing an artifact stops the push
+    /// before any of those tags moves (docs/push.md, "Attestations").
+    ///
+    /// # Errors
+    /// As [`Session::push`]; [`Error::Attest`] (before any request) for an
+    /// attestation layout made for another image; [`Error::ReferrerRefused`].
+    pub fn push_attested(
+        &mut self,
+        dir: &Path,
+        target: &Target,
+        attest: Option<&Path>,
+    ) -> Result<Vec<ImageReport>> {
         if target.registry != self.client.registry {
             return Err(Error::Reference {
                 reference: format!("{}/{}", target.registry, target.repository),
@@ -197,6 +228,19 @@ impl<'p> Session<'p> {
                 }
             }
         }
+        let attached = match attest {
+            Some(a) => {
+                let digests: Vec<String> = selected.iter().map(|(d, _)| d.digest.clone()).collect();
+                let plan = attach::plan(a, &digests)?;
+                for b in selected.iter().flat_map(|(d, _)| plan.blobs(&d.digest)) {
+                    plan.layout
+                        .open_blob(&b)
+                        .map_err(|e| images::from_layout(a, e))?;
+                }
+                Some(plan)
+            }
+            None => None,
+        };
         let mut reports = Vec::new();
         for (root, tags) in &selected {
             reports.push(self.push_manifest(
@@ -205,6 +249,7 @@ impl<'p> Session<'p> {
                 &root.digest,
                 tags,
                 &target.repository,
+                attached.as_ref(),
             )?);
         }
         Ok(reports)
@@ -217,6 +262,7 @@ impl<'p> Session<'p> {
         root: &str,
         tags: &[String],
         repo: &str,
+        attached: Option<&Attachments>,
     ) -> Result<ImageReport> {
         let mut report = ImageReport {
             registry: self.client.registry.clone(),
@@ -274,6 +320,10 @@ impl<'p> Session<'p> {
             .references
             .push(format!("{}/{repo}@{root}", self.client.registry));
         report.children = self.children_of(layout, top, repo);
+        if let Some(a) = attached.filter(|a| a.by_image.contains_key(root)) {
+            report.attached = Some(self.attach(a, &top.descriptor, repo, &mut report)?);
+        }
+        // The image's tags last: a tag moves only once all its evidence is in.
         for tag in tags {
             put_manifest(
                 &self.client,
@@ -297,7 +347,7 @@ impl<'p> Session<'p> {
     /// connection. The first failure stops the pool from taking new blobs;
     /// those in flight finish (within their retries and the deadline), so
     /// a rerun finds them committed. Results come back in `blobs` order.
-    fn place_blobs(
+    pub(crate) fn place_blobs(
         &self,
         repo: &str,
         blobs: &[Descriptor],

@@ -403,7 +403,9 @@ fn send_chunks(
     Ok(offset)
 }
 
-/// `PUT /v2/<repo>/manifests/<reference>` with the exact bytes from the layout.
+/// `PUT /v2/<repo>/manifests/<reference>` with the exact bytes from the
+/// layout; returns the `OCI-Subject` header (a registry with the referrers
+/// API sends it for a manifest with a `subject`).
 pub(crate) fn put_manifest(
     client: &Client,
     repo: &str,
@@ -412,7 +414,7 @@ pub(crate) fn put_manifest(
     bytes: &[u8],
     digest: &str,
     p: &dyn Progress,
-) -> Result<()> {
+) -> Result<Option<String>> {
     let url = format!("{}/v2/{repo}/manifests/{reference}", client.base);
     let resp = client.send(
         &Req {
@@ -443,5 +445,10 @@ pub(crate) fn put_manifest(
         }
     }
     p.manifest_pushed(repo, reference);
-    Ok(())
+    // A registry with the referrers API names the subject it indexed.
+    Ok(resp
+        .headers()
+        .get("oci-subject")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned))
 }

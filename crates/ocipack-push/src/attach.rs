@@ -1,0 +1,526 @@
+//! Attaching an image's attestations (SBOMs, signatures, provenance) from
+//! the attestation layout `OUT.attest/oci` that `ocipack host`, `sign` and
+//! `attest` write (shape: `crates/ocipack-attest/src/artifact.rs`).
+//!
+//! Each entry of that layout is tagged `sha256-<hex>.<kind>`, `<hex>` being
+//! the image manifest's. The OCI 1.1 artifacts (`.spdx`, `.cdx`,
+//! `.sig.referrer`, `.att`: manifests with a `subject`) are pushed by digest
+//! and made findable through the referrers API or, where the registry has
+//! none, the fallback tag `sha256-<hex>` (an image index of their
+//! descriptors, read, extended and written back whole). The cosign
+//! signature manifest (`.sig`, no subject) is pushed under its tag.
+//!
+//! Everything is read and checked before the first request ([`plan`]): a
+//! layout made for another image (rebuilt since), or an artifact whose
+//! `subject` is not the image, is refused with nothing sent.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use ocipack::layout::{Descriptor, ImageGraph, Layout, INDEX_MEDIA_TYPE};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+use crate::images;
+use crate::remote::{fallback_tag, Reader, Via};
+use crate::report::{BlobReport, ImageReport};
+use crate::session::Session;
+use crate::upload::put_manifest;
+
+/// One OCI 1.1 artifact whose subject is an image.
+#[derive(Debug, Clone)]
+pub(crate) struct Artifact {
+    /// Its manifest (media type from the manifest itself).
+    pub descriptor: Descriptor,
+    /// Its `artifactType` (else its config's media type, as the spec says).
+    pub artifact_type: String,
+    /// The manifest's annotations (copied into the referrers index entry).
+    pub annotations: BTreeMap<String, String>,
+    /// Its name in the attestation layout.
+    pub tag: String,
+}
+
+/// What is attached to one image.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ForImage {
+    /// Artifacts pushed by digest and listed as referrers, in tag order.
+    pub referrers: Vec<Artifact>,
+    /// The cosign signature manifest, pushed as the tag `sha256-<hex>.sig`.
+    pub signature: Option<Descriptor>,
+}
+
+/// A read and checked attestation layout.
+pub(crate) struct Attachments {
+    pub layout: Layout,
+    pub graph: ImageGraph,
+    /// By image manifest digest.
+    pub by_image: HashMap<String, ForImage>,
+}
+
+impl Attachments {
+    /// Every config and layer blob of `image`'s artifacts, each once, smallest first.
+    pub fn blobs(&self, image: &str) -> Vec<Descriptor> {
+        let Some(f) = self.by_image.get(image) else {
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        let mut out: Vec<Descriptor> = f
+            .referrers
+            .iter()
+            .map(|a| &a.descriptor)
+            .chain(&f.signature)
+            .flat_map(|d| self.graph.blobs(&d.digest))
+            .filter(|b| seen.insert(b.digest.clone()))
+            .collect();
+        out.sort_by(|a, b| a.size.cmp(&b.size).then_with(|| a.digest.cmp(&b.digest)));
+        out
+    }
+
+    /// The exact bytes of a manifest of the layout.
+    pub fn bytes(&self, digest: &str) -> &[u8] {
+        &self
+            .graph
+            .get(digest)
+            .expect("planned manifests are in the graph")
+            .bytes
+    }
+}
+
+/// One artifact attached, as the push report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReferrerReport {
+    /// The artifact manifest's digest.
+    pub digest: String,
+    /// Its artifactType.
+    pub artifact_type: String,
+    /// Its size.
+    pub size: u64,
+    /// Its name in the attestation layout (`sha256-<hex>.spdx`, ...).
+    pub name: String,
+}
+
+/// What was attached to one image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttachReport {
+    /// How the referrers are found: the registry's API or the fallback tag.
+    pub via: Via,
+    /// The artifacts pushed by digest with the image as subject.
+    pub referrers: Vec<ReferrerReport>,
+    /// `host/repo:sha256-<hex>.sig`, when a cosign signature was pushed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// `host/repo:sha256-<hex>` when the fallback tag was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_tag: Option<String>,
+}
+
+fn bad(dir: &Path, reason: impl Into<String>) -> Error {
+    Error::Attest {
+        path: dir.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// `sha256-<hex>.<kind>` -> (`sha256:<hex>`, `kind`).
+fn split_tag(tag: &str) -> Option<(String, &str)> {
+    let rest = tag.strip_prefix("sha256-")?;
+    let (hex, kind) = rest.split_once('.')?;
+    let ok = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then(|| (format!("sha256:{hex}"), kind))
+}
+
+/// Reads the attestation layout at `dir` and checks it against the images
+/// about to be pushed (`images`: their manifest digests), before any request.
+///
+/// # Errors
+/// [`Error::Attest`]: an entry for an image not being pushed (the layout was
+/// rebuilt after the attestations were made), an entry not named
+/// `sha256-<hex>.<kind>`, an artifact without `subject` or whose subject is
+/// not its image; layout errors as for images.
+pub(crate) fn plan(dir: &Path, images: &[String]) -> Result<Attachments> {
+    let layout = images::open(dir)?;
+    let index = layout
+        .index_descriptors()
+        .map_err(|e| images::from_layout(dir, e))?;
+    let graph = layout
+        .graph(&index)
+        .map_err(|e| images::from_layout(dir, e))?;
+    let mut by_image: HashMap<String, ForImage> = HashMap::new();
+    for d in &index {
+        let tag = d.tag().ok_or_else(|| {
+            bad(dir, format!("index.json lists {} without a name (org.opencontainers.image.ref.name); rewrite it with ocipack sign / attest / host", d.digest))
+        })?;
+        let (image, kind) = split_tag(tag).ok_or_else(|| {
+            bad(
+                dir,
+                format!("entry {tag:?} is not named sha256-<hex>.<kind>"),
+            )
+        })?;
+        if !images.contains(&image) {
+            return Err(bad(
+                dir,
+                format!(
+                    "holds {tag} for image {image}, but the layout being pushed has {}: the image \
+                     was rebuilt after it was signed or attested; run `ocipack host` (SBOMs), \
+                     `ocipack sign` and `ocipack attest` again, or push with --no-attest",
+                    images.join(", ")
+                ),
+            ));
+        }
+        let bytes = &graph
+            .get(&d.digest)
+            .expect("the graph holds every root")
+            .bytes;
+        let m: Value = serde_json::from_slice(bytes)
+            .map_err(|e| bad(dir, format!("{tag}: manifest is not JSON: {e}")))?;
+        let entry = by_image.entry(image.clone()).or_default();
+        if kind == "sig" {
+            if entry.signature.is_some() {
+                return Err(bad(dir, format!("two entries are named {tag}")));
+            }
+            entry.signature = Some(manifest_descriptor(d, &m));
+            continue;
+        }
+        let subject = m["subject"]["digest"].as_str();
+        if subject != Some(image.as_str()) {
+            return Err(bad(
+                dir,
+                format!(
+                    "{tag}: the artifact's subject is {}, not the image {image} it is named for; \
+                     the registry would list it under a manifest that {}; remake it (ocipack \
+                     sign / attest / host) rather than push it",
+                    subject.unwrap_or("missing"),
+                    if subject.is_some() {
+                        "is not this image"
+                    } else {
+                        "does not exist"
+                    }
+                ),
+            ));
+        }
+        let artifact_type = m["artifactType"]
+            .as_str()
+            .or(m["config"]["mediaType"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        entry.referrers.push(Artifact {
+            descriptor: manifest_descriptor(d, &m),
+            artifact_type,
+            annotations: serde_json::from_value(m["annotations"].clone()).unwrap_or_default(),
+            tag: tag.to_owned(),
+        });
+    }
+    for f in by_image.values_mut() {
+        f.referrers.sort_by(|a, b| a.tag.cmp(&b.tag));
+    }
+    Ok(Attachments {
+        layout,
+        graph,
+        by_image,
+    })
+}
+
+fn manifest_descriptor(d: &Descriptor, m: &Value) -> Descriptor {
+    Descriptor {
+        media_type: m["mediaType"].as_str().unwrap_or(&d.media_type).to_owned(),
+        digest: d.digest.clone(),
+        size: d.size,
+        annotations: BTreeMap::new(),
+    }
+}
+
+/// The referrers index entry of an artifact (the spec: mediaType, digest,
+/// size, artifactType, and the manifest's annotations).
+pub(crate) fn index_entry(a: &Artifact) -> Value {
+    let mut v = json!({
+        "mediaType": a.descriptor.media_type,
+        "digest": a.descriptor.digest,
+        "size": a.descriptor.size,
+        "artifactType": a.artifact_type,
+    });
+    if !a.annotations.is_empty() {
+        v["annotations"] = json!(a.annotations);
+    }
+    v
+}
+
+/// The fallback tag's new content: the existing index (`None`: no tag yet)
+/// with `ours` appended where their digest is not listed yet. Entries other
+/// tools put there, and the document's other fields, stay as they were.
+/// `Ok(None)` when every entry is already listed (nothing to write).
+///
+/// # Errors
+/// The existing document is not an image index (described in the message).
+pub(crate) fn merged_index(
+    existing: Option<&[u8]>,
+    ours: &[Value],
+) -> std::result::Result<Option<Vec<u8>>, String> {
+    let mut doc = match existing {
+        None => json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": []}),
+        Some(bytes) => {
+            crate::remote::parse_referrers_index(bytes)?;
+            serde_json::from_slice(bytes).map_err(|e| e.to_string())?
+        }
+    };
+    if doc.get("mediaType").is_none() {
+        doc["mediaType"] = json!(INDEX_MEDIA_TYPE);
+    }
+    let list = doc["manifests"]
+        .as_array_mut()
+        .ok_or("an image index without a manifests list")?;
+    let mut listed: HashSet<String> = list
+        .iter()
+        .filter_map(|m| m["digest"].as_str().map(str::to_owned))
+        .collect();
+    let before = list.len();
+    for v in ours {
+        let d = v["digest"].as_str().unwrap_or_default().to_owned();
+        if listed.insert(d) {
+            list.push(v.clone());
+        }
+    }
+    if list.len() == before && existing.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(ocipack::json::canonical(&doc)))
+}
+
+/// Turns a registry's refusal of `what` into [`Error::ReferrerRefused`]
+/// (a 403 here is a refusal of the artifact: the same credentials have just
+/// pushed the image).
+fn refused<'a>(
+    registry: &'a str,
+    repo: &'a str,
+    image: &'a str,
+    what: String,
+) -> impl FnOnce(Error) -> Error + 'a {
+    move |e| match e {
+        Error::Status { status, detail, .. } | Error::Denied { status, detail, .. } => {
+            Error::ReferrerRefused {
+                registry: registry.to_owned(),
+                repository: repo.to_owned(),
+                image: image.to_owned(),
+                what,
+                status,
+                detail,
+            }
+        }
+        other => other,
+    }
+}
+
+impl Session<'_> {
+    /// Pushes what `a` holds for `image` (already pushed by digest, not yet
+    /// tagged) into `repo`: the artifacts' blobs, the artifact manifests and
+    /// the signature manifest by digest, then the referrers fallback tag
+    /// (unless the registry indexes referrers itself), then the `.sig` tag.
+    pub(crate) fn attach(
+        &mut self,
+        a: &Attachments,
+        image: &Descriptor,
+        repo: &str,
+        report: &mut ImageReport,
+    ) -> Result<AttachReport> {
+        let f = &a.by_image[&image.digest];
+        let registry = self.client.registry.clone();
+        let p = self.progress;
+        let blobs = a.blobs(&image.digest);
+        for (b, (outcome, mounted_from)) in
+            blobs.iter().zip(self.place_blobs(repo, &blobs, &a.layout)?)
+        {
+            self.known.insert(b.digest.clone(), repo.to_string());
+            self.present.insert((repo.to_string(), b.digest.clone()));
+            report.record(BlobReport {
+                digest: b.digest.clone(),
+                size: b.size,
+                outcome,
+                mounted_from,
+            });
+        }
+        let mut indexed_by_registry = false;
+        let mut referrers = Vec::new();
+        for art in &f.referrers {
+            let d = &art.descriptor;
+            let subject = put_manifest(
+                &self.client,
+                repo,
+                &d.digest,
+                &d.media_type,
+                a.bytes(&d.digest),
+                &d.digest,
+                p,
+            )
+            .map_err(refused(
+                &registry,
+                repo,
+                &image.digest,
+                format!(
+                    "the artifact {} ({}, {})",
+                    d.digest, art.artifact_type, art.tag
+                ),
+            ))?;
+            indexed_by_registry |= subject.as_deref() == Some(image.digest.as_str());
+            referrers.push(ReferrerReport {
+                digest: d.digest.clone(),
+                artifact_type: art.artifact_type.clone(),
+                size: d.size,
+                name: art.tag.clone(),
+            });
+        }
+        if let Some(sig) = &f.signature {
+            put_manifest(
+                &self.client,
+                repo,
+                &sig.digest,
+                &sig.media_type,
+                a.bytes(&sig.digest),
+                &sig.digest,
+                p,
+            )
+            .map_err(refused(
+                &registry,
+                repo,
+                &image.digest,
+                format!("the cosign signature manifest {}", sig.digest),
+            ))?;
+        }
+        let reader = Reader {
+            client: &self.client,
+        };
+        let mut fallback = None;
+        let via = if indexed_by_registry
+            || (!f.referrers.is_empty() && reader.referrers_api(repo, &image.digest)?.is_some())
+        {
+            Via::Api
+        } else {
+            if !f.referrers.is_empty() {
+                let tag = fallback_tag(&image.digest);
+                let existing = reader.manifest(repo, &tag)?;
+                let ours: Vec<Value> = f.referrers.iter().map(index_entry).collect();
+                let merged = merged_index(existing.as_ref().map(|e| e.bytes.as_slice()), &ours)
+                    .map_err(|reason| Error::Protocol {
+                        registry: registry.clone(),
+                        reason: format!(
+                            "the referrers fallback tag {repo}:{tag} holds {}: {reason}; it is \
+                             not ocipack's to replace (delete or move that tag if it was pushed \
+                             there by mistake); the image was pushed by digest, its tags not moved",
+                            existing.as_ref().map_or("", |e| e.media_type.as_str())
+                        ),
+                    })?;
+                if let Some(bytes) = merged {
+                    let digest = ocipack::digest::sha256(&bytes);
+                    put_manifest(
+                        &self.client,
+                        repo,
+                        &tag,
+                        INDEX_MEDIA_TYPE,
+                        &bytes,
+                        &digest,
+                        p,
+                    )
+                    .map_err(refused(
+                        &registry,
+                        repo,
+                        &image.digest,
+                        format!("the referrers fallback tag {tag}"),
+                    ))?;
+                }
+                fallback = Some(format!("{registry}/{repo}:{tag}"));
+            }
+            Via::Tag
+        };
+        let mut signature = None;
+        if let Some(sig) = &f.signature {
+            let tag = format!("{}.sig", fallback_tag(&image.digest));
+            put_manifest(
+                &self.client,
+                repo,
+                &tag,
+                &sig.media_type,
+                a.bytes(&sig.digest),
+                &sig.digest,
+                p,
+            )
+            .map_err(refused(
+                &registry,
+                repo,
+                &image.digest,
+                format!("the signature tag {tag}"),
+            ))?;
+            signature = Some(format!("{registry}/{repo}:{tag}"));
+        }
+        Ok(AttachReport {
+            via,
+            referrers,
+            signature,
+            fallback_tag: fallback,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(d: &str) -> Value {
+        json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d,
+               "size": 3, "artifactType": "application/spdx+json"})
+    }
+
+    #[test]
+    fn a_new_fallback_index_lists_ours() {
+        let out = merged_index(None, &[entry("sha256:a"), entry("sha256:b")])
+            .unwrap()
+            .unwrap();
+        let l = crate::remote::parse_referrers_index(&out).unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1].artifact_type, "application/spdx+json");
+    }
+
+    #[test]
+    fn entries_other_tools_put_there_are_kept_and_ours_not_doubled() {
+        let theirs = json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE,
+            "annotations": {"by": "oras"},
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+              "digest": "sha256:x", "size": 1, "artifactType": "application/vnd.example",
+              "annotations": {"keep": "me"}}, entry("sha256:a")]});
+        let bytes = serde_json::to_vec(&theirs).unwrap();
+        let out = merged_index(Some(&bytes), &[entry("sha256:a"), entry("sha256:b")])
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let digests: Vec<&str> = v["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap())
+            .collect();
+        assert_eq!(digests, ["sha256:x", "sha256:a", "sha256:b"]);
+        assert_eq!(v["manifests"][0]["annotations"]["keep"], "me");
+        assert_eq!(v["annotations"]["by"], "oras");
+        // Everything listed already: nothing to write.
+        assert_eq!(
+            merged_index(Some(&out), &[entry("sha256:b")]).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_fallback_tag_holding_an_image_is_not_overwritten() {
+        let image = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#;
+        assert!(merged_index(Some(image), &[entry("sha256:a")]).is_err());
+    }
+
+    #[test]
+    fn tags_name_their_image() {
+        let hex = "0".repeat(64);
+        let (d, k) = split_tag(&format!("sha256-{hex}.sig.referrer")).unwrap();
+        assert_eq!(
+            (d.as_str(), k),
+            (format!("sha256:{hex}").as_str(), "sig.referrer")
+        );
+        assert!(split_tag("latest").is_none());
+        assert!(split_tag("sha256-00.sig").is_none());
+    }
+}
