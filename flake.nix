@@ -50,9 +50,10 @@
       # by `nix flake check`: the images split their closure with
       # import-from-derivation (nix/closureLayers.nix), which only building
       # or checking an image may trigger (docs/using-the-flake.md).
-      # imageIndexes.<name>: `nix build .#imageIndexes.scoring`.
+      # imageIndexes.<name>: `nix build .#imageIndexes.scoring`;
+      # sboms.<name>: `nix build .#sboms.scoring` (nix/sbom.nix).
       legacyPackages = builtins.mapAttrs (system: p: {
-        inherit (p) images push load;
+        inherit (p) images push load sboms;
         imageIndexes = imageIndexes system;
       }) projects;
       checks = perSystem (p: p.checks);

@@ -102,6 +102,8 @@ mkImage {
 }
 // {
   inherit modelLayers baseLayer;
+  # The closure's roots, for nix/sbom.nix.
+  inherit contents;
   # The closure derivation ($out/<i>/blob, $out/count, $out/layers.json), or null.
   closureLayers = closure;
 }

@@ -43,6 +43,7 @@ let
     imageFromDefinition = import ./imageFromDefinition.nix { inherit (lib) buildImage; };
     loadImages = import ./loadImages.nix { inherit (lib) imageFromDefinition; };
     verifyImage = import ./verifyImage.nix { inherit ocipack system; };
+    sbom = import ./sbom.nix { inherit ocipack system; };
     checkReproducible = import ./checkReproducible.nix {
       inherit system;
       busybox = needBusybox "checkReproducible";

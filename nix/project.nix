@@ -112,6 +112,16 @@ in
       test-assets = assets.dir;
     };
   inherit images lib;
+  # sboms.<name>: the image's SPDX 2.3 and CycloneDX 1.6 SBOMs from its
+  # closure graph (nix/sbom.nix; licence and home page from the meta of the
+  # packages the definition names): `nix build .#sboms.scoring`.
+  sboms = builtins.mapAttrs (
+    _: image:
+    lib.sbom {
+      inherit image;
+      modelsToml = root + "/models.toml";
+    }
+  ) images;
   checks =
     workspace.checks
     // builtins.listToAttrs (

@@ -291,6 +291,8 @@ assert a["version"] == 1, a
 assert any(p.endswith("-fixture-app-1") for p in a["layers"][-1]["paths"]), a["layers"][-1]
 PY
 
+step "nix/sbom.nix: app-v1's SBOMs from its closure graph, validated (tests/nix/sbom.sh)" && "$here/sbom.sh" "$work"
+
 step "fetchAssets refuses a photo without a sha256, naming it"
 bad_list='{ photos = { members = [ "pkg/lost.jpg" ]; wheel_url = "file:///nonexistent.whl"; wheel_sha256 = "00"; sha256 = { }; }; }'
 if err=$(nix-instantiate --eval --strict -E "

@@ -12,6 +12,7 @@ pub mod cargo;
 pub mod dpkg;
 pub mod error;
 pub mod inputs;
+pub mod nix;
 pub mod provenance;
 pub mod sbom;
 pub mod sign;

@@ -68,6 +68,9 @@ pub struct Component {
     pub depends_on: BTreeSet<String>,
     /// Free text (where it came from).
     pub comment: String,
+    /// The project's home page, when its metadata names one (Nix: nixpkgs
+    /// `meta.homepage`).
+    pub homepage: Option<String>,
 }
 
 /// The SBOM model, before rendering.
@@ -162,6 +165,7 @@ pub fn build(inp: Inputs<'_>) -> Sbom {
                 checksums: [("SHA256".to_owned(), a.sha256.clone())].into(),
                 files: BTreeSet::new(),
                 depends_on: BTreeSet::new(),
+                homepage: None,
                 comment: format!(
                     "{kind} {name} of models.toml: {} from {} (sha256 {})",
                     a.source.member, a.source.wheel_url, a.source.wheel_sha256
@@ -188,6 +192,7 @@ pub fn build(inp: Inputs<'_>) -> Sbom {
                 checksums: BTreeMap::new(),
                 files: BTreeSet::new(),
                 depends_on: BTreeSet::new(),
+                homepage: None,
                 comment: match &pkg.source {
                     Some(s) => format!("Debian package {} (source {s})", pkg.name),
                     None => format!("Debian package {}", pkg.name),
@@ -218,6 +223,7 @@ pub fn build(inp: Inputs<'_>) -> Sbom {
                     checksums,
                     files: BTreeSet::new(),
                     depends_on: BTreeSet::new(),
+                    homepage: None,
                     comment: format!("npm package at {dir}"),
                 }
             });
@@ -237,6 +243,7 @@ pub fn build(inp: Inputs<'_>) -> Sbom {
                 checksums: BTreeMap::new(),
                 files: BTreeSet::new(),
                 depends_on: BTreeSet::new(),
+                homepage: None,
                 comment: format!("Nix store path {store_path}"),
             });
             c.files.insert(f.path.clone());
@@ -265,6 +272,7 @@ pub fn build(inp: Inputs<'_>) -> Sbom {
                         .collect(),
                     files: BTreeSet::new(),
                     depends_on: BTreeSet::new(),
+                    homepage: None,
                     comment: if c.registry {
                         "Rust crate linked into a binary (cargo tree -e normal)".into()
                     } else {
@@ -484,6 +492,9 @@ impl Sbom {
             if !checksums.is_empty() {
                 p["checksums"] = Value::Array(checksums);
             }
+            if let Some(h) = &c.homepage {
+                p["homepage"] = json!(h);
+            }
             // SPDX allows CONTAINS of files only for analysed packages.
             if !c.files.is_empty() {
                 p["filesAnalyzed"] = json!(true);
@@ -541,7 +552,11 @@ impl Sbom {
             .into_iter()
             .map(|r| {
                 json!({"licenseId": r, "name": r.trim_start_matches("LicenseRef-"),
-                       "extractedText": format!("{r}: see models.toml and the component's source for the licence text.")})
+                       "extractedText": if r.starts_with(crate::nix::LICENSE_REF_PREFIX) {
+                           format!("{r}: a licence nixpkgs names without an SPDX id (meta.license.shortName); see the package's source for its text.")
+                       } else {
+                           format!("{r}: see models.toml and the component's source for the licence text.")
+                       }})
             })
             .collect();
         let mut doc = json!({
@@ -586,6 +601,9 @@ impl Sbom {
             }
             if let Some(l) = &c.license {
                 v["licenses"] = json!([{"expression": l}]);
+            }
+            if let Some(h) = &c.homepage {
+                v["externalReferences"] = json!([{"type": "website", "url": h}]);
             }
             let hashes: Vec<Value> = c
                 .checksums

@@ -26,7 +26,8 @@ use serde_json::json;
   SOURCE_DATE_EPOCH=0 ocipack sbom out/images/scoring --no-attach")]
 pub struct SbomArgs {
     /// The image's OCI layout (as `ocipack host` wrote it).
-    layout: PathBuf,
+    #[arg(required_unless_present = "nix_attrs")]
+    layout: Option<PathBuf>,
     /// The image's tag in the layout [default: the only image].
     #[arg(long)]
     tag: Option<String>,
@@ -45,6 +46,10 @@ pub struct SbomArgs {
     /// Write the two files only, no artifacts in LAYOUT.attest/oci.
     #[arg(long)]
     no_attach: bool,
+    /// Nix builder mode (nix/sbom.nix): the image, its closure graph and
+    /// package metadata from the structured attrs, both SBOMs to `$out`.
+    #[arg(long, conflicts_with_all = ["layout", "tag", "plan", "repo_root", "npm_lock", "no_attach"])]
+    nix_attrs: bool,
 }
 
 /// What an SBOM is made from, besides the layout.
@@ -62,6 +67,9 @@ pub struct SbomSources {
 }
 
 pub fn run(a: SbomArgs, json: bool) -> Result<()> {
+    let Some(layout) = a.layout.filter(|_| !a.nix_attrs) else {
+        return crate::sbom_nix::run(json);
+    };
     let repo = match a.repo_root {
         Some(r) => r,
         None => find_repo()?,
@@ -73,8 +81,8 @@ pub fn run(a: SbomArgs, json: bool) -> Result<()> {
         dpkg_root: a.dpkg_root,
         npm_lock: a.npm_lock,
     };
-    let s = make(&a.layout, &src)?;
-    let written = write(&a.layout, &s, !a.no_attach)?;
+    let s = make(&layout, &src)?;
+    let written = write(&layout, &s, !a.no_attach)?;
     report(&s, &written, json)
 }
 
@@ -247,7 +255,7 @@ pub fn sibling(out: &Path, suffix: &str) -> PathBuf {
 
 /// The SBOM creation time: `SOURCE_DATE_EPOCH`, else the image config's
 /// `created` (the plan's time), else the epoch. Never the clock.
-fn created(image_created: Option<&str>) -> Result<String> {
+pub fn created(image_created: Option<&str>) -> Result<String> {
     if let Some(secs) = ocipack::plan::env_source_date_epoch()? {
         return Ok(ocipack::plan::rfc3339(secs));
     }

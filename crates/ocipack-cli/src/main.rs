@@ -20,6 +20,7 @@ mod cmd_sign;
 mod cmd_verify_remote;
 mod exit;
 mod nix_attrs;
+mod sbom_nix;
 mod progress;
 
 use std::process::ExitCode;

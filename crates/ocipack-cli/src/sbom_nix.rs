@@ -1,0 +1,77 @@
+//! `ocipack sbom --nix-attrs`: the builder of `nix/sbom.nix`. Reads the
+//! image layout (`image`), its closure graph (`graph`, from
+//! `exportReferencesGraph`), the package metadata nixpkgs gave (`packages`)
+//! and optionally models.toml (`modelsToml`) from the structured attrs, and
+//! writes `$out/sbom.spdx.json` and `$out/sbom.cdx.json`: the same documents
+//! `ocipack sbom` writes for host images, from the same code
+//! (`ocipack_attest::sbom`), with every store path of the closure a
+//! `pkg:nix` component (`ocipack_attest::nix`). No network, no cache: the
+//! derivation is the cache.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ocipack::layout::Layout;
+use ocipack_attest::dpkg::Dpkg;
+use ocipack_attest::inputs::{Models, SourceMap};
+use ocipack_attest::nix::{self, PackageMeta};
+use ocipack_attest::sbom;
+
+use crate::nix_attrs::Attrs;
+
+pub fn run(json: bool) -> Result<()> {
+    let attrs = Attrs::load()?;
+    let out = attrs.out()?;
+    let origin = attrs.origin.clone();
+    let image_dir = PathBuf::from(attrs.get("image")?.as_str().with_context(|| {
+        format!("{origin}: attribute \"image\" must be a path (the image layout)")
+    })?);
+    let name = attrs
+        .get("imageName")?
+        .as_str()
+        .with_context(|| format!("{origin}: attribute \"imageName\" must be a string"))?
+        .to_owned();
+    let graph = nix::parse_graph(attrs.get("graph")?, &format!("{origin}: graph"))?;
+    let packages: Vec<PackageMeta> = match attrs.value.get("packages") {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone()).with_context(|| {
+            format!(
+                "{origin}: attribute \"packages\" must be a list of {{path, license?, homepage?}}"
+            )
+        })?,
+    };
+    let models = match attrs.value.get("modelsToml").and_then(|v| v.as_str()) {
+        Some(p) => Models::load(Path::new(p))?,
+        None => Models::default(),
+    };
+    let layout = Layout::open(&image_dir)
+        .with_context(|| format!("{}: not an image layout", image_dir.display()))?;
+    let image = ocipack_attest::inputs::read_image(&layout, None)
+        .with_context(|| format!("reading the image in {}", image_dir.display()))?;
+    let created = crate::cmd_sbom::created(image.created.as_deref())?;
+    let mut s = sbom::build(sbom::Inputs {
+        name: &name,
+        image,
+        created,
+        sources: &SourceMap::default(),
+        dpkg: &Dpkg::default(),
+        models: &models,
+        binaries: &BTreeMap::new(),
+        npm_lock: None,
+    });
+    nix::add_closure(&mut s, &graph, &packages)?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let spdx = out.join("sbom.spdx.json");
+    let cdx = out.join("sbom.cdx.json");
+    std::fs::write(&spdx, ocipack_attest::canonical_json(&s.spdx()))
+        .with_context(|| format!("cannot write {}", spdx.display()))?;
+    std::fs::write(&cdx, ocipack_attest::canonical_json(&s.cyclonedx()))
+        .with_context(|| format!("cannot write {}", cdx.display()))?;
+    let written = crate::cmd_sbom::Written {
+        spdx,
+        cyclonedx: cdx,
+        attest: None,
+    };
+    crate::cmd_sbom::report(&s, &written, json)
+}
