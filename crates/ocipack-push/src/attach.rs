@@ -306,6 +306,19 @@ fn refused<'a>(
                 detail,
             }
         }
+        // Anonymous pushes see a refusal as "authentication required"; the
+        // same anonymous session has just pushed the image, so it is not.
+        Error::AuthRequired { detail, .. } => {
+            let (status, detail) = detail.split_once(' ').unwrap_or((&detail, ""));
+            Error::ReferrerRefused {
+                registry: registry.to_owned(),
+                repository: repo.to_owned(),
+                image: image.to_owned(),
+                what,
+                status: status.parse().unwrap_or(0),
+                detail: detail.to_owned(),
+            }
+        }
         other => other,
     }
 }

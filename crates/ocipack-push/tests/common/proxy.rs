@@ -1,7 +1,9 @@
 //! A small HTTP/1.1 proxy on loopback in front of the real registry: it
 //! logs every request (method, target, status), can answer 500 instead of
 //! forwarding chosen requests a given number of times, and can hold blob
-//! commits back for a while (so a test can kill a push mid-way).
+//! commits back for a while (so a test can kill a push mid-way), and can
+//! refuse chosen requests for good with a 4xx (a registry whose policy
+//! refuses OCI 1.1 artifacts: `refuse`).
 //!
 //! One request per connection: the proxy asks the registry to close after
 //! its answer (`Connection: close`, which Go's server echoes), and passes the
@@ -46,10 +48,20 @@ struct Fail {
     times: u32,
 }
 
+/// A rule: answer `status` to every request with this method whose target
+/// contains `needle` and whose body contains `body_needle`.
+struct Refuse {
+    method: String,
+    needle: String,
+    body_needle: String,
+    status: u16,
+}
+
 #[derive(Default)]
 struct Shared {
     log: Mutex<Vec<Seen>>,
     fails: Mutex<Vec<Fail>>,
+    refusals: Mutex<Vec<Refuse>>,
     commit_delay: Mutex<Duration>,
     stop: AtomicBool,
     in_flight: AtomicUsize,
@@ -97,6 +109,17 @@ impl Proxy {
             method: method.into(),
             needle: needle.into(),
             times,
+        });
+    }
+
+    /// Answer `status` (with a registry-style JSON error) to every `method`
+    /// request whose target contains `needle` and body contains `body_needle`.
+    pub fn refuse(&self, method: &str, needle: &str, body_needle: &str, status: u16) {
+        self.shared.refusals.lock().unwrap().push(Refuse {
+            method: method.into(),
+            needle: needle.into(),
+            body_needle: body_needle.into(),
+            status,
         });
     }
 
@@ -204,6 +227,34 @@ fn answer(
             None => false,
         }
     };
+    let refusal = s
+        .refusals
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| {
+            r.method == method
+                && target.contains(r.needle.as_str())
+                && body
+                    .windows(r.body_needle.len().max(1))
+                    .any(|w| w == r.body_needle.as_bytes())
+        })
+        .map(|r| r.status);
+    if let Some(status) = refusal {
+        seen.status = status;
+        seen.injected = true;
+        s.log.lock().unwrap().push(seen);
+        let body = br#"{"errors":[{"code":"DENIED","message":"artifacts with a subject are refused by policy"}]}"#;
+        client.write_all(
+            format!(
+                "HTTP/1.1 {status} Refused\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )?;
+        client.write_all(body)?;
+        return Ok(());
+    }
     if inject {
         seen.status = 500;
         seen.injected = true;
