@@ -94,8 +94,7 @@ policy() { # KEY.pub -> policy.json path
     local p
     p=$work/policy-$(basename "$1" .pub).json
     jq -n --arg k "$1" --arg r "$reg/supply" '{default: [{type: "reject"}], transports: {
-        docker: {($r): [{type: "sigstoreSigned", keyPath: $k, signedIdentity: {type: "matchRepository"}}]},
-        dir: {"": [{type: "insecureAcceptAnything"}]}}}' >"$p"
+        docker: {($r): [{type: "sigstoreSigned", keyPath: $k, signedIdentity: {type: "matchRepository"}}]}}}' >"$p"
     echo "$p"
 }
 pa=$(policy "$work/a.pub")
