@@ -203,6 +203,16 @@ fn push_sign_lists_four_referrers_verifies_and_skopeo_reads_them() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains(secret_line));
     assert!(!stderr(&out).contains(secret_line));
 
+    // `--all`: every layout of the directory with its attestations.
+    let all = push(
+        t.path(),
+        &format!("{}/all", reg.host()),
+        &["--all", "--sign", key.to_str().unwrap()],
+    );
+    assert!(all.status.success(), "{}", stderr(&all));
+    let va = referrers(&format!("{}/all/alpha@{digest}", reg.host()));
+    assert_eq!(types(&va), [SPDX, CDX, SIG, ATT]);
+
     // `ocipack referrers`: the four artifacts, through the fallback tag (the
     // registry has no referrers API).
     let v = referrers(&format!("{repo_ref}:v1"));
@@ -265,7 +275,8 @@ fn push_sign_lists_four_referrers_verifies_and_skopeo_reads_them() {
         s.contains("FAIL signature") && s.contains("does not match this public key"),
         "{s}"
     );
-    assert!(s.contains("FAIL referrer") && s.contains("DSSE"), "{s}");
+    assert!(s.contains(&format!("({ATT}): verification failed")), "{s}");
+    assert!(s.contains(&format!("({SIG}): verification failed")), "{s}");
 
     // Pushing again, signed with the other key: the fallback tag keeps the
     // entries already there (read-modify-write) and adds the new signature
@@ -477,4 +488,54 @@ fn truncate_signatures(oci: &Path) {
 
 fn set_subject(oci: &Path, suffix: &str, digest: &str) {
     rewrite(oci, suffix, |m| m["subject"]["digest"] = digest.into());
+}
+
+/// The referrers API path, request and answer handling only: Debian's
+/// registries (bookworm's 2.8.2, trixie's 2.8.3) have no referrers API, so
+/// here the proxy answers `GET /v2/<name>/referrers/<digest>` with a canned
+/// OCI index. This is NOT a test against a registry that implements the API;
+/// it checks that a 200 index makes push leave the fallback tag alone and
+/// makes `ocipack referrers` report `via: api` with the index's entries.
+#[test]
+fn api_path_request_handling_with_a_canned_referrers_answer() {
+    let t = tempfile::tempdir().unwrap();
+    let (key, _) = keys(t.path(), "release");
+    let (a, da) = image(t.path(), "alpha", &key);
+    let reg = Registry::start();
+    let px = proxy::Proxy::start(reg.port);
+    let canned = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":5,"artifactType":"application/example","annotations":{{"from":"api"}}}}]}}"#,
+        "1".repeat(64)
+    );
+    px.answer_with(
+        "GET",
+        &format!("/referrers/{da}"),
+        200,
+        "application/vnd.oci.image.index.v1+json",
+        canned.as_bytes(),
+    );
+    let out = push(
+        &a,
+        &format!("{}/aurum/api:v1", px.host()),
+        &["--sign", key.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let fallback = format!("{}/aurum/api:sha256-{}", reg.host(), hex(&da));
+    assert!(
+        !skopeo_inspect(&fallback).status.success(),
+        "the fallback tag was written although the API answered"
+    );
+    assert!(px
+        .log()
+        .iter()
+        .any(|s| s.method == "GET" && s.target.contains("/referrers/")));
+    let v = referrers(&format!("{}/aurum/api:v1", px.host()));
+    assert_eq!(v["via"], "api");
+    assert_eq!(v["referrers"][0]["annotations"]["from"], "api");
+    // The signature tag is written either way.
+    assert!(
+        skopeo_inspect(&format!("{}/aurum/api:sha256-{}.sig", reg.host(), hex(&da)))
+            .status
+            .success()
+    );
 }

@@ -57,8 +57,19 @@ struct Refuse {
     status: u16,
 }
 
+/// A rule: answer every request with this method whose target contains
+/// `needle` with `status`, `content_type` and `body` (a canned answer).
+struct Canned {
+    method: String,
+    needle: String,
+    status: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
 #[derive(Default)]
 struct Shared {
+    canned: Mutex<Vec<Canned>>,
     log: Mutex<Vec<Seen>>,
     fails: Mutex<Vec<Fail>>,
     refusals: Mutex<Vec<Refuse>>,
@@ -120,6 +131,25 @@ impl Proxy {
             needle: needle.into(),
             body_needle: body_needle.into(),
             status,
+        });
+    }
+
+    /// Answer every `method` request whose target contains `needle` with
+    /// this status, content type and body, without asking the registry.
+    pub fn answer_with(
+        &self,
+        method: &str,
+        needle: &str,
+        status: u16,
+        content_type: &str,
+        body: &[u8],
+    ) {
+        self.shared.canned.lock().unwrap().push(Canned {
+            method: method.into(),
+            needle: needle.into(),
+            status,
+            content_type: content_type.into(),
+            body: body.to_vec(),
         });
     }
 
@@ -240,6 +270,27 @@ fn answer(
                     .any(|w| w == r.body_needle.as_bytes())
         })
         .map(|r| r.status);
+    let canned = s
+        .canned
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|c| c.method == method && target.contains(c.needle.as_str()))
+        .map(|c| (c.status, c.content_type.clone(), c.body.clone()));
+    if let Some((status, content_type, body)) = canned {
+        seen.status = status;
+        seen.injected = true;
+        s.log.lock().unwrap().push(seen);
+        client.write_all(
+            format!(
+                "HTTP/1.1 {status} Canned\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )?;
+        client.write_all(&body)?;
+        return Ok(());
+    }
     if let Some(status) = refusal {
         seen.status = status;
         seen.injected = true;
