@@ -185,6 +185,85 @@ mod tests {
         assert!(e.contains("exportReferencesGraph"), "{e}");
     }
 
+    fn empty_sbom() -> Sbom {
+        Sbom {
+            name: "app".into(),
+            image: crate::inputs::Image {
+                manifest: ocipack::layout::Descriptor {
+                    media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                    digest: format!("sha256:{}", "0".repeat(64)),
+                    size: 1,
+                    annotations: BTreeMap::new(),
+                },
+                architecture: "amd64".into(),
+                files: BTreeMap::new(),
+                other_entries: 0,
+                created: None,
+            },
+            created: "1970-01-01T00:00:01Z".into(),
+            components: BTreeMap::new(),
+            unclaimed: BTreeSet::new(),
+        }
+    }
+
+    #[test]
+    fn every_store_path_of_the_graph_is_a_component_with_its_references() {
+        let (app, lib, links) = (sp("app-1.2.3"), sp("libfoo-0.9-lib"), sp("links"));
+        let graph = parse_graph(
+            &serde_json::json!([
+                {"path": app, "references": [app, lib, links], "narHash": "sha256:abc"},
+                {"path": lib, "references": [lib]},
+                {"path": links, "references": []},
+            ]),
+            "attrs",
+        )
+        .unwrap();
+        let meta = [PackageMeta {
+            path: app.clone(),
+            license: Some("(MIT OR Apache-2.0)".into()),
+            homepage: Some("https://example.org".into()),
+        }];
+        let mut s = empty_sbom();
+        add_closure(&mut s, &graph, &meta).unwrap();
+        assert_eq!(s.components.len(), 3);
+        let by_name: BTreeMap<&str, &Component> = s
+            .components
+            .values()
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        let a = by_name["app"];
+        assert_eq!(a.version, "1.2.3");
+        assert_eq!(a.license.as_deref(), Some("(MIT OR Apache-2.0)"));
+        assert_eq!(a.homepage.as_deref(), Some("https://example.org"));
+        assert!(a.comment.contains("sha256:abc"), "{}", a.comment);
+        let want: BTreeSet<String> = [&by_name["libfoo"].purl, &by_name["links"].purl]
+            .into_iter()
+            .cloned()
+            .collect();
+        assert_eq!(a.depends_on, want);
+        assert_eq!(by_name["libfoo"].version, "0.9-lib");
+        assert!(by_name["libfoo"].depends_on.is_empty());
+        assert_eq!(
+            (
+                by_name["links"].version.as_str(),
+                by_name["links"].license.as_deref()
+            ),
+            ("", None)
+        );
+        // Meta for a path outside the closure: refused, naming it.
+        let stray = [PackageMeta {
+            path: sp("other-1"),
+            ..PackageMeta::default()
+        }];
+        let e = add_closure(&mut empty_sbom(), &graph, &stray)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("other-1") && e.contains("not in the image's closure"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn licences_and_homepages_are_checked() {
         assert_eq!(clean_license("MIT"), Some("MIT".into()));
