@@ -528,7 +528,8 @@ mod tests {
     #[test]
     fn tags_name_their_image() {
         let hex = "0".repeat(64);
-        let (d, k) = split_tag(&format!("sha256-{hex}.sig.referrer")).unwrap();
+        let tag = format!("sha256-{hex}.sig.referrer");
+        let (d, k) = split_tag(&tag).unwrap();
         assert_eq!(
             (d.as_str(), k),
             (format!("sha256:{hex}").as_str(), "sig.referrer")
