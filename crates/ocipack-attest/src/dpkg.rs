@@ -300,4 +300,38 @@ mod tests {
         assert_eq!(p.purl(), "pkg:deb/debian/libfoo1@1%3A2.0-1%2Bb1?arch=amd64");
         assert!(db.owner("/usr/lib/other.so").is_none());
     }
+
+    /// Issue 16: a cross build's sysroot, unpacked with `dpkg -x`, had no
+    /// database, so its libraries were unclaimed files in arm64 SBOMs.
+    /// scripts/setup-cross.sh now records one the way it does (control
+    /// fields with a Status line, `<pkg>:<arch>.list` from the .deb's
+    /// paths); plan sources are sysroot paths, looked up relative to it.
+    #[test]
+    fn a_sysroot_database_as_setup_cross_records_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("sysroot-arm64");
+        std::fs::create_dir_all(root.join("var/lib/dpkg/info")).unwrap();
+        std::fs::create_dir_all(root.join("lib/aarch64-linux-gnu")).unwrap();
+        std::fs::write(root.join("lib/aarch64-linux-gnu/libc.so.6"), "x").unwrap();
+        std::fs::write(
+            root.join("var/lib/dpkg/status"),
+            "Package: libc6\nStatus: install ok installed\nSource: glibc\nVersion: 2.36-9+deb12u14\nArchitecture: arm64\nMaintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>\nMulti-Arch: same\nDescription: GNU C Library: Shared libraries\n Contains the standard libraries.\n\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("var/lib/dpkg/info/libc6:arm64.list"),
+            "/.\n/lib\n/lib/aarch64-linux-gnu\n/lib/aarch64-linux-gnu/libc.so.6\n",
+        )
+        .unwrap();
+        let db = Dpkg::load(&root).unwrap();
+        let source = root.join("lib/aarch64-linux-gnu/libc.so.6");
+        let p = db
+            .owner(&source.to_string_lossy())
+            .expect("owned in the sysroot");
+        assert_eq!(
+            p.purl(),
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u14?arch=arm64"
+        );
+        assert_eq!(p.source.as_deref(), Some("glibc"));
+    }
 }

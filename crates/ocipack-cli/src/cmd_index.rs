@@ -143,8 +143,18 @@ pub fn missing_in_sysroot(
         .filter(|p| !ctx.target.host_path(std::path::Path::new(p)).exists())
         .collect();
     (!missing.is_empty()).then(|| {
+        // /usr/local is never a Debian package's (Qdrant's server there is
+        // built from source, docs/multi-arch.md).
+        let what = if missing.iter().all(|p| p.starts_with("/usr/local/")) {
+            format!(
+                "no Debian package provides it: place a linux/{} build of it at that path in the sysroot (docs/multi-arch.md)",
+                ctx.target.architecture
+            )
+        } else {
+            "add its Debian package to scripts/setup-cross.sh".to_owned()
+        };
         format!(
-            "{} not in the linux/{} sysroot {} (add its Debian package to scripts/setup-cross.sh)",
+            "{} not in the linux/{} sysroot {}; {what}",
             missing.join(", "),
             ctx.target.architecture,
             ctx.target.sysroot.as_ref().expect("checked").display()
