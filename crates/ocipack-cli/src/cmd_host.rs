@@ -197,8 +197,16 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
             )
         })?;
         // Issue 15: both SBOMs of the image, in OUT.attest/ (cmd_sbom.rs).
-        crate::cmd_sbom::for_host(&out, &plan_path, &repo, cache.as_ref().map(|c| c.dir()))
-            .with_context(|| format!("writing the SBOM of {name}"))?;
+        // A cross build's files are owned by the sysroot's dpkg database.
+        let dpkg_root = ctx.target.sysroot.as_deref().unwrap_or(Path::new("/"));
+        crate::cmd_sbom::for_host(
+            &out,
+            &plan_path,
+            &repo,
+            cache.as_ref().map(|c| c.dir()),
+            dpkg_root,
+        )
+        .with_context(|| format!("writing the SBOM of {name}"))?;
         if !json {
             eprintln!(
                 "built {name} -> {} ({} layers, {} bytes, plan {})\n{}",

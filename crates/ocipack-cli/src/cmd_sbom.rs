@@ -92,17 +92,20 @@ pub fn run(a: SbomArgs, json: bool) -> Result<()> {
 /// one is removed only after), so artifacts of earlier builds do not pile
 /// up. `cache_dir` is the layer cache directory (`None` with `--no-cache`);
 /// its `sbom/` subdirectory keeps the crate lists (ocipack_attest::cache).
+/// `dpkg_root` is the root whose dpkg database owns the plan's sources: `/`,
+/// or a cross build's sysroot (scripts/setup-cross.sh records its database).
 pub fn for_host(
     layout_dir: &Path,
     plan: &Path,
     repo: &Path,
     cache_dir: Option<&Path>,
+    dpkg_root: &Path,
 ) -> Result<Written> {
     let src = SbomSources {
         tag: None,
         plan: Some(plan.to_owned()),
         repo: repo.to_owned(),
-        dpkg_root: PathBuf::from("/"),
+        dpkg_root: dpkg_root.to_owned(),
         npm_lock: None,
     };
     let cache = cache_dir.and_then(|d| match SbomCache::open(d) {
