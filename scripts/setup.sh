@@ -14,11 +14,11 @@ apt_packages=(
   skopeo umoci oci-image-tool runc
   # real components the tests run
   docker.io docker-registry redis-server redis-tools nginx-light apache2-utils
-  # signature policy enforcement (tests/supply-chain/run.sh)
-  skopeo podman
   # the offline Nix tests (iproute2: loopback in tests/nix/nextest-sandbox.sh)
   nix-bin busybox-static iproute2
-  # Nix 2.26 from Debian 13 in a tree of its own (tests/nix/nix226.sh)
+  # Debian 13 trees of their own, unpacked on first use: Nix 2.26
+  # (tests/nix/nix226.sh) and skopeo/podman with sigstore verification, which
+  # Debian 12's lack (tests/supply-chain/trixie-tools.sh)
   mmdebstrap
   # benchmarks and helpers
   pigz zstd jq curl bc time wrk shellcheck util-linux git gcc python3 python3-pip ca-certificates
