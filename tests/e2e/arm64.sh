@@ -5,10 +5,13 @@
 # (`ocipack host --all --platform linux/amd64,linux/arm64`), verified, built a
 # second time byte for byte, bad `ocipack index` input refused, the arm64
 # images run under runc through qemu-user (binfmt_misc), their answers
-# compared with the amd64 images', and the indexes pushed to a real registry
-# and read back with skopeo.
+# compared with the amd64 images', the SBOMs of the arm64 images checked
+# against the sysroot's dpkg database, and the indexes pushed to a real
+# registry and read back with skopeo and a Docker engine (`docker pull` and
+# `docker run --platform linux/arm64`).
 #
 #   tests/e2e/arm64.sh      (root; scripts/setup-cross.sh is run first)
+#   E2E_TMP=/tmp/me tests/e2e/arm64.sh   (the work directory, dockerd's included, under /tmp/me)
 #
 # Parity (docs/multi-arch.md): face detection on yaoming.jpg (same face count,
 # boxes within 1 px; E2E_ARM64_ALL_PHOTOS=1: every test photo's face count too,
@@ -20,19 +23,24 @@ set -euo pipefail
 cd "$E2E_ROOT"
 require_root
 "$E2E_ROOT/scripts/setup-cross.sh"
-require_tools cargo python3 jq curl skopeo umoci runc docker-registry redis-cli aarch64-linux-gnu-gcc
+require_tools cargo python3 jq curl skopeo umoci runc docker-registry redis-cli aarch64-linux-gnu-gcc dockerd docker
 export PATH="$E2E_ROOT/target/release:$PATH"
 export OCIPACK_CACHE_DIR=${OCIPACK_CACHE_DIR:-$E2E_ROOT/.cache/ocipack}
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 assets=${ASSETS_DIR:-$E2E_ROOT/.cache/assets}
 
-work=$(mktemp -d /tmp/e2e-arm64.XXXXXX)
+mkdir -p "${E2E_TMP:-/tmp}"
+work=$(mktemp -d "${E2E_TMP:-/tmp}/e2e-arm64.XXXXXX")
 state=$work/runc
 images=$work/images
 REGISTRY_PID=
+REG=
+dockerd_pid=
+FRONTEND_T0=
 cleanup() {
     set +e
     runc_stop_all "$state"
+    stop_pid "$dockerd_pid"
     stop_pid "$REGISTRY_PID"
     umount_under "$work"
     rm -rf -- "$work"
@@ -40,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 
 services=(-p scoring-service -p face-detection-service -p face-embedding-service -p http-probe)
-multi=(face-detection face-embedding scoring redis nginx)
+multi=(face-detection face-embedding scoring redis nginx frontend)
 
 step_build() {
     local t0 t1
@@ -159,6 +167,12 @@ step_run_arm64() {
     "$E2E_ROOT/deploy/make-secrets.sh" "$work/secrets" >/dev/null || return 1
     REDISCLI_AUTH=$(cat "$work/secrets/redis-password")
     export REDISCLI_AUTH
+    # The frontend (the official arm64 node, scripts/setup-cross.sh): its
+    # emulated start (~20 s) overlaps this step and the parity step; it is
+    # asked after them (step frontend-arm64).
+    PORT[arm64-frontend]=$(free_port)
+    FRONTEND_T0=$(date +%s)
+    runc_run arm64 frontend "${PORT[arm64-frontend]}" || rc=1
     for n in face-detection face-embedding scoring; do
         PORT[arm64-$n]=$(free_port)
         t0=$(date +%s)
@@ -214,6 +228,51 @@ step_run_arm64() {
         log "nginx (arm64) did not answer: $(tail -5 "$work/b-arm64-nginx.log")"
         rc=1
     fi
+    return "$rc"
+}
+
+# The arm64 frontend started in run-arm64: its health route and the
+# server-rendered home page.
+step_frontend_arm64() {
+    local f=http://127.0.0.1:${PORT[arm64-frontend]}
+    if wait_for_http 300 "$f/api/health" && curl -fsS --max-time 120 "$f/" | grep -q '<html' && emulated frontend; then
+        echo "  frontend (arm64, emulated): /api/health and / answered, $(($(date +%s) - FRONTEND_T0)) s after its start"
+    else
+        log "frontend (arm64) did not answer: $(tail -5 "$work/b-arm64-frontend.log")"
+        return 1
+    fi
+}
+
+# The arm64 SBOMs (OUT.attest/, written by ocipack host): every file the
+# image takes from the sysroot belongs to a Debian arm64 package of the
+# sysroot's dpkg database (scripts/setup-cross.sh records it; `dpkg -x`
+# alone leaves none), so none is an unclaimed file. /usr/bin/node is the one
+# sysroot file no Debian package owns (the official build from the npm
+# registry, docs/multi-arch.md).
+step_sbom_arm64() {
+    local n rc=0 sysroot=$E2E_ROOT/.cache/sysroot-arm64 cdx bad debs
+    for n in "${multi[@]}"; do
+        cdx=$images-linux-arm64/$n.attest/sbom.cdx.json
+        [ -f "$cdx" ] || {
+            log "$n: no $cdx"
+            rc=1
+            continue
+        }
+        bad=$(jq -r --arg s "$sysroot/" --slurpfile plan "$images-linux-arm64/$n.plan.json" '
+            ([$plan[0].layers[] | .entries[]? | select((.source // "") | startswith($s)) | .target]) as $fromSysroot
+            | [.components[] | select(.type == "file") | .name
+               | select(. as $f | $fromSysroot | index($f)) | select(. != "/usr/bin/node")] | join(" ")' "$cdx")
+        debs=$(jq -r '[.components[] | .purl // "" | select(startswith("pkg:deb/"))] | length' "$cdx")
+        if [ -n "$bad" ]; then
+            log "$n: sysroot files not claimed by a Debian package: $bad"
+            rc=1
+        fi
+        if [ "$debs" -lt 1 ] || jq -e '[.components[] | .purl // "" | select(startswith("pkg:deb/") and (test("[?&]arch=(arm64|all)$") | not))] | length > 0' "$cdx" >/dev/null; then
+            log "$n: Debian packages $(jq -c '[.components[] | .purl // "" | select(startswith("pkg:deb/"))]' "$cdx") (want arch=arm64, at least libc6)"
+            rc=1
+        fi
+        echo "  $n: $debs Debian arm64 packages, $(jq '[.components[] | select(.type == "file")] | length' "$cdx") files without a package"
+    done
     return "$rc"
 }
 
@@ -286,6 +345,7 @@ step_registry() {
     local port reg n rc=0 arch digest pinned
     port=$(free_port)
     reg=127.0.0.1:$port
+    REG=$reg
     start_registry "$work/registry" "$port"
     # ocipack push sends each index's children first, shared blobs once, and
     # keeps every byte (skopeo would gzip the uncompressed model layers on the
@@ -331,11 +391,62 @@ step_registry() {
     return "$rc"
 }
 
+t_all=$(date +%s)
+# A Docker engine (Debian's docker.io, private: own data-root, exec-root and
+# socket under the work directory, stopped at the end) pulls the arm64 child
+# of the registry's index by platform and runs it under qemu (binfmt_misc F
+# flag: the handler works inside the container).
+step_docker() {
+    local n=redis arm64 want_id rc=0 out id arch repodigest
+    [ -n "$REG" ] || return 1
+    export DOCKER_HOST=unix://$work/d.sock
+    dockerd --data-root "$work/docker" --exec-root "$work/x" --pidfile "$work/d.pid" -H "$DOCKER_HOST" \
+        --iptables=false --ip6tables=false --bridge=none --storage-driver vfs \
+        --insecure-registry "$REG" >"$work/dockerd.log" 2>&1 &
+    dockerd_pid=$!
+    wait_for 150 docker info || {
+        log "dockerd did not start: $(tail -5 "$work/dockerd.log")"
+        return 1
+    }
+    docker pull -q --platform linux/arm64 "$REG/multiarch/$n:latest" >/dev/null || return 1
+    # The engine's image ID is the config digest: the arm64 child's.
+    arm64=$(ocipack --json inspect "$images/$n" | jq -c '.[] | select(.platform == "linux/arm64")')
+    want_id=$(jq -r .configDigest <<<"$arm64")
+    read -r id arch repodigest < <(docker image inspect -f '{{.Id}} {{.Architecture}} {{index .RepoDigests 0}}' "$REG/multiarch/$n:latest")
+    if [ "$arch" != arm64 ] || [ "$id" != "$want_id" ]; then
+        log "$n: docker pull --platform linux/arm64 got $arch $id, want arm64 $want_id"
+        rc=1
+    fi
+    # The repository digest is the index's (what `ocipack deploy` pins).
+    [ "${repodigest#*@}" = "$(jq -r '.manifests[0].digest' "$images/$n/index.json")" ] || {
+        log "$n: RepoDigests $repodigest, not the index digest"
+        rc=1
+    }
+    echo "  docker pull --platform linux/arm64 $n: $arch, image ID $id (the arm64 child's config), repo digest ${repodigest#*@}"
+    # Run it: Redis (aarch64, emulated) prints its version.
+    if out=$(docker run --rm --platform linux/arm64 --network none "$REG/multiarch/$n:latest" --version 2>&1) &&
+        grep -q '^Redis server v=' <<<"$out"; then
+        echo "  docker run --platform linux/arm64 $n --version: $out"
+    else
+        log "$n: docker run --platform linux/arm64 failed: $out"
+        rc=1
+    fi
+    stop_pid "$dockerd_pid"
+    dockerd_pid=
+    umount_under "$work/docker"
+    umount_under "$work/x"
+    return "$rc"
+}
+
 run_step cross-build step_build
 run_step indexes step_indexes
 run_step reproducible-arm64 step_reproducible
 run_step index-bad-input step_bad_index
+run_step sbom-arm64 step_sbom_arm64
 run_step run-arm64 step_run_arm64
 run_step parity step_parity
+run_step frontend-arm64 step_frontend_arm64
 run_step registry step_registry
+run_step docker-arm64 step_docker
+echo "e2e-arm64: $(($(date +%s) - t_all)) s"
 e2e_summary arm64.sh

@@ -151,7 +151,10 @@ pub fn missing_in_sysroot(
                 ctx.target.architecture
             )
         } else {
-            "add its Debian package to scripts/setup-cross.sh".to_owned()
+            format!(
+                "scripts/setup-cross.sh puts Debian's {} packages and Node.js there (add the package to its list; its output says what it could not fetch)",
+                ctx.target.architecture
+            )
         };
         format!(
             "{} not in the linux/{} sysroot {}; {what}",
