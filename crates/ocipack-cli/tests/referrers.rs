@@ -372,6 +372,47 @@ fn tampered_truncated_and_nonexistent_subjects_are_refused() {
     assert!(!skopeo_inspect(&format!("{}/aurum/ghost@{db}", reg.host()))
         .status
         .success());
+    // Attestations made for another image (the layout rebuilt after
+    // signing): refused before any request.
+    let stale = t.path().join("stale");
+    copy_dir(&a, &stale);
+    copy_dir(
+        &b.with_file_name("beta.attest"),
+        &t.path().join("stale.attest"),
+    );
+    let p = push(&stale, &format!("{}/aurum/stale:v1", reg.host()), &[]);
+    assert_eq!(p.status.code(), Some(1), "{}", stderr(&p));
+    assert!(
+        stderr(&p).contains("rebuilt after it was signed"),
+        "{}",
+        stderr(&p)
+    );
+    assert!(!skopeo_inspect(&format!("{}/aurum/stale@{da}", reg.host()))
+        .status
+        .success());
+    // A missing key file, or a public key given as the signing key: exit 1,
+    // named, nothing pushed, no key material printed.
+    for k in [t.path().join("missing.key"), public.clone()] {
+        let p = push(
+            &a,
+            &format!("{}/aurum/nokey:v1", reg.host()),
+            &["--sign", k.to_str().unwrap()],
+        );
+        assert_eq!(p.status.code(), Some(1), "{}", stderr(&p));
+        assert!(
+            stderr(&p).contains(&k.display().to_string()),
+            "{}",
+            stderr(&p)
+        );
+        if let Ok(pem) = std::fs::read_to_string(&k) {
+            let body = pem.lines().nth(1).unwrap();
+            assert!(!stderr(&p).contains(body), "{}", stderr(&p));
+        }
+    }
+    assert!(!skopeo_inspect(&format!("{}/aurum/nokey@{da}", reg.host()))
+        .status
+        .success());
+
     // Listing or verifying a digest the registry does not have: exit 1, named.
     let l = run(ocipack()
         .args(["referrers", "--insecure"])
