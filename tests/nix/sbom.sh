@@ -88,8 +88,36 @@ assert cdx["metadata"]["component"]["version"] == digest, (cdx["metadata"]["comp
 assert spdx["packages"][0]["versionInfo"] == digest
 files = {f["fileName"] for f in spdx["files"]}
 assert any(f.endswith("/bin/app") for f in files), sorted(files)[:10]
+# $out/oci: the two SBOM artifacts, subject the image, as in LAYOUT.attest/oci.
+oidx = json.load(open(f"{out}/oci/index.json"))
+types = sorted(m.get("artifactType") for m in oidx["manifests"])
+assert types == ["application/spdx+json", "application/vnd.cyclonedx+json"], types
+for m in oidx["manifests"]:
+    a, h = m["digest"].split(":")
+    man = json.load(open(f"{out}/oci/blobs/{a}/{h}"))
+    assert man["subject"]["digest"] == digest, (man["subject"], digest)
 print(f"nix sbom: {len(closure)} store paths, {len(spdx['files'])} files, image {digest}", file=sys.stderr)
 PY
+
+# Pushed with the image: the layout and the SBOM output side by side as
+# LAYOUT and LAYOUT.attest, `ocipack push` attaches the two artifacts.
+# shellcheck source=tests/e2e/lib.sh
+. "$repo/tests/e2e/lib.sh"
+REGISTRY_PID=
+trap 'stop_pid "$REGISTRY_PID"' EXIT
+port=$(free_port)
+start_registry "$work/sbom-registry" "$port"
+rm -rf "$work/push" && mkdir -p "$work/push"
+cp -rL "$image" "$work/push/app-v1" && cp -r "$sbom" "$work/push/app-v1.attest" && chmod -R u+w "$work/push"
+ocipack=$work/tools/bin/ocipack
+"$ocipack" push "$work/push/app-v1" "127.0.0.1:$port/nix/app-v1:latest" --insecure >/dev/null ||
+  fail "ocipack push of the image with its Nix SBOMs"
+refs=$("$ocipack" --json referrers "127.0.0.1:$port/nix/app-v1:latest" --insecure) || fail "ocipack referrers"
+for t in application/spdx+json application/vnd.cyclonedx+json; do
+  grep -qF "$t" <<<"$refs" || fail "the registry lists no $t referrer of the image: $refs"
+done
+stop_pid "$REGISTRY_PID"
+REGISTRY_PID=
 
 "$venv/bin/pyspdxtools" -i "$sbom/sbom.spdx.json" >/dev/null || fail "pyspdxtools refused the Nix SPDX document"
 check() { "$venv/bin/python" "$repo/tests/supply-chain/check.py" "$@"; }

@@ -423,8 +423,8 @@ pub fn write(layout_dir: &Path, s: &Sbom, attach: bool) -> Result<Written> {
     write_into(&artifact::attest_dir(layout_dir), s, attach)
 }
 
-/// [`write`] into the attestation directory `root`.
-fn write_into(root: &Path, s: &Sbom, attach: bool) -> Result<Written> {
+/// [`write`] into the attestation directory `root` (also `$out` of nix/sbom.nix).
+pub fn write_into(root: &Path, s: &Sbom, attach: bool) -> Result<Written> {
     let spdx = ocipack_attest::canonical_json(&s.spdx());
     let cdx = ocipack_attest::canonical_json(&s.cyclonedx());
     let root = root.to_owned();

@@ -2,7 +2,8 @@
 //! image layout (`image`), its closure graph (`graph`, from
 //! `exportReferencesGraph`), the package metadata nixpkgs gave (`packages`)
 //! and optionally models.toml (`modelsToml`) from the structured attrs, and
-//! writes `$out/sbom.spdx.json` and `$out/sbom.cdx.json`: the same documents
+//! writes `$out/sbom.spdx.json`, `$out/sbom.cdx.json` and `$out/oci/` (the
+//! artifacts, as in `LAYOUT.attest/`): the same documents
 //! `ocipack sbom` writes for host images, from the same code
 //! (`ocipack_attest::sbom`), with every store path of the closure a
 //! `pkg:nix` component (`ocipack_attest::nix`). No network, no cache: the
@@ -61,17 +62,8 @@ pub fn run(json: bool) -> Result<()> {
         npm_lock: None,
     });
     nix::add_closure(&mut s, &graph, &packages)?;
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let spdx = out.join("sbom.spdx.json");
-    let cdx = out.join("sbom.cdx.json");
-    std::fs::write(&spdx, ocipack_attest::canonical_json(&s.spdx()))
-        .with_context(|| format!("cannot write {}", spdx.display()))?;
-    std::fs::write(&cdx, ocipack_attest::canonical_json(&s.cyclonedx()))
-        .with_context(|| format!("cannot write {}", cdx.display()))?;
-    let written = crate::cmd_sbom::Written {
-        spdx,
-        cyclonedx: cdx,
-        attest: None,
-    };
+    // $out is an attestation directory like LAYOUT.attest: both documents
+    // and the OCI layout of the two SBOM artifacts whose subject is the image.
+    let written = crate::cmd_sbom::write_into(&out, &s, true)?;
     crate::cmd_sbom::report(&s, &written, json)
 }
