@@ -11,7 +11,9 @@
 # `contents`, the derivations it was built from), nixpkgs' `meta.license`
 # (SPDX ids; `LicenseRef-nixpkgs-<shortName>` for licences without one) and
 # `meta.homepage`. Output: $out/sbom.spdx.json and $out/sbom.cdx.json, the
-# same documents `ocipack sbom` writes for host images (docs/supply-chain.md).
+# same documents `ocipack sbom` writes for host images, and $out/oci, the two
+# as OCI artifacts whose subject is the image: $out is shaped like
+# LAYOUT.attest/, which `ocipack push` attaches (docs/supply-chain.md).
 { ocipack, system }:
 {
   # An image from buildImage / imageFromDefinition (a layout; its `contents`
