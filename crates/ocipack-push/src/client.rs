@@ -287,7 +287,7 @@ impl Client {
                     reason: format!(
                         "{} {} (another origin than the registry, named by the registry's \
                          Location header) answered {status}; credentials are only sent to \
-                         the registry itself, so this upload cannot proceed",
+                         the registry itself, so this request cannot proceed",
                         method_name(&req.method),
                         req.url
                     ),

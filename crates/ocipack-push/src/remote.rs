@@ -24,6 +24,9 @@ use crate::session::{client_for, PushOptions};
 /// The largest manifest, index or referrers answer read.
 pub const MAX_JSON: u64 = 4 * 1024 * 1024;
 
+/// Redirects followed for one blob GET (registry to storage, maybe a CDN).
+const MAX_REDIRECTS: u32 = 5;
+
 /// Media types a manifest GET accepts.
 pub(crate) const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
      application/vnd.oci.image.index.v1+json, \
@@ -314,12 +317,34 @@ impl Reader<'_> {
     /// # Errors
     /// Network, statuses, I/O, a size or digest mismatch.
     pub fn blob_to(&self, repo: &str, d: &Descriptor, w: &mut dyn Write) -> Result<()> {
-        let url = format!("{}/v2/{repo}/blobs/{}", self.client.base, d.digest);
-        let mut resp = self.get(&url, repo, "*/*")?;
-        if resp.status().as_u16() != 200 {
-            return Err(status_error("GET", &url, resp));
-        }
-        let mut r = resp.body_mut().with_config().limit(d.size + 1).reader();
+        let mut url = format!("{}/v2/{repo}/blobs/{}", self.client.base, d.digest);
+        // Registries (Docker Hub, GHCR, ECR, GCS-backed ones) answer blob
+        // GETs with a redirect to their storage. It is followed here, a few
+        // hops at most; `Client::send` sends credentials only to the
+        // registry's own origin, so the storage host never sees them.
+        let mut hops = 0;
+        let mut resp = loop {
+            let resp = self.get(&url, repo, "*/*")?;
+            let status = resp.status().as_u16();
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            match (status, location) {
+                (200, _) => break resp,
+                (301 | 302 | 303 | 307 | 308, Some(next)) if hops < MAX_REDIRECTS => {
+                    hops += 1;
+                    url = self.client.absolute(&next);
+                }
+                _ => return Err(status_error("GET", &url, resp)),
+            }
+        };
+        let mut r = resp
+            .body_mut()
+            .with_config()
+            .limit(d.size.saturating_add(1))
+            .reader();
         let mut h = Sha256Hasher::new();
         let mut n = 0u64;
         let mut buf = vec![0u8; 64 * 1024];

@@ -262,3 +262,58 @@ fn a_registry_that_never_answers_fails_each_try_after_the_idle_timeout() {
     assert!(err.to_string().contains("no answer"), "{err}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
+
+// Review of issue 15's reader: registries answer blob GETs with a redirect
+// to their storage (GHCR, Docker Hub, ECR); `verify --remote` failed on
+// every such registry ("GET .../blobs/... answered 307"). The redirect is
+// now followed, and the storage host (another origin) gets no credentials.
+#[test]
+fn a_blob_redirected_to_storage_is_read_without_sending_credentials_there() {
+    use ocipack_push::{Remote, RemoteRef};
+    let blob = b"signed payload".to_vec();
+    let digest = sha256(&blob);
+    let served = blob.clone();
+    let store = Server::start(move |s: &Seen| {
+        if s.path.starts_with("/bucket/") {
+            Reply::new(200).body(&served)
+        } else {
+            Reply::new(404)
+        }
+    });
+    let to = format!("http://{}/bucket/{digest}?sig=x", store.host());
+    let reg = Server::start(move |s: &Seen| {
+        if s.header("authorization") != Some(basic().as_str()) {
+            return Reply::new(401).header("WWW-Authenticate", r#"Basic realm="r""#);
+        }
+        match s.path.as_str() {
+            "/v2/" => Reply::new(200),
+            p if p.starts_with("/v2/app/blobs/") => Reply::new(307).header("Location", &to),
+            p if p.starts_with("/v2/loop/blobs/") => Reply::new(302).header("Location", p),
+            _ => Reply::new(404),
+        }
+    });
+    let r = RemoteRef::parse(&format!("{}/app:1", reg.host())).unwrap();
+    let remote = Remote::new(&r, opts()).unwrap();
+    let d = ocipack::layout::Descriptor {
+        media_type: "application/octet-stream".into(),
+        digest: digest.clone(),
+        size: blob.len() as u64,
+        annotations: Default::default(),
+    };
+    assert_eq!(remote.blob("app", &d, 1024).unwrap(), blob);
+    let seen = store.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].header("authorization"), None, "{seen:?}");
+
+    // A storage answer of another size or digest is refused.
+    let short = ocipack::layout::Descriptor {
+        size: blob.len() as u64 - 1,
+        ..d.clone()
+    };
+    let err = remote.blob("app", &short, 1024).unwrap_err();
+    assert!(matches!(err, Error::Protocol { .. }), "{err}");
+
+    // Redirects are followed a few hops, not forever.
+    let err = remote.blob("loop", &d, 1024).unwrap_err();
+    assert!(err.to_string().contains("302"), "{err}");
+}
