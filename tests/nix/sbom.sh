@@ -17,6 +17,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 work=${1:?usage: $0 WORK (tests/nix/run.sh work directory)}
 venv=${SUPPLY_VENV:-/opt/aurum-supply}
+# free_port, start_registry, stop_pid (its own fail() is replaced below)
+# shellcheck source=tests/e2e/lib.sh
+. "$repo/tests/e2e/lib.sh"
 fail() { echo "FAIL: nix sbom: $*" >&2; exit 1; }
 [ -x "$venv/bin/pyspdxtools" ] || fail "$venv has no pyspdxtools: run scripts/setup.sh"
 [ -d "$work/tools/bin" ] || fail "$work/tools: run tests/nix/run.sh (it builds the tools directory)"
@@ -101,8 +104,6 @@ PY
 
 # Pushed with the image: the layout and the SBOM output side by side as
 # LAYOUT and LAYOUT.attest, `ocipack push` attaches the two artifacts.
-# shellcheck source=tests/e2e/lib.sh
-. "$repo/tests/e2e/lib.sh"
 REGISTRY_PID=
 trap 'stop_pid "$REGISTRY_PID"' EXIT
 port=$(free_port)
