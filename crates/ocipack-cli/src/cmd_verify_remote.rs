@@ -54,6 +54,11 @@ pub struct RemoteArgs {
 const MAX_SMALL: u64 = 4 * 1024 * 1024;
 /// Largest SBOM read.
 const MAX_SBOM: u64 = 256 * 1024 * 1024;
+/// Most simple-signing layers tried in one signature manifest, and most
+/// referrers checked: each costs downloads, and a hostile registry could
+/// list thousands (cosign caps its attachments for the same reason).
+const MAX_SIGNATURES: usize = 64;
+const MAX_REFERRERS: usize = 256;
 
 struct Ctx<'a> {
     r: &'a RemoteRef,
@@ -83,14 +88,21 @@ pub fn run(a: &RemoteArgs, json: bool) -> Result<()> {
     };
     let mut problems: Vec<String> = Vec::new();
     let mut checked: Vec<String> = Vec::new();
+    // A check that failed is a problem (exit 3); credentials refused on the
+    // way (registry_error's exit 4) ends the command with that code.
     let note = |res: Result<String>,
                 what: &str,
                 checked: &mut Vec<String>,
-                problems: &mut Vec<String>| match res {
-        Ok(s) => checked.push(s),
-        Err(e) => problems.push(format!("{what}: {e:#}")),
+                problems: &mut Vec<String>|
+     -> Result<()> {
+        match res {
+            Ok(s) => checked.push(s),
+            Err(e) if e.is::<crate::exit::Exit>() => return Err(e),
+            Err(e) => problems.push(format!("{what}: {e:#}")),
+        }
+        Ok(())
     };
-    note(cosign_tag(&cx), "signature", &mut checked, &mut problems);
+    note(cosign_tag(&cx), "signature", &mut checked, &mut problems)?;
     let refs = remote
         .referrers(&r.repository, &image.digest)
         .map_err(|e| {
@@ -107,9 +119,18 @@ pub fn run(a: &RemoteArgs, json: bool) -> Result<()> {
             ));
         }
     }
-    for m in &refs.manifests {
-        let what = format!("referrer {} ({})", m.digest, m.artifact_type);
-        note(referrer(&cx, &image, m), &what, &mut checked, &mut problems);
+    if refs.manifests.len() > MAX_REFERRERS {
+        problems.push(format!(
+            "referrers: the registry lists {} referrers of {}, more than the {MAX_REFERRERS} \
+             checked here; none was checked (remove stray artifacts)",
+            refs.manifests.len(),
+            image.digest
+        ));
+    } else {
+        for m in &refs.manifests {
+            let what = format!("referrer {} ({})", m.digest, m.artifact_type);
+            note(referrer(&cx, &image, m), &what, &mut checked, &mut problems)?;
+        }
     }
     if json {
         crate::exit::print_json(
@@ -161,14 +182,21 @@ fn layer_desc(l: &Value) -> Result<Descriptor> {
 /// Whether some simple-signing layer of manifest `m` signs this digest with the key.
 fn check_signature_layers(cx: &Ctx, m: &Value) -> Result<()> {
     let mut why = Vec::new();
-    let layers = m["layers"]
+    let layers: Vec<&Value> = m["layers"]
         .as_array()
         .map(Vec::as_slice)
-        .unwrap_or_default();
-    for l in layers
+        .unwrap_or_default()
         .iter()
         .filter(|l| l["mediaType"] == sign::SIMPLESIGNING_MEDIA_TYPE)
-    {
+        .collect();
+    if layers.len() > MAX_SIGNATURES {
+        bail!(
+            "the signature manifest has {} simple-signing layers, more than the \
+             {MAX_SIGNATURES} tried here; none was downloaded",
+            layers.len()
+        );
+    }
+    for l in layers {
         let r = (|| -> Result<()> {
             let d = layer_desc(l)?;
             let payload = cx.remote.blob(&cx.r.repository, &d, MAX_SMALL)?;
@@ -177,25 +205,7 @@ fn check_signature_layers(cx: &Ctx, m: &Value) -> Result<()> {
                 .context("no dev.cosignproject.cosign/signature annotation")?;
             let sig = sign::unb64(b64, "the signature annotation")?;
             sign::verify(cx.key, &payload, &sig)?;
-            let p: Value = serde_json::from_slice(&payload).context("the payload is not JSON")?;
-            let named = p["critical"]["image"]["docker-manifest-digest"].as_str();
-            if named != Some(cx.digest) {
-                bail!(
-                    "the payload signs {}, not the manifest the registry serves ({}): the tag was moved to another manifest after signing",
-                    named.unwrap_or("nothing"),
-                    cx.digest
-                );
-            }
-            if let Some(id) = cx.identity {
-                let got = p["critical"]["identity"]["docker-reference"].as_str();
-                if got != Some(id) {
-                    bail!(
-                        "the payload names identity {}, not {id}",
-                        got.unwrap_or("none")
-                    );
-                }
-            }
-            Ok(())
+            check_payload(&payload, cx.digest, cx.identity)
         })();
         match r {
             Ok(()) => return Ok(()),
@@ -206,6 +216,39 @@ fn check_signature_layers(cx: &Ctx, m: &Value) -> Result<()> {
         bail!("no simple-signing layer");
     }
     bail!("{}", why.join("; "))
+}
+
+/// What a verified simple-signing payload must say: it is a cosign container
+/// image signature (not some other document signed with the same key), of
+/// `digest`, and with `identity` when one is asked for.
+fn check_payload(payload: &[u8], digest: &str, identity: Option<&str>) -> Result<()> {
+    let p: Value = serde_json::from_slice(payload).context("the payload is not JSON")?;
+    let kind = p["critical"]["type"].as_str();
+    if kind != Some(sign::COSIGN_TYPE) {
+        bail!(
+            "the signed payload is of type {}, not {:?}",
+            kind.map_or("none".to_owned(), |k| format!("{k:?}")),
+            sign::COSIGN_TYPE
+        );
+    }
+    let named = p["critical"]["image"]["docker-manifest-digest"].as_str();
+    if named != Some(digest) {
+        bail!(
+            "the payload signs {}, not the manifest the registry serves ({digest}): the tag was \
+             moved to another manifest after signing",
+            named.unwrap_or("nothing"),
+        );
+    }
+    if let Some(id) = identity {
+        let got = p["critical"]["identity"]["docker-reference"].as_str();
+        if got != Some(id) {
+            bail!(
+                "the payload names identity {}, not {id}",
+                got.unwrap_or("none")
+            );
+        }
+    }
+    Ok(())
 }
 
 fn cosign_tag(cx: &Ctx) -> Result<String> {
@@ -230,6 +273,16 @@ fn referrer(cx: &Ctx, image: &Fetched, m: &ocipack_push::Referrer) -> Result<Str
             "its subject is {}, not {}",
             subject.unwrap_or("missing"),
             cx.digest
+        );
+    }
+    // The check below is chosen by the index entry's artifactType, which
+    // the registry (or whoever wrote the fallback tag) controls: it must be
+    // the manifest's own.
+    let own = artifact_type_of(&v);
+    if own != m.artifact_type {
+        bail!(
+            "the referrers list names artifactType {:?}, the manifest itself {own:?}",
+            m.artifact_type
         );
     }
     let layer = || -> Result<Descriptor> { layer_desc(&v["layers"][0]) };
@@ -330,7 +383,26 @@ fn check_spdx_files(cx: &Ctx, image: &Fetched, doc: &Value) -> Result<usize> {
     let files = ocipack_attest::inputs::read_image(&layout, Some("verify"))
         .context("reading the image's layers back")?
         .files;
-    let mut listed = 0;
+    spdx_matches(doc, &files)
+}
+
+/// The manifest's artifactType (else its config's media type, as the
+/// distribution spec has registries fill the referrers entry).
+fn artifact_type_of(m: &Value) -> &str {
+    m["artifactType"]
+        .as_str()
+        .or(m["config"]["mediaType"].as_str())
+        .unwrap_or_default()
+}
+
+/// Compares the files an SPDX document lists with the image's: each listed
+/// file has the image's sha256, and every file of the image is listed (a
+/// name listed twice counts once).
+fn spdx_matches(
+    doc: &Value,
+    files: &std::collections::BTreeMap<String, ocipack_attest::inputs::ImageFile>,
+) -> Result<usize> {
+    let mut listed = std::collections::BTreeSet::new();
     for f in doc["files"].as_array().into_iter().flatten() {
         let name = f["fileName"]
             .as_str()
@@ -350,15 +422,16 @@ fn check_spdx_files(cx: &Ctx, image: &Fetched, doc: &Value) -> Result<usize> {
                 real.unwrap_or("no such file")
             );
         }
-        listed += 1;
+        listed.insert(name);
     }
-    if listed != files.len() {
+    if let Some(missing) = files.keys().find(|k| !listed.contains(k.as_str())) {
         bail!(
-            "the SBOM lists {listed} files, the image holds {}",
+            "the SBOM lists {} files, the image holds {}; {missing} is not listed",
+            listed.len(),
             files.len()
         );
     }
-    Ok(listed)
+    Ok(listed.len())
 }
 
 struct TempDir(PathBuf);
@@ -379,5 +452,110 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(Path::new(&self.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    fn file(sha: &str) -> ocipack_attest::inputs::ImageFile {
+        ocipack_attest::inputs::ImageFile {
+            path: String::new(),
+            sha1: String::new(),
+            sha256: sha.to_owned(),
+            size: 1,
+            elf: false,
+            package_json: None,
+        }
+    }
+
+    fn spdx(entries: &[(&str, &str)]) -> Value {
+        let files: Vec<Value> = entries
+            .iter()
+            .map(|(n, sha)| {
+                json!({"fileName": format!(".{n}"),
+                       "checksums": [{"algorithm": "SHA256", "checksumValue": sha}]})
+            })
+            .collect();
+        json!({ "files": files })
+    }
+
+    // Review of issue 15: the completeness check counted entries, so an SBOM
+    // listing one file twice and leaving another out passed.
+    #[test]
+    fn an_sbom_listing_a_file_twice_and_omitting_another_is_refused() {
+        let files: BTreeMap<String, _> = [("/a", "aa"), ("/b", "bb")]
+            .into_iter()
+            .map(|(n, s)| (n.to_owned(), file(s)))
+            .collect();
+        assert_eq!(
+            spdx_matches(&spdx(&[("/a", "aa"), ("/b", "bb")]), &files).unwrap(),
+            2
+        );
+        let err = spdx_matches(&spdx(&[("/a", "aa"), ("/a", "aa")]), &files).unwrap_err();
+        assert!(err.to_string().contains("/b is not listed"), "{err}");
+        assert!(spdx_matches(&spdx(&[("/a", "aa"), ("/b", "xx")]), &files).is_err());
+    }
+
+    // Review of issue 15: a payload signed with the key but of another type
+    // (any JSON naming the digest under critical.image) was accepted.
+    #[test]
+    fn only_a_cosign_container_image_signature_payload_is_accepted() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let good = sign::simple_signing_payload("h/r", &d);
+        check_payload(&good, &d, None).unwrap();
+        check_payload(&good, &d, Some("h/r")).unwrap();
+        assert!(check_payload(&good, &d, Some("h/other")).is_err());
+        assert!(check_payload(&good, "sha256:00", None).is_err());
+        let mut other: Value = serde_json::from_slice(&good).unwrap();
+        other["critical"]["type"] = json!("something else");
+        let other = serde_json::to_vec(&other).unwrap();
+        let err = check_payload(&other, &d, None).unwrap_err();
+        assert!(err.to_string().contains("of type"), "{err}");
+    }
+
+    #[test]
+    fn the_artifact_type_is_the_manifests_own_or_its_configs() {
+        assert_eq!(
+            artifact_type_of(&json!({"artifactType": "a/b", "config": {"mediaType": "c/d"}})),
+            "a/b"
+        );
+        assert_eq!(
+            artifact_type_of(&json!({"config": {"mediaType": "c/d"}})),
+            "c/d"
+        );
+    }
+
+    // Review of issue 15 (cosign's CVE-2023-46737 is the same shape): a
+    // signature manifest listing thousands of layers made verify download
+    // each. Nothing listens on the registry here: the old code tried every
+    // layer (with retries); the cap refuses before any request.
+    #[test]
+    fn a_signature_manifest_with_too_many_layers_is_refused_before_any_download() {
+        let r = RemoteRef::parse("127.0.0.1:9/x:1").unwrap();
+        let opts = ocipack_push::PushOptions {
+            insecure: true,
+            ..Default::default()
+        };
+        let remote = Remote::new(&r, opts).unwrap();
+        let key = sign::generate();
+        let d = format!("sha256:{}", "a".repeat(64));
+        let cx = Ctx {
+            r: &r,
+            remote: &remote,
+            key: key.verifying_key(),
+            digest: &d,
+            identity: None,
+        };
+        let layer = json!({"mediaType": sign::SIMPLESIGNING_MEDIA_TYPE,
+                           "digest": d, "size": 10});
+        let m = json!({"layers": vec![layer; MAX_SIGNATURES + 1]});
+        let started = Instant::now();
+        let err = check_signature_layers(&cx, &m).unwrap_err();
+        assert!(err.to_string().contains("none was downloaded"), "{err}");
+        assert!(started.elapsed().as_secs() < 2);
     }
 }
