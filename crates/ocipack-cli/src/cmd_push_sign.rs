@@ -17,16 +17,26 @@ use ocipack_push::Target;
 pub struct Staging(RefCell<Vec<PathBuf>>);
 
 impl Staging {
+    /// A new directory of its own: `create_dir` fails on anything already
+    /// there (another run's directory, a planted symlink), which is then
+    /// left alone and the next name tried; only directories made here are
+    /// removed.
     fn make(&self) -> Result<PathBuf> {
-        let n = self.0.borrow().len();
-        let dir =
-            std::env::temp_dir().join(format!("ocipack-push-sign-{}-{n}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot clear {}", dir.display()))?;
+        let base = std::env::temp_dir();
+        for n in 0..1000u32 {
+            let dir = base.join(format!("ocipack-push-sign-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    self.0.borrow_mut().push(dir.clone());
+                    return Ok(dir);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", dir.display()))
+                }
+            }
         }
-        self.0.borrow_mut().push(dir.clone());
-        Ok(dir)
+        anyhow::bail!("cannot create a temporary directory in {}", base.display())
     }
 }
 
@@ -93,4 +103,33 @@ fn copy_layout(src: &Path, dst: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Review of issue 15: staging removed whatever was at its predictable
+    // path (ocipack-push-sign-PID-0) before using it: a directory it did not
+    // make, or one swapped in between the removal and the writes.
+    #[test]
+    fn staging_leaves_what_it_did_not_make_and_removes_what_it_made() {
+        let theirs =
+            std::env::temp_dir().join(format!("ocipack-push-sign-{}-0", std::process::id()));
+        std::fs::create_dir_all(&theirs).unwrap();
+        std::fs::write(theirs.join("keep"), b"x").unwrap();
+        let made = {
+            let s = Staging::default();
+            let d = s.make().unwrap();
+            assert_ne!(d, theirs);
+            assert!(d.is_dir());
+            d
+        };
+        assert!(!made.exists(), "the staged directory is removed on drop");
+        assert!(
+            theirs.join("keep").is_file(),
+            "a directory not made here is kept"
+        );
+        std::fs::remove_dir_all(&theirs).unwrap();
+    }
 }
