@@ -483,9 +483,15 @@ mod tests {
 
     #[test]
     fn a_new_fallback_index_lists_ours() {
-        let out = merged_index(None, &[entry("sha256:a"), entry("sha256:b")])
-            .unwrap()
-            .unwrap();
+        let out = merged_index(
+            None,
+            &[
+                entry("sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+                entry("sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
         let l = crate::remote::parse_referrers_index(&out).unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[1].artifact_type, "application/spdx+json");
@@ -496,12 +502,18 @@ mod tests {
         let theirs = json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE,
             "annotations": {"by": "oras"},
             "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-              "digest": "sha256:x", "size": 1, "artifactType": "application/vnd.example",
-              "annotations": {"keep": "me"}}, entry("sha256:a")]});
+              "digest": "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc", "size": 1, "artifactType": "application/vnd.example",
+              "annotations": {"keep": "me"}}, entry("sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]});
         let bytes = serde_json::to_vec(&theirs).unwrap();
-        let out = merged_index(Some(&bytes), &[entry("sha256:a"), entry("sha256:b")])
-            .unwrap()
-            .unwrap();
+        let out = merged_index(
+            Some(&bytes),
+            &[
+                entry("sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+                entry("sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"),
+            ],
+        )
+        .unwrap()
+        .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         let digests: Vec<&str> = v["manifests"]
             .as_array()
@@ -509,12 +521,25 @@ mod tests {
             .iter()
             .map(|m| m["digest"].as_str().unwrap())
             .collect();
-        assert_eq!(digests, ["sha256:x", "sha256:a", "sha256:b"]);
+        assert_eq!(
+            digests,
+            [
+                "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+                "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+            ]
+        );
         assert_eq!(v["manifests"][0]["annotations"]["keep"], "me");
         assert_eq!(v["annotations"]["by"], "oras");
         // Everything listed already: nothing to write.
         assert_eq!(
-            merged_index(Some(&out), &[entry("sha256:b")]).unwrap(),
+            merged_index(
+                Some(&out),
+                &[entry(
+                    "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+                )]
+            )
+            .unwrap(),
             None
         );
     }
@@ -522,7 +547,13 @@ mod tests {
     #[test]
     fn a_fallback_tag_holding_an_image_is_not_overwritten() {
         let image = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}"#;
-        assert!(merged_index(Some(image), &[entry("sha256:a")]).is_err());
+        assert!(merged_index(
+            Some(image),
+            &[entry(
+                "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            )]
+        )
+        .is_err());
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::session::{client_for, PushOptions};
 /// The largest manifest, index or referrers answer read.
 pub const MAX_JSON: u64 = 4 * 1024 * 1024;
 
+/// Pages of a referrers API answer read.
+const MAX_PAGES: u32 = 16;
+
 /// Redirects followed for one blob GET (registry to storage, maybe a CDN).
 const MAX_REDIRECTS: u32 = 5;
 
@@ -124,7 +127,11 @@ pub fn parse_referrers_index(bytes: &[u8]) -> std::result::Result<Vec<Referrer>,
         .ok_or("an image index without a manifests list")?;
     list.iter()
         .map(|m| {
-            let digest = m["digest"].as_str().filter(|d| d.starts_with("sha256:"));
+            // Strict shape: the digest goes into request paths (verify
+            // fetches each referrer) and into messages.
+            let digest = m["digest"]
+                .as_str()
+                .filter(|d| ocipack::digest::hex_of(d).is_some());
             let size = m["size"].as_u64();
             match (digest, size) {
                 (Some(d), Some(s)) => Ok(Referrer {
@@ -139,6 +146,19 @@ pub fn parse_referrers_index(bytes: &[u8]) -> std::result::Result<Vec<Referrer>,
             }
         })
         .collect()
+}
+
+/// The target of a `Link` header value's `rel="next"` link, if it has one.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|link| {
+        let (target, params) = link.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .filter_map(|p| p.trim().split_once('='))
+            .any(|(k, v)| k.trim() == "rel" && v.trim().trim_matches('"') == "next")
+            .then(|| target.to_owned())
+    })
 }
 
 /// The fallback tag of a subject digest: `sha256:<hex>` -> `sha256-<hex>`.
@@ -388,14 +408,47 @@ impl Reader<'_> {
     ///
     /// # Errors
     /// Network and authentication failures.
+    /// A long list comes in pages (`Link: <...>; rel="next"`, as the
+    /// distribution spec has it): at most 16 are read, each at most 4 MiB.
     pub fn referrers_api(&self, repo: &str, digest: &str) -> Result<Option<Vec<Referrer>>> {
-        let url = format!("{}/v2/{repo}/referrers/{digest}", self.client.base);
-        let resp = self.get(&url, repo, INDEX_MEDIA_TYPE)?;
-        if resp.status().as_u16() != 200 {
-            return Ok(None);
+        let mut url = format!("{}/v2/{repo}/referrers/{digest}", self.client.base);
+        let mut all = Vec::new();
+        for page in 0..MAX_PAGES {
+            let resp = self.get(&url, repo, INDEX_MEDIA_TYPE)?;
+            if resp.status().as_u16() != 200 {
+                if page == 0 {
+                    return Ok(None);
+                }
+                return Err(status_error("GET", &url, resp));
+            }
+            let next = resp
+                .headers()
+                .get_all("link")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(next_link);
+            let bytes = self.read_body(resp, &url, MAX_JSON)?;
+            match parse_referrers_index(&bytes) {
+                Ok(list) => all.extend(list),
+                Err(_) if page == 0 => return Ok(None),
+                Err(reason) => {
+                    return Err(Error::Protocol {
+                        registry: self.client.registry.clone(),
+                        reason: format!("{url} (a referrers page) is {reason}"),
+                    })
+                }
+            }
+            match next {
+                Some(n) => url = self.client.absolute(&n),
+                None => return Ok(Some(all)),
+            }
         }
-        let bytes = self.read_body(resp, &url, MAX_JSON)?;
-        Ok(parse_referrers_index(&bytes).ok())
+        Err(Error::Protocol {
+            registry: self.client.registry.clone(),
+            reason: format!(
+                "the referrers of {digest} in {repo} span more than {MAX_PAGES} pages; not read"
+            ),
+        })
     }
 
     /// The fallback tag's index for `digest` (`None`: no such tag).
@@ -452,14 +505,14 @@ mod tests {
     fn a_referrers_answer_is_parsed_with_artifact_types_and_annotations() {
         let doc = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",
           "manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json",
-            "digest":"sha256:aa","size":7,"artifactType":"application/spdx+json",
+            "digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":7,"artifactType":"application/spdx+json",
             "annotations":{"k":"v"}},
-           {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bb","size":9}]}"#;
+           {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":9}]}"#;
         let l = parse_referrers_index(doc).unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[0].artifact_type, "application/spdx+json");
         assert_eq!(l[0].annotations["k"], "v");
-        assert_eq!((l[1].digest.as_str(), l[1].size), ("sha256:bb", 9));
+        assert_eq!((&l[1].digest[..9], l[1].size), ("sha256:bb", 9));
         assert_eq!(l[1].artifact_type, "");
     }
 
@@ -476,6 +529,28 @@ mod tests {
         // An empty list is a valid answer (a registry with the API, no referrers yet).
         let empty = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
         assert_eq!(parse_referrers_index(empty).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_next_page_is_found_in_the_link_header() {
+        assert_eq!(
+            next_link(r#"</v2/a/referrers/sha256:1?n=1&last=x>; rel="next""#).as_deref(),
+            Some("/v2/a/referrers/sha256:1?n=1&last=x")
+        );
+        assert_eq!(
+            next_link(r#"<https://h/p1>; rel="prev", <https://h/p3>; rel=next"#).as_deref(),
+            Some("https://h/p3")
+        );
+        assert_eq!(next_link(r#"<https://h/p1>; rel="prev""#), None);
+    }
+
+    // Review of issue 15: entries were taken with any text after "sha256:";
+    // `verify --remote` puts each into a request path.
+    #[test]
+    fn a_referrer_digest_that_is_not_sha256_hex_is_refused() {
+        let doc = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",
+          "manifests":[{"mediaType":"m","digest":"sha256:../../../v2/x/manifests/latest","size":1}]}"#;
+        assert!(parse_referrers_index(doc).is_err());
     }
 
     #[test]

@@ -317,3 +317,41 @@ fn a_blob_redirected_to_storage_is_read_without_sending_credentials_there() {
     let err = remote.blob("loop", &d, 1024).unwrap_err();
     assert!(err.to_string().contains("302"), "{err}");
 }
+
+// Review of issue 15: a referrers API answer in pages (`Link: <...>;
+// rel="next"`, as the distribution spec allows) was read up to its first
+// page, so a signature or SBOM listed later was "missing".
+#[test]
+fn referrers_api_pages_are_all_read() {
+    use ocipack_push::{Remote, RemoteRef, Via};
+    let subject = format!("sha256:{}", "d".repeat(64));
+    let entry = |c: char| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:{}","size":3,"artifactType":"t/{c}"}}]}}"#,
+            c.to_string().repeat(64)
+        )
+    };
+    let (first, second) = (entry('a'), entry('b'));
+    let page1 = format!("/v2/app/referrers/{subject}");
+    let reg = Server::start(move |s: &Seen| match s.path.as_str() {
+        "/v2/" => Reply::new(200),
+        p if p == page1 => Reply::new(200)
+            .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+            .header("Link", &format!(r#"<{page1}?n=1&last=a>; rel="next""#))
+            .body(first.as_bytes()),
+        p if p.starts_with(&page1) && p.contains("last=a") => Reply::new(200)
+            .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+            .body(second.as_bytes()),
+        _ => Reply::new(404),
+    });
+    let r = RemoteRef::parse(&format!("{}/app:1", reg.host())).unwrap();
+    let remote = Remote::new(&r, insecure_opts()).unwrap();
+    let refs = remote.referrers("app", &subject).unwrap();
+    assert_eq!(refs.via, Via::Api);
+    let types: Vec<&str> = refs
+        .manifests
+        .iter()
+        .map(|m| m.artifact_type.as_str())
+        .collect();
+    assert_eq!(types, ["t/a", "t/b"]);
+}
