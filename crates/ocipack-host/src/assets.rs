@@ -116,8 +116,10 @@ fn verify(path: &Path, size: u64, sha256: &str) -> Result<()> {
             meta.len()
         )));
     }
-    let file = std::fs::File::open(path).map_err(io(path))?;
-    let (digest, _) = ocipack::digest::sha256_reader(file).map_err(io(path))?;
+    // Hashed once per process: the packer hashes the same file again for
+    // the layer cache's key and is served from the memo.
+    let (digest, _) = ocipack::digest::file_sha256(path, &mut vec![0u8; ocipack::digest::BLOCK])
+        .map_err(io(path))?;
     let got = ocipack::digest::hex_of(&digest).unwrap_or_default();
     if got != sha256 {
         return Err(asset(format!(

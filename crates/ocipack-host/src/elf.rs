@@ -398,14 +398,87 @@ fn read_ident(bytes: &[u8]) -> Option<ElfIdent> {
 }
 
 fn parse(path: &Path) -> Result<Parsed> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
     let not_elf = |reason: String| Error::NotElf {
         path: path.to_owned(),
         reason,
     };
+    let file = std::fs::File::open(path).map_err(io(path))?;
+    let len = file.metadata().map_err(io(path))?.len();
+    let len = usize::try_from(len).map_err(|_| not_elf(format!("{len} bytes is too big")))?;
+    // Only what the loader reads to link the object is read (the headers,
+    // PT_INTERP, PT_DYNAMIC and the dynamic string table), each at its own
+    // offset in a zeroed buffer of the file's length, so a 100 MB program
+    // costs a few pages, not 100 MB read into fresh memory.
+    let mut bytes = vec![0u8; len];
+    fill(&file, &mut bytes, 0, 64.min(len as u64)).map_err(not_elf)?;
     let ident = read_ident(&bytes).ok_or_else(|| not_elf("no ELF magic".to_owned()))?;
-    let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| not_elf(e.to_string()))?;
-    let split = |v: &[&str]| -> Vec<String> {
+    let header = goblin::elf::Elf::parse_header(&bytes).map_err(|e| not_elf(e.to_string()))?;
+    let ctx = goblin::container::Ctx::new(
+        if header.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64 {
+            goblin::container::Container::Big
+        } else {
+            goblin::container::Container::Little
+        },
+        goblin::container::Endian::from(
+            header.e_ident[goblin::elf::header::EI_DATA] == goblin::elf::header::ELFDATA2LSB,
+        ),
+    );
+    let phentsize = goblin::elf::ProgramHeader::size(ctx) as u64;
+    fill(
+        &file,
+        &mut bytes,
+        header.e_phoff,
+        phentsize * u64::from(header.e_phnum),
+    )
+    .map_err(not_elf)?;
+    let phdrs = goblin::elf::ProgramHeader::parse(
+        &bytes,
+        header.e_phoff as usize,
+        usize::from(header.e_phnum),
+        ctx,
+    )
+    .map_err(|e| not_elf(e.to_string()))?;
+    let mut interp = None;
+    for ph in &phdrs {
+        use goblin::elf::program_header::{PT_DYNAMIC, PT_INTERP};
+        if ph.p_type == PT_INTERP || ph.p_type == PT_DYNAMIC {
+            fill(&file, &mut bytes, ph.p_offset, ph.p_filesz).map_err(not_elf)?;
+        }
+        if ph.p_type == PT_INTERP && ph.p_filesz != 0 {
+            // NUL-terminated; in range, filled just above.
+            let at = &bytes[ph.p_offset as usize..(ph.p_offset + ph.p_filesz - 1) as usize];
+            interp = std::str::from_utf8(at).ok().map(str::to_owned);
+        }
+    }
+    let dynamic = goblin::elf::dynamic::Dynamic::parse(&bytes, &phdrs, ctx)
+        .map_err(|e| not_elf(e.to_string()))?;
+    let (mut needed, mut rpath, mut runpath, mut soname) =
+        (Vec::new(), Vec::new(), Vec::new(), None);
+    if let Some(dynamic) = &dynamic {
+        let info = &dynamic.info;
+        fill(&file, &mut bytes, info.strtab as u64, info.strsz as u64).map_err(not_elf)?;
+        let strtab = goblin::strtab::Strtab::parse(&bytes, info.strtab, info.strsz, 0)
+            .map_err(|e| not_elf(e.to_string()))?;
+        if info.soname != 0 {
+            soname = strtab.get_at(info.soname).map(str::to_owned);
+        }
+        if info.needed_count > 0 {
+            needed = dynamic
+                .get_libraries(&strtab)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+        }
+        for d in &dynamic.dyns {
+            let list = match d.d_tag {
+                goblin::elf::dynamic::DT_RPATH => &mut rpath,
+                goblin::elf::dynamic::DT_RUNPATH => &mut runpath,
+                _ => continue,
+            };
+            list.extend(strtab.get_at(d.d_val as usize));
+        }
+    }
+    let split = |v: Vec<&str>| -> Vec<String> {
         v.iter()
             .flat_map(|s| s.split(':'))
             .filter(|s| !s.is_empty())
@@ -413,13 +486,34 @@ fn parse(path: &Path) -> Result<Parsed> {
             .collect()
     };
     Ok(Parsed {
-        interp: elf.interpreter.map(str::to_owned),
-        needed: elf.libraries.iter().map(|s| (*s).to_owned()).collect(),
-        rpath: split(&elf.rpaths),
-        runpath: split(&elf.runpaths),
-        soname: elf.soname.map(str::to_owned),
+        interp,
+        needed,
+        rpath: split(rpath),
+        runpath: split(runpath),
+        soname,
         ident,
     })
+}
+
+/// Reads `n` bytes at offset `off` of `file` into the same place of `bytes`
+/// (the file's length).
+fn fill(
+    file: &std::fs::File,
+    bytes: &mut [u8],
+    off: u64,
+    n: u64,
+) -> std::result::Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    let len = bytes.len();
+    let end = off
+        .checked_add(n)
+        .filter(|e| *e <= len as u64)
+        .ok_or_else(|| {
+            format!("{n} bytes at offset {off} lie beyond its end ({len} bytes); truncated?")
+        })?;
+    // Both fit in usize: `end <= len`.
+    file.read_exact_at(&mut bytes[off as usize..end as usize], off)
+        .map_err(|e| format!("cannot read {n} bytes at offset {off}: {e}"))
 }
 
 /// True if `path` is an ELF file of the same class, byte order and machine.
@@ -655,6 +749,43 @@ fn find(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `parse` reads only the linking parts; it must see what goblin's
+    /// full parse of the whole file sees, for every object of a real closure.
+    #[test]
+    fn the_partial_read_parses_like_the_whole_file() {
+        let exe = std::env::current_exe().unwrap();
+        let libs = elf_closure(&[Root::same(&exe)], &SearchPath::from_host().unwrap()).unwrap();
+        assert!(!libs.is_empty());
+        for path in std::iter::once(exe).chain(libs.into_iter().map(|l| l.host)) {
+            let bytes = std::fs::read(&path).unwrap();
+            let full = goblin::elf::Elf::parse(&bytes).unwrap();
+            let split = |v: &[&str]| -> Vec<String> {
+                v.iter()
+                    .flat_map(|s| s.split(':'))
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            };
+            let p = parse(&path).unwrap();
+            let d = path.display();
+            assert_eq!(p.interp.as_deref(), full.interpreter, "{d}");
+            assert_eq!(p.needed, full.libraries, "{d}");
+            assert_eq!(p.soname.as_deref(), full.soname, "{d}");
+            assert_eq!(p.rpath, split(&full.rpaths), "{d}");
+            assert_eq!(p.runpath, split(&full.runpaths), "{d}");
+        }
+        // Cut short inside its program headers: refused, not read as zeros.
+        let t = tempfile::tempdir().unwrap();
+        let cut = t.path().join("cut");
+        std::fs::write(
+            &cut,
+            &std::fs::read(std::env::current_exe().unwrap()).unwrap()[..100],
+        )
+        .unwrap();
+        let e = parse(&cut).err().expect("a truncated object is refused");
+        assert!(e.to_string().contains("beyond its end"), "{e}");
+    }
 
     #[test]
     fn wildcards_match_like_glob() {
