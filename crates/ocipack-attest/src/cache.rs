@@ -22,6 +22,10 @@
 //! DIR/sbom/v1/layers/<key>.json   the file entries of one layer blob
 //! DIR/sbom/v1/tmp/                files being written
 //! ```
+//!
+//! A hit sets the entry's mtime, the access stamp by which `ocipack cache
+//! prune` evicts these entries together with the layer cache's
+//! ([`SbomCache::extra`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +65,17 @@ impl SbomCache {
         })
     }
 
+    /// What `ocipack cache prune` and `cache info` count of the SBOM cache
+    /// in `layer_cache_dir`: its entry directories (evicted with the layer
+    /// entries, least recently used first) and its `tmp/`.
+    pub fn extra(layer_cache_dir: &Path) -> ocipack::cache::Extra {
+        let root = layer_cache_dir.join(format!("sbom/v{FORMAT}"));
+        ocipack::cache::Extra {
+            entries: vec![root.join("crates"), root.join("layers")],
+            tmp: vec![root.join("tmp")],
+        }
+    }
+
     /// Entries that could not be written since the last call (the caller
     /// reports them; a library does not print).
     pub fn take_warnings(&self) -> Vec<String> {
@@ -82,7 +97,13 @@ impl SbomCache {
     fn get<T: DeserializeOwned>(&self, kind: &str, key: &str) -> Option<T> {
         let p = self.root.join(kind).join(format!("{key}.json"));
         let bytes = std::fs::read(&p).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let v = serde_json::from_slice(&bytes).ok()?;
+        // The access stamp `ocipack cache prune` evicts by, as for layer entries.
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        Some(v)
     }
 
     fn put<T: Serialize>(&self, kind: &str, key: &str, value: &T) -> Result<()> {

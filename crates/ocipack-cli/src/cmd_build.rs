@@ -40,7 +40,8 @@ pub struct BuildArgs {
 /// Arguments of `ocipack layer`.
 #[derive(Args)]
 #[command(after_help = "Example:
-  ocipack layer spec.json -o out/layer   # writes out/layer/blob and out/layer/descriptor.json")]
+  ocipack layer spec.json -o out/layer   # writes out/layer/blob and out/layer/descriptor.json
+  ocipack layer spec.json -o out/layer --no-cache")]
 pub struct LayerArgs {
     /// The layer spec: {\"version\": 1, \"layer\": {...}}.
     #[arg(required_unless_present = "nix_attrs")]
@@ -51,9 +52,12 @@ pub struct LayerArgs {
     /// Compression threads (default: every core). Does not change the output.
     #[arg(long)]
     threads: Option<usize>,
-    /// Read the spec from the Nix structured attrs (`layerSpec`) and write to `outputs.out`.
+    /// Read the spec from the Nix structured attrs (`layerSpec`) and write to `outputs.out`
+    /// (no layer cache unless --cache is given).
     #[arg(long, conflicts_with_all = ["spec", "output"])]
     nix_attrs: bool,
+    #[command(flatten)]
+    cache: CacheFlags,
 }
 
 pub fn build(a: BuildArgs, json: bool) -> Result<()> {
@@ -130,15 +134,30 @@ pub fn layer(a: LayerArgs, json: bool) -> Result<()> {
             a.output.expect("clap requires it"),
         )
     };
-    let desc = ocipack::build_layer(&spec, &origin, &out, threads(a.threads)?)?;
+    let cache = a.cache.open(!a.nix_attrs)?;
+    let bar = Bar::new(json);
+    let opts = BuildOptions {
+        link_blobs: false,
+        threads: threads(a.threads)?,
+        progress: &bar,
+        cache: cache.as_ref(),
+    };
+    let built = ocipack::build_layer(&spec, &origin, &out, &opts);
+    bar.finish();
+    let (desc, counts) = built?;
     if json {
         crate::exit::print_json(&desc)?;
     } else {
         eprintln!(
-            "layer {} ({} bytes, {} files) -> {}",
+            "layer {} ({} bytes, {} files{}) -> {}",
             desc.digest,
             desc.size,
             desc.files,
+            if counts.hits > 0 {
+                ", from the cache"
+            } else {
+                ""
+            },
             out.display()
         );
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use ocipack::cache::{parse_size, Cache};
+use ocipack_attest::cache::SbomCache;
 
 /// The layer cache flags shared by `ocipack build` and `ocipack host`.
 #[derive(Args, Debug, Clone)]
@@ -73,11 +74,11 @@ pub struct CacheArgs {
 
 #[derive(Subcommand)]
 enum CacheCommand {
-    /// Show where the layer cache is and how big.
+    /// Show where the layer cache is and how big (SBOM entries included).
     Info,
-    /// Remove least recently used layers until the cache fits in --max-size.
+    /// Remove least recently used layers and SBOM entries until the cache fits in --max-size.
     Prune {
-        /// Upper bound on entries plus blobs, in bytes or with K, M, G, T (powers of 1024).
+        /// Upper bound on entries, blobs and SBOM entries, in bytes or with K, M, G, T (powers of 1024).
         #[arg(long, default_value = "5G", value_parser = parse_size)]
         max_size: u64,
     },
@@ -92,35 +93,40 @@ pub fn run(a: CacheArgs, json: bool) -> Result<()> {
     };
     let cache = Cache::open(&dir)
         .with_context(|| format!("{}: cannot open the layer cache", dir.display()))?;
+    // The SBOM cache (`ocipack host`) shares the directory and the bound.
+    let sbom = SbomCache::extra(&dir);
     match a.command {
         CacheCommand::Info => {
-            let info = cache.info()?;
+            let info = cache.info(&sbom)?;
             if json {
                 crate::exit::print_json(&info)?;
             } else {
                 eprintln!(
-                    "{}: {} entries, {} blobs, {} bytes",
+                    "{}: {} entries, {} blobs, {} SBOM entries, {} bytes",
                     info.dir.display(),
                     info.entries,
                     info.blobs,
+                    info.extra_entries,
                     info.size
                 );
             }
         }
         CacheCommand::Prune { max_size } => {
-            let r = cache.prune(max_size)?;
+            let r = cache.prune(max_size, &sbom)?;
             if json {
                 crate::exit::print_json(&r)?;
             } else {
                 eprintln!(
-                    "{}: {} -> {} bytes (max {}), {} -> {} entries, {} blobs removed",
+                    "{}: {} -> {} bytes (max {}), {} -> {} entries, {} blobs removed, {} -> {} SBOM entries",
                     r.dir.display(),
                     r.size_before,
                     r.size_after,
                     r.max_size,
                     r.entries_before,
                     r.entries_after,
-                    r.blobs_removed
+                    r.blobs_removed,
+                    r.extra_entries_before,
+                    r.extra_entries_after
                 );
             }
         }

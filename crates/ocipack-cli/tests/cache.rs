@@ -498,3 +498,189 @@ fn an_unusable_cache_dir_is_refused_by_name_and_no_cache_needs_none() {
     );
     assert!(!nix.exists(), "a Nix build touches no cache by default");
 }
+
+/// `ocipack layer SPEC -o OUT --json` with `cache` (or `--no-cache`): the descriptor and stderr.
+fn layer(spec: &Path, out: &Path, cache: Option<&Path>) -> (Value, String) {
+    let mut c = ocipack();
+    c.args(["layer", "--json"]).arg(spec).arg("-o").arg(out);
+    match cache {
+        Some(d) => c.arg("--cache").arg(d),
+        None => c.arg("--no-cache"),
+    };
+    let o = run(&mut c, true);
+    (
+        serde_json::from_slice(&o.stdout).expect("json descriptor"),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ocipack_layer_takes_an_unchanged_layer_from_the_cache_and_checks_it() {
+    let f = Fixture::new();
+    let cache = f.path("cache");
+    let spec = f.path("spec.json");
+    fs::write(
+        &spec,
+        serde_json::to_vec(&json!({"version": 1, "sourceDateEpoch": 1_700_000_000u64, "layer":
+            {"kind": "files", "comment": "app", "entries": [{"target": "/app", "source": "src/app"}]}}))
+        .unwrap(),
+    )
+    .unwrap();
+    let (plain, _) = layer(&spec, &f.path("plain"), None);
+    assert!(
+        !cache.exists(),
+        "--no-cache neither reads nor writes the cache"
+    );
+    let (cold, _) = layer(&spec, &f.path("cold"), Some(&cache));
+    assert_eq!(cache_entries(&cache).len(), 1, "the layer was added");
+    let (warm, _) = layer(&spec, &f.path("warm"), Some(&cache));
+    let no_json = run(
+        ocipack()
+            .arg("layer")
+            .arg(&spec)
+            .arg("-o")
+            .arg(f.path("warm"))
+            .arg("--cache")
+            .arg(&cache),
+        true,
+    );
+    assert!(
+        String::from_utf8_lossy(&no_json.stderr).contains("from the cache"),
+        "a hit is said"
+    );
+    for (d, dir) in [(&cold, "cold"), (&warm, "warm")] {
+        assert_eq!(d, &plain, "{dir}: the same descriptor as --no-cache");
+        for file in ["blob", "descriptor.json"] {
+            assert_eq!(
+                fs::read(f.path(dir).join(file)).unwrap(),
+                fs::read(f.path("plain").join(file)).unwrap(),
+                "{dir}/{file}: the --no-cache bytes"
+            );
+        }
+    }
+    // A damaged cached blob is found while copied, removed, and the layer packed again.
+    let blobs = cache_blobs(&cache);
+    assert_eq!(blobs.len(), 1);
+    corrupt(&blobs[0]);
+    let (again, err) = layer(&spec, &f.path("again"), Some(&cache));
+    assert_eq!(again, plain);
+    assert!(err.contains("damaged"), "{err}");
+    assert_eq!(
+        fs::read(f.path("again/blob")).unwrap(),
+        fs::read(f.path("plain/blob")).unwrap()
+    );
+    // A changed input is not a hit.
+    fs::write(f.path("src/app/config.toml"), b"port = 3001\n").unwrap();
+    let (changed, _) = layer(&spec, &f.path("changed"), Some(&cache));
+    assert_ne!(changed["digest"], plain["digest"]);
+    let (changed_plain, _) = layer(&spec, &f.path("changed-plain"), None);
+    assert_eq!(changed, changed_plain);
+}
+
+#[test]
+fn prune_bounds_the_sbom_cache_with_the_layers_least_recently_used_first() {
+    use ocipack_attest::cache::SbomCache;
+    let f = Fixture::new();
+    let cache = f.path("cache");
+    build(&f.plan(), &f.path("out"), Some(&cache));
+    // The SBOM cache's entries as `ocipack host` makes them: one file list per layer.
+    let layout = ocipack::layout::Layout::open(&f.path("out")).unwrap();
+    let sbom = SbomCache::open(&cache).unwrap();
+    ocipack_attest::inputs::read_image_with(&layout, None, |d| sbom.layer_entries(&layout, d))
+        .unwrap();
+    let sbom_entries = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(cache.join("sbom/v1/layers"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sbom_entries().len(), 3, "base, app and model");
+    let info = || -> Value {
+        let o = run(
+            ocipack()
+                .args(["cache", "info", "--json", "--cache"])
+                .arg(&cache),
+            true,
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let before = info();
+    assert_eq!(before["extraEntries"], 3, "{before}");
+    let layer_bytes: u64 = cache_entries(&cache)
+        .iter()
+        .chain(&cache_blobs(&cache))
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    let sbom_bytes: u64 = sbom_entries()
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().len())
+        .sum();
+    assert_eq!(before["size"], layer_bytes + sbom_bytes, "{before}");
+    // A dead run's file in the SBOM cache's tmp/.
+    let stale = cache.join("sbom/v1/tmp/1-0-dead");
+    fs::write(&stale, b"half").unwrap();
+    // Everything used long ago; then the layers and one SBOM entry used again.
+    let past = SystemTime::now() - Duration::from_secs(7200);
+    for p in cache_entries(&cache)
+        .into_iter()
+        .chain(sbom_entries())
+        .chain([stale.clone()])
+    {
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+    }
+    let (r, _) = build(&f.plan(), &f.path("out2"), Some(&cache));
+    assert_eq!(counts(&r), (3, 0));
+    let d = ocipack::layout::Descriptor {
+        media_type: r["layers"][1]["mediaType"].as_str().unwrap().to_owned(),
+        digest: r["layers"][1]["digest"].as_str().unwrap().to_owned(),
+        size: r["layers"][1]["size"].as_u64().unwrap(),
+        annotations: Default::default(),
+    };
+    let used = sbom.layer_entries(&layout, &d).unwrap();
+    assert!(!used.is_empty());
+    let recent: Vec<PathBuf> = sbom_entries()
+        .into_iter()
+        .filter(|p| fs::metadata(p).unwrap().modified().unwrap() > past)
+        .collect();
+    assert_eq!(recent.len(), 1, "a hit stamps the SBOM entry it read");
+    // One byte too many: the least recently used entry goes, an SBOM one.
+    let size = info()["size"].as_u64().unwrap();
+    let o = run(
+        ocipack()
+            .args(["cache", "prune", "--json", "--max-size"])
+            .arg((size - 1).to_string())
+            .arg("--cache")
+            .arg(&cache),
+        true,
+    );
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(p["extraEntriesBefore"], 3, "{p}");
+    assert_eq!(p["extraEntriesAfter"], 2, "{p}");
+    assert_eq!(p["entriesAfter"], 3, "the layers used just now stay: {p}");
+    assert!(!stale.exists(), "a dead run's file is removed");
+    assert!(
+        recent[0].exists(),
+        "the SBOM entry used just now stays: {p}"
+    );
+    // --max-size 0 empties both parts.
+    let o = run(
+        ocipack()
+            .args(["cache", "prune", "--json", "--max-size", "0", "--cache"])
+            .arg(&cache),
+        true,
+    );
+    let p: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (p["sizeAfter"].as_u64(), p["extraEntriesAfter"].as_u64()),
+        (Some(0), Some(0)),
+        "{p}"
+    );
+    assert!(sbom_entries().is_empty());
+}

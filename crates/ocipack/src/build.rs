@@ -178,23 +178,45 @@ pub fn build(
     let previous = out.join("blobs/sha256");
     let packer = Packer {
         blobs: &blobs,
-        previous: &previous,
+        previous: Some(&previous),
         opts,
     };
     let mut counts = CacheCounts::default();
 
-    let mut layers = Vec::with_capacity(plan.layers.len() + 1);
+    // Every layer's recipe first: every bad input is found before a byte
+    // is packed, and the cache is asked about all layers at once.
+    let mut planned: Vec<(usize, Planned<'_>)> = Vec::with_capacity(plan.layers.len() + 1);
     if plan.generate_base {
-        layers.push(packer.pack(&LayerRecipe::base(&plan.user)?, 0, &mut counts)?);
+        planned.push((0, Planned::Recipe(LayerRecipe::base(&plan.user)?)));
     }
     for (i, layer) in plan.layers.iter().enumerate() {
         let loc = format!("{origin}: layer {}", i + 1);
-        let desc = match (LayerRecipe::of(layer, &loc, plan.allow_root, mtime)?, layer) {
-            (Some(recipe), _) => packer.pack(&recipe, i + 1, &mut counts)?,
-            (None, Layer::Prebuilt(p)) => import_prebuilt(&p.path, &blobs, opts.link_blobs, &loc)?,
-            (None, _) => unreachable!("only prebuilt layers have no recipe"),
-        };
-        layers.push(desc);
+        planned.push((
+            i + 1,
+            match (LayerRecipe::of(layer, &loc, plan.allow_root, mtime)?, layer) {
+                (Some(recipe), _) => Planned::Recipe(recipe),
+                (None, Layer::Prebuilt(p)) => Planned::Prebuilt(&p.path, loc),
+                (None, _) => unreachable!("only prebuilt layers have no recipe"),
+            },
+        ));
+    }
+    let recipes: Vec<(usize, &LayerRecipe)> = planned
+        .iter()
+        .filter_map(|(i, p)| match p {
+            Planned::Recipe(r) => Some((*i, r)),
+            Planned::Prebuilt(..) => None,
+        })
+        .collect();
+    let mut found = packer.look_up(&recipes)?.into_iter();
+    let mut layers = Vec::with_capacity(planned.len());
+    for (i, p) in &planned {
+        layers.push(match p {
+            Planned::Recipe(r) => {
+                let f = found.next().expect("one lookup per recipe");
+                packer.pack(r, *i, f, &mut counts)?
+            }
+            Planned::Prebuilt(path, loc) => import_prebuilt(path, &blobs, opts.link_blobs, loc)?,
+        });
     }
 
     let created = plan.created_time()?;
@@ -221,7 +243,9 @@ pub fn build(
     })
 }
 
-/// Builds a single layer from a spec into `out/blob` and `out/descriptor.json`, atomically.
+/// Builds a single layer from a spec into `out/blob` and `out/descriptor.json`, atomically,
+/// through `opts.cache` when there is one (`opts.link_blobs` does not apply).
+/// Returns the descriptor and whether the cache had the layer.
 ///
 /// # Errors
 /// Bad input, or I/O errors.
@@ -229,8 +253,8 @@ pub fn build_layer(
     spec: &LayerSpec,
     origin: &str,
     out: &Path,
-    threads: usize,
-) -> Result<LayerDescriptor> {
+    opts: &BuildOptions<'_>,
+) -> Result<(LayerDescriptor, CacheCounts)> {
     if spec.version != PLAN_VERSION {
         return Err(Error::Plan {
             origin: origin.to_owned(),
@@ -253,15 +277,27 @@ pub fn build_layer(
         });
     };
     let staging = Staging::new(out, OutputKind::Layer)?;
+    // Packed (or taken from the cache) as `<hex>` in the staging directory,
+    // then named `blob`. The previous `out/blob` is not named by its digest,
+    // so only the cache is asked.
+    let packer = Packer {
+        blobs: &staging.path,
+        previous: None,
+        opts,
+    };
+    let mut counts = CacheCounts::default();
+    let found = packer.look_up(&[(0, &recipe)])?.pop().expect("one lookup");
+    let desc = packer.pack(&recipe, 0, found, &mut counts)?;
+    let hex = hex_of(&desc.digest).expect("we computed it");
     let blob = staging.path.join("blob");
-    let desc = write_layer(&recipe.tree, &blob, &recipe.options(threads, &Quiet, None))?;
+    fs::rename(staging.path.join(hex), &blob).at(&blob)?;
     let text = serde_json::to_value(&desc).expect("descriptor serialises");
     layout::write_file(
         &staging.path.join("descriptor.json"),
         &crate::json::canonical(&text),
     )?;
     staging.commit()?;
-    Ok(desc)
+    Ok((desc, counts))
 }
 
 /// Every path on disk a plan reads.
@@ -285,23 +321,64 @@ fn layer_sources(layer: &Layer) -> Vec<&Path> {
 /// Packs recipes into a staging layout's blobs, through the cache when there is one.
 struct Packer<'a> {
     blobs: &'a Path,
-    previous: &'a Path,
+    /// The blobs of the layout this build replaces, if any.
+    previous: Option<&'a Path>,
     opts: &'a BuildOptions<'a>,
 }
 
+/// A layer of a plan, in order: packed from a recipe, or imported.
+enum Planned<'a> {
+    Recipe(LayerRecipe),
+    Prebuilt(&'a Path, String),
+}
+
+/// The cache's answer for one recipe: its key, and the blob if it had it.
+type Found = Option<(cache::LayerKey, cache::Lookup)>;
+
 impl Packer<'_> {
+    fn partial(&self, index: usize) -> PathBuf {
+        self.blobs.join(format!(".partial-{index}"))
+    }
+
+    /// Asks the cache about every recipe at once: all their files hashed
+    /// by one pool of threads, then up to `threads` blobs put in place and
+    /// re-hashed at the same time. `None` for each without a cache.
+    fn look_up(&self, recipes: &[(usize, &LayerRecipe)]) -> Result<Vec<Found>> {
+        let Some(cache) = self.opts.cache else {
+            return Ok(recipes.iter().map(|_| None).collect());
+        };
+        let only: Vec<&LayerRecipe> = recipes.iter().map(|(_, r)| *r).collect();
+        let keys = cache::LayerKey::of_all(&only)
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?;
+        let lookups = crate::par::map(
+            &crate::par::in_order(keys.len()),
+            self.opts.threads,
+            || (),
+            |(), i| {
+                let replaced: Vec<&Path> = self.previous.into_iter().collect();
+                cache.fetch(&keys[i], &self.partial(recipes[i].0), &replaced)
+            },
+        );
+        keys.into_iter()
+            .zip(lookups)
+            .map(|(key, lookup)| Ok(Some((key, lookup?))))
+            .collect()
+    }
+
+    /// Puts the layer of `recipe` into the blobs: the cache's blob `found`
+    /// put in place by [`Packer::look_up`], else packed (and added to the cache).
     fn pack(
         &self,
         recipe: &LayerRecipe,
         index: usize,
+        found: Found,
         counts: &mut CacheCounts,
     ) -> Result<LayerDescriptor> {
         let opts = self.opts;
-        let tmp = self.blobs.join(format!(".partial-{index}"));
-        let key = match opts.cache {
-            Some(cache) => {
-                let key = cache::LayerKey::of(recipe)?;
-                let lookup = cache.fetch(&key, &tmp, &[self.previous])?;
+        let tmp = self.partial(index);
+        let key = match (opts.cache, found) {
+            (Some(cache), Some((key, lookup))) => {
                 for w in &lookup.warnings {
                     opts.progress.warning(w);
                 }
@@ -315,7 +392,7 @@ impl Packer<'_> {
                 counts.misses += 1;
                 Some((cache, key))
             }
-            None => None,
+            _ => None,
         };
         opts.progress
             .layer_started(index, &recipe.comment, recipe.tree.content_bytes());

@@ -24,15 +24,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::build::LayerRecipe;
 use crate::compress::{default_threads, Encoder, GZIP_CHUNK, GZIP_LEVEL, ZSTD_LEVEL};
-use crate::digest::{hex_of, Sha256Hasher};
+use crate::digest::{hex_of, sha256_file, Sha256Hasher, BLOCK};
 use crate::error::{Error, IoContext, Result};
 use crate::layer::LayerDescriptor;
 use crate::plan::Compression;
@@ -74,24 +74,54 @@ impl LayerKey {
     /// # Errors
     /// A source that cannot be read or changed size since it was collected.
     pub fn of(recipe: &LayerRecipe) -> Result<LayerKey> {
+        LayerKey::of_all(&[recipe])
+            .pop()
+            .expect("one key per recipe")
+    }
+
+    /// [`LayerKey::of`] for several recipes at once: the files of all of
+    /// them are hashed by one pool of threads (a layer of one big file no
+    /// longer leaves the other cores idle), each file once per process.
+    /// One result per recipe, in order.
+    pub fn of_all(recipes: &[&LayerRecipe]) -> Vec<Result<LayerKey>> {
+        let per_recipe: Vec<Vec<(&Path, u64)>> = recipes
+            .iter()
+            .map(|r| {
+                r.tree
+                    .nodes
+                    .values()
+                    .filter_map(|n| match &n.kind {
+                        Kind::File { source, size } => Some((source.as_path(), *size)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        let all: Vec<(&Path, u64)> = per_recipe.iter().flatten().copied().collect();
+        let mut hashed = hash_files(&all).into_iter();
+        recipes
+            .iter()
+            .zip(&per_recipe)
+            .map(|(r, files)| {
+                let mine: Vec<_> = hashed.by_ref().take(files.len()).collect();
+                LayerKey::from_hashed(r, mine)
+            })
+            .collect()
+    }
+
+    /// The key of `recipe` given the sha256 and length of each of its files
+    /// in tree order.
+    fn from_hashed(
+        recipe: &LayerRecipe,
+        hashed: Vec<io::Result<(String, u64)>>,
+    ) -> Result<LayerKey> {
         let mut h = Keyer(Sha256Hasher::new());
         h.field(b"ocipack layer cache");
         h.num(u64::from(CACHE_FORMAT));
         h.field(env!("CARGO_PKG_VERSION").as_bytes());
         h.field(compression_identity(recipe.compression).as_bytes());
         h.num(recipe.mtime);
-        // File contents are hashed first, on every core (the key's one
-        // costly part), then fed in tree order.
-        let files: Vec<(&Path, u64)> = recipe
-            .tree
-            .nodes
-            .values()
-            .filter_map(|n| match &n.kind {
-                Kind::File { source, size } => Some((source.as_path(), *size)),
-                _ => None,
-            })
-            .collect();
-        let mut hashed = hash_files(&files).into_iter();
+        let mut hashed = hashed.into_iter();
         let mut content = BTreeMap::new();
         for (path, node) in &recipe.tree.nodes {
             h.field(path.as_bytes());
@@ -150,49 +180,18 @@ impl LayerKey {
 }
 
 /// sha256 and length of each file, hashed by up to [`default_threads`]
-/// threads taking files in turn; results in input order.
+/// threads taking files in turn, largest first (so one big file does not
+/// run alone at the end), each file at most once per process
+/// ([`crate::digest::file_sha256`]); results in input order.
 fn hash_files(files: &[(&Path, u64)]) -> Vec<io::Result<(String, u64)>> {
-    let threads = default_threads().min(files.len()).max(1);
-    let next = AtomicUsize::new(0);
-    type Slot = Mutex<Option<io::Result<(String, u64)>>>;
-    let slots: Vec<Slot> = files.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((path, _)) = files.get(i) else { break };
-                let r = hash_file(path);
-                *slots[i].lock().expect("no panics while held") = Some(r);
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .expect("no panics while held")
-                .expect("every file hashed")
-        })
-        .collect()
-}
-
-/// sha256 and length of a file, read in 1 MiB blocks.
-fn hash_file(path: &Path) -> io::Result<(String, u64)> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => return Ok((h.finish(), n)),
-            Ok(k) => {
-                h.update(&buf[..k]);
-                n += k as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let mut order = crate::par::in_order(files.len());
+    order.sort_by_key(|&i| std::cmp::Reverse(files[i].1));
+    crate::par::map(
+        &order,
+        default_threads(),
+        || vec![0u8; BLOCK],
+        |buf, i| crate::digest::file_sha256(files[i].0, buf),
+    )
 }
 
 /// Length-prefixed fields, so no two different recipes feed the same bytes.
@@ -346,6 +345,23 @@ pub struct PruneReport {
     pub entries_after: u64,
     /// Blobs removed.
     pub blobs_removed: u64,
+    /// Entries of the other caches in the directory ([`Extra`]) before pruning.
+    pub extra_entries_before: u64,
+    /// Those left.
+    pub extra_entries_after: u64,
+}
+
+/// Entries of other caches kept in the same directory (the SBOM cache's,
+/// `ocipack_attest::cache`): files that name no blob, evicted with the
+/// layer entries in one least-recently-used order by their mtime (which
+/// their owner sets on every hit), and `tmp` directories whose files older
+/// than an hour belong to dead runs.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// Directories of entries.
+    pub entries: Vec<PathBuf>,
+    /// Directories of files being written.
+    pub tmp: Vec<PathBuf>,
 }
 
 /// Size and count of a cache.
@@ -354,12 +370,14 @@ pub struct PruneReport {
 pub struct CacheInfo {
     /// The cache directory.
     pub dir: PathBuf,
-    /// Bytes of entries and blobs.
+    /// Bytes of entries and blobs, with those of [`Extra`] entries.
     pub size: u64,
     /// Entries.
     pub entries: u64,
     /// Blobs.
     pub blobs: u64,
+    /// Entries of the other caches in the directory ([`Extra`]).
+    pub extra_entries: u64,
 }
 
 impl Cache {
@@ -549,35 +567,46 @@ impl Cache {
     ///
     /// # Errors
     /// The directories cannot be listed.
-    pub fn info(&self) -> Result<CacheInfo> {
+    pub fn info(&self, extra: &Extra) -> Result<CacheInfo> {
         let entries = list(&self.entries())?;
         let blobs = list(&self.blobs())?;
+        let others = list_all(&extra.entries)?;
         Ok(CacheInfo {
             dir: self.dir.clone(),
-            size: entries.iter().chain(&blobs).map(|f| f.size).sum(),
+            size: entries
+                .iter()
+                .chain(&blobs)
+                .chain(&others)
+                .map(|f| f.size)
+                .sum(),
             entries: entries.len() as u64,
             blobs: blobs.len() as u64,
+            extra_entries: others.len() as u64,
         })
     }
 
     /// Removes least recently used entries (by their access stamp, the
     /// entry file's mtime, set on every hit) and the blobs no remaining
-    /// entry names, until entries and blobs take at most `max_size` bytes.
-    /// Damaged entries, and files of dead builds in `tmp/` and blobs without
-    /// an entry older than an hour, go first. Safe while builds run: a
-    /// build that loses an entry or blob packs the layer again.
+    /// entry names, until entries and blobs, and the `extra` entries, take
+    /// at most `max_size` bytes. Damaged entries, and files of dead builds
+    /// in `tmp/` (and `extra.tmp`) and blobs without an entry older than an
+    /// hour, go first. Safe while builds run: a build that loses an entry
+    /// or blob packs the layer again.
     ///
     /// # Errors
     /// The directories cannot be listed or a file cannot be removed.
-    pub fn prune(&self, max_size: u64) -> Result<PruneReport> {
+    pub fn prune(&self, max_size: u64, extra: &Extra) -> Result<PruneReport> {
         let now = SystemTime::now();
         let old = |f: &Listed| now.duration_since(f.mtime).is_ok_and(|d| d > STALE);
-        for f in list(&self.tmp())? {
+        let mut tmp_dirs = vec![self.tmp()];
+        tmp_dirs.extend(extra.tmp.iter().cloned());
+        for f in list_all(&tmp_dirs)? {
             if old(&f) {
                 remove(&f.path)?;
             }
         }
-        let mut entries: Vec<(Listed, String)> = Vec::new();
+        // The blob an entry names; none for the extra entries.
+        let mut entries: Vec<(Listed, Option<String>)> = Vec::new();
         for f in list(&self.entries())? {
             let parsed = fs::read(&f.path)
                 .ok()
@@ -586,20 +615,23 @@ impl Cache {
             match parsed {
                 Some(e) => {
                     let hex = hex_of(&e.digest).expect("filtered").to_owned();
-                    entries.push((f, hex));
+                    entries.push((f, Some(hex)));
                 }
                 None => remove(&f.path)?,
             }
         }
+        let extra_before = entries.len();
+        entries.extend(list_all(&extra.entries)?.into_iter().map(|f| (f, None)));
+        let extra_before = (entries.len() - extra_before) as u64;
         let mut blobs: BTreeMap<String, Listed> = list(&self.blobs())?
             .into_iter()
             .map(|f| (f.name.clone(), f))
             .collect();
         let size_before: u64 = entries.iter().map(|(f, _)| f.size).sum::<u64>()
             + blobs.values().map(|f| f.size).sum::<u64>();
-        let entries_before = entries.len() as u64;
+        let entries_before = entries.len() as u64 - extra_before;
         let mut blobs_removed = 0;
-        let named: BTreeSet<&String> = entries.iter().map(|(_, h)| h).collect();
+        let named: BTreeSet<&String> = entries.iter().filter_map(|(_, h)| h.as_ref()).collect();
         let orphans: Vec<String> = blobs
             .iter()
             .filter(|(h, f)| !named.contains(h) && old(f))
@@ -615,16 +647,20 @@ impl Cache {
         // Oldest stamp first; the name breaks ties so the order is stable.
         entries.sort_by(|(a, _), (b, _)| (a.mtime, &a.name).cmp(&(b.mtime, &b.name)));
         let mut refs: BTreeMap<String, usize> = BTreeMap::new();
-        for (_, h) in &entries {
+        for h in entries.iter().filter_map(|(_, h)| h.as_ref()) {
             *refs.entry(h.clone()).or_default() += 1;
         }
-        let mut kept = entries.len();
+        let (mut kept, mut extra_kept) = (entries_before, extra_before);
         for (f, h) in &entries {
             if size <= max_size {
                 break;
             }
             remove(&f.path)?;
             size -= f.size;
+            let Some(h) = h else {
+                extra_kept -= 1;
+                continue;
+            };
             kept -= 1;
             let r = refs.get_mut(h).expect("counted");
             *r -= 1;
@@ -642,8 +678,10 @@ impl Cache {
             size_before,
             size_after: size,
             entries_before,
-            entries_after: kept as u64,
+            entries_after: kept,
             blobs_removed,
+            extra_entries_before: extra_before,
+            extra_entries_after: extra_kept,
         })
     }
 }
@@ -661,7 +699,9 @@ fn transfer_verified(src: &Path, dest: &Path, entry: &CachedLayer, link: bool) -
     if link && fs::symlink_metadata(src).is_ok_and(|m| m.file_type().is_file()) {
         let _ = fs::remove_file(dest);
         if fs::hard_link(src, dest).is_ok() {
-            let verdict = match hash_file(dest) {
+            // Hashed in full, never from the per-process memo: what was
+            // linked is checked, whatever this process saw before.
+            let verdict = match sha256_file(dest, &mut vec![0u8; BLOCK]) {
                 Ok((d, n)) if d == entry.digest && n == entry.size => return Ok(Copy::Verified),
                 Ok((d, n)) => Copy::Mismatch(format!(
                     "{n} bytes with digest {d}, the entry says {} bytes, {}",
@@ -695,7 +735,7 @@ fn copy_verified(src: &Path, dest: &Path, entry: &CachedLayer) -> Result<Copy> {
     };
     let mut w = File::create(dest).at(dest)?;
     let mut h = Sha256Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; BLOCK];
     let mut n_total = 0u64;
     let result = loop {
         let n = match r.read(&mut buf) {
@@ -756,6 +796,15 @@ fn list(dir: &Path) -> Result<Vec<Listed>> {
             size: meta.len(),
             mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
         });
+    }
+    Ok(v)
+}
+
+/// [`list`] of each directory, together.
+fn list_all(dirs: &[PathBuf]) -> Result<Vec<Listed>> {
+    let mut v = Vec::new();
+    for d in dirs {
+        v.extend(list(d)?);
     }
     Ok(v)
 }
