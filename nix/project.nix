@@ -119,7 +119,11 @@ in
     _: image:
     lib.sbom {
       inherit image;
-      modelsToml = root + "/models.toml";
+      # Only the models this image holds (its model layers are named
+      # layer-model-<name>): a models.toml edit rebuilds only their SBOMs.
+      models.models = pkgs.lib.filterAttrs (
+        n: _: builtins.elem "layer-model-${n}" (map (l: l.name) image.modelLayers)
+      ) manifest.models;
     }
   ) images;
   checks =

@@ -27,6 +27,10 @@
   packages ? builtins.filter (p: builtins.isAttrs p && p ? meta) contents,
   # models.toml (path), so model files get their `pkg:pypi` wheel and licence.
   modelsToml ? null,
+  # Or only the image's own entries, as parsed by builtins.fromTOML
+  # ({ models = { NAME = { ... }; }; }), so that editing another model's entry
+  # does not rebuild this SBOM.
+  models ? null,
   extraAttrs ? { },
 }:
 let
@@ -72,5 +76,6 @@ builtins.derivation (
     packages = map metaOf packages;
   }
   // (if modelsToml == null then { } else { modelsToml = "${modelsToml}"; })
+  // (if models == null then { } else { inherit models; })
   // extraAttrs
 )

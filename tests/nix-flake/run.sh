@@ -102,6 +102,7 @@ drvs() { # flake-ref system -> JSON {name: drvPath}
       lp = f.legacyPackages.\${s};
     in m \"packages.\" f.packages.\${s} // m \"checks.\" f.checks.\${s}
       // m \"devShells.\" f.devShells.\${s} // { formatter = d f.formatter.\${s}; push = d lp.push; load = d lp.load; }
+      // m \"sboms.\" lp.sboms
       // builtins.foldl' (acc: n: acc // img n lp.images.\${n}) { } (builtins.attrNames lp.images)" >"$work/out.json"
   cat "$work/out.json"
 }
@@ -200,17 +201,17 @@ base = load("base")
 follow = r"|checks\.nextest|devShells\.default|push|load"
 edits = {
     "service": ("scoring src/main.rs",
-                r"packages\.scoring-service|images\.scoring(\.closure)?|checks\.(clippy|fmt|doc|image-scoring|image-scoring-reproducible)" + follow,
-                ["packages.scoring-service", "images.scoring", "images.scoring.closure"]),
+                r"packages\.scoring-service|images\.scoring(\.closure)?|sboms\.scoring|checks\.(clippy|fmt|doc|image-scoring|image-scoring-reproducible)" + follow,
+                ["packages.scoring-service", "images.scoring", "images.scoring.closure", "sboms.scoring"]),
     "tests": ("scoring tests/*.rs",
               r"checks\.(clippy|fmt|doc)" + follow,
               ["checks.nextest"]),
     "image": ("images/scoring.toml",
-              r"images\.scoring|checks\.image-scoring(-reproducible)?" + follow,
-              ["images.scoring"]),
+              r"images\.scoring|sboms\.scoring|checks\.image-scoring(-reproducible)?" + follow,
+              ["images.scoring", "sboms.scoring"]),
     "models": ("models.toml w600k",
-               r"packages\.(model-w600k_mbf|test-assets)|images\.face-embedding(\.layer-model-w600k_mbf)?|checks\.image-face-embedding" + follow,
-               ["packages.model-w600k_mbf", "images.face-embedding.layer-model-w600k_mbf", "images.face-embedding"]),
+               r"packages\.(model-w600k_mbf|test-assets)|images\.face-embedding(\.layer-model-w600k_mbf)?|sboms\.face-embedding|checks\.image-face-embedding" + follow,
+               ["packages.model-w600k_mbf", "images.face-embedding.layer-model-w600k_mbf", "images.face-embedding", "sboms.face-embedding"]),
 }
 results = {v: load(v) for v in edits}
 names = sorted(base)

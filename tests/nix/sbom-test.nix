@@ -57,8 +57,13 @@ in
 {
   inherit image;
   sbom = sbomWith { };
-  # The same SBOM from another derivation (salted): must be the same bytes.
-  again = sbomWith { rebuildTag = "sbom-second-build"; };
+  # The same SBOM from another derivation (salted, and given models.toml's
+  # entries parsed by Nix instead of the file): must be the same bytes.
+  again = lib.sbom {
+    inherit image packages;
+    extraAttrs.rebuildTag = "sbom-second-build";
+    models.models = (builtins.fromTOML (builtins.readFile ../../models.toml)).models;
+  };
   # The closure's roots, for the test to list the closure itself.
   roots = map toString image.contents;
   # A package that is not in the image: refused, naming it.

@@ -1,7 +1,8 @@
 //! `ocipack sbom --nix-attrs`: the builder of `nix/sbom.nix`. Reads the
 //! image layout (`image`), its closure graph (`graph`, from
 //! `exportReferencesGraph`), the package metadata nixpkgs gave (`packages`)
-//! and optionally models.toml (`modelsToml`) from the structured attrs, and
+//! and optionally the image's models.toml entries (`models`, or a whole
+//! `modelsToml` file) from the structured attrs, and
 //! writes `$out/sbom.spdx.json`, `$out/sbom.cdx.json` and `$out/oci/` (the
 //! artifacts, as in `LAYOUT.attest/`): the same documents
 //! `ocipack sbom` writes for host images, from the same code
@@ -13,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use serde::Deserialize;
 use ocipack::layout::Layout;
 use ocipack_attest::dpkg::Dpkg;
 use ocipack_attest::inputs::{Models, SourceMap};
@@ -42,9 +44,18 @@ pub fn run(json: bool) -> Result<()> {
             )
         })?,
     };
-    let models = match attrs.value.get("modelsToml").and_then(|v| v.as_str()) {
-        Some(p) => Models::load(Path::new(p))?,
-        None => Models::default(),
+    // `models`: the image's own entries of models.toml, as parsed by Nix
+    // (so a models.toml edit rebuilds only the SBOMs of the images it
+    // touches); `modelsToml`: a whole models.toml file.
+    let models = match (
+        attrs.value.get("models"),
+        attrs.value.get("modelsToml").and_then(|v| v.as_str()),
+    ) {
+        (Some(m), _) if !m.is_null() => Models::deserialize(m).with_context(|| {
+            format!("{origin}: attribute \"models\" must have models.toml's shape ({{models = {{NAME = {{sha256, ...}}}}}})")
+        })?,
+        (_, Some(p)) => Models::load(Path::new(p))?,
+        _ => Models::default(),
     };
     let layout = Layout::open(&image_dir)
         .with_context(|| format!("{}: not an image layout", image_dir.display()))?;
