@@ -14,12 +14,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
 use ocipack::layout::Layout;
 use ocipack_attest::dpkg::Dpkg;
 use ocipack_attest::inputs::{Models, SourceMap};
 use ocipack_attest::nix::{self, PackageMeta};
 use ocipack_attest::sbom;
+use serde::Deserialize;
 
 use crate::nix_attrs::Attrs;
 
