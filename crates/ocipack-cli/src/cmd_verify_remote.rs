@@ -196,7 +196,11 @@ fn check_signature_layers(cx: &Ctx, m: &Value) -> Result<()> {
             layers.len()
         );
     }
+    // Whether every layer was read whole and only its signature did not
+    // verify with this key (another signer's).
+    let mut others_only = !layers.is_empty();
     for l in layers {
+        let mut at_verify = false;
         let r = (|| -> Result<()> {
             let d = layer_desc(l)?;
             let payload = cx.remote.blob(&cx.r.repository, &d, MAX_SMALL)?;
@@ -204,18 +208,39 @@ fn check_signature_layers(cx: &Ctx, m: &Value) -> Result<()> {
                 .as_str()
                 .context("no dev.cosignproject.cosign/signature annotation")?;
             let sig = sign::unb64(b64, "the signature annotation")?;
+            at_verify = true;
             sign::verify(cx.key, &payload, &sig)?;
+            at_verify = false;
             check_payload(&payload, cx.digest, cx.identity)
         })();
         match r {
             Ok(()) => return Ok(()),
-            Err(e) => why.push(format!("{e:#}")),
+            Err(e) => {
+                others_only &= at_verify;
+                why.push(format!("{e:#}"));
+            }
         }
     }
     if why.is_empty() {
         bail!("no simple-signing layer");
     }
-    bail!("{}", why.join("; "))
+    let e = anyhow::anyhow!("{}", why.join("; "));
+    if others_only {
+        return Err(e.context(OtherSigner));
+    }
+    Err(e)
+}
+
+/// Context of a signature check whose every signature was read and is of
+/// another key: another signer's, not a fault (cosign, too, accepts an
+/// image when one of its signatures verifies).
+#[derive(Debug)]
+struct OtherSigner;
+
+impl std::fmt::Display for OtherSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not signed with this key")
+    }
 }
 
 /// What a verified simple-signing payload must say: it is a cosign container
@@ -287,10 +312,16 @@ fn referrer(cx: &Ctx, image: &Fetched, m: &ocipack_push::Referrer) -> Result<Str
     }
     let layer = || -> Result<Descriptor> { layer_desc(&v["layers"][0]) };
     match m.artifact_type.as_str() {
-        artifact::SIG_ARTIFACT_TYPE => {
-            check_signature_layers(cx, &v)?;
-            Ok(format!("signature referrer {}", m.digest))
-        }
+        artifact::SIG_ARTIFACT_TYPE => match check_signature_layers(cx, &v) {
+            Ok(()) => Ok(format!("signature referrer {}", m.digest)),
+            // Another signer's signature proves nothing about this key and
+            // takes nothing away: listed, not a failure.
+            Err(e) if e.downcast_ref::<OtherSigner>().is_some() => Ok(format!(
+                "signature referrer {} is another key's (not counted)",
+                m.digest
+            )),
+            Err(e) => Err(e),
+        },
         artifact::PROVENANCE_ARTIFACT_TYPE => {
             let env: Value =
                 serde_json::from_slice(&cx.remote.blob(&cx.r.repository, &layer()?, MAX_SMALL)?)

@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
+use ocipack::digest::hex_of;
 use ocipack::layout::{Descriptor, ImageGraph, Layout, INDEX_MEDIA_TYPE};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -26,7 +27,10 @@ use crate::images;
 use crate::remote::{fallback_tag, Reader, Via};
 use crate::report::{BlobReport, ImageReport};
 use crate::session::Session;
-use crate::upload::put_manifest;
+use crate::upload::{put_manifest, put_small_blob};
+
+/// The annotation holding a cosign signature (base64) on its payload layer.
+const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 
 /// One OCI 1.1 artifact whose subject is an image.
 #[derive(Debug, Clone)]
@@ -286,6 +290,79 @@ pub(crate) fn merged_index(
     Ok(Some(ocipack::json::canonical(&doc)))
 }
 
+/// The signature tag's new content.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Merged {
+    /// Our signature manifest as it is (no other signatures there).
+    Ours,
+    /// Every signature of ours is already listed: nothing to write.
+    Listed,
+    /// The signatures there, then ours: a new manifest and its config.
+    New { manifest: Vec<u8>, config: Vec<u8> },
+}
+
+/// Merges the cosign signature manifest already under the `.sig` tag with
+/// ours, as cosign does when it signs an image signed before: the layers
+/// there stay, in their order, and ours not listed yet (same payload digest
+/// and same signature) follow; the config names every layer.
+///
+/// # Errors
+/// The tag holds something else than a manifest with layers.
+pub(crate) fn merged_signatures(
+    existing: &[u8],
+    ours: &[u8],
+) -> std::result::Result<Merged, String> {
+    let there: Value = serde_json::from_slice(existing).map_err(|e| format!("not JSON: {e}"))?;
+    let mine: Value = serde_json::from_slice(ours).map_err(|e| format!("not JSON: {e}"))?;
+    let layers = |v: &Value| -> Option<Vec<Value>> { v["layers"].as_array().cloned() };
+    let (Some(mut all), Some(new)) = (layers(&there), layers(&mine)) else {
+        return Err("not an image manifest with layers (a cosign signature manifest)".into());
+    };
+    let key = |l: &Value| {
+        (
+            l["digest"].as_str().unwrap_or_default().to_owned(),
+            l["annotations"][SIGNATURE_ANNOTATION].clone(),
+        )
+    };
+    if all
+        .iter()
+        .any(|l| hex_of(l["digest"].as_str().unwrap_or_default()).is_none())
+    {
+        return Err("a layer without a sha256 digest".into());
+    }
+    let before = all.len();
+    let mut seen: HashSet<_> = all.iter().map(key).collect();
+    for l in new {
+        if seen.insert(key(&l)) {
+            all.push(l);
+        }
+    }
+    if all.len() == before {
+        return Ok(Merged::Listed);
+    }
+    if before == 0 {
+        // No signature there: the tag takes ours as the layout has it.
+        return Ok(Merged::Ours);
+    }
+    let config = ocipack::json::canonical(&json!({
+        "architecture": "",
+        "config": {},
+        "created": "0001-01-01T00:00:00Z",
+        "history": [{"created": "0001-01-01T00:00:00Z"}],
+        "os": "",
+        "rootfs": {"type": "layers",
+                   "diff_ids": all.iter().map(|l| l["digest"].clone()).collect::<Vec<_>>()},
+    }));
+    let manifest = ocipack::json::canonical(&json!({
+        "schemaVersion": 2,
+        "mediaType": ocipack::layout::MANIFEST_MEDIA_TYPE,
+        "config": {"mediaType": ocipack::layout::CONFIG_MEDIA_TYPE,
+                   "digest": ocipack::digest::sha256(&config), "size": config.len()},
+        "layers": all,
+    }));
+    Ok(Merged::New { manifest, config })
+}
+
 /// Turns a registry's refusal of `what` into [`Error::ReferrerRefused`]
 /// (a 403 here is a refusal of the artifact: the same credentials have just
 /// pushed the image).
@@ -446,21 +523,52 @@ impl Session<'_> {
         let mut signature = None;
         if let Some(sig) = &f.signature {
             let tag = format!("{}.sig", fallback_tag(&image.digest));
-            put_manifest(
-                &self.client,
-                repo,
-                &tag,
-                &sig.media_type,
-                a.bytes(&sig.digest),
-                &sig.digest,
-                p,
-            )
-            .map_err(refused(
-                &registry,
-                repo,
-                &image.digest,
-                format!("the signature tag {tag}"),
-            ))?;
+            // cosign appends to the signatures already under the tag (other
+            // signers, earlier keys): they are kept, ours added.
+            let existing = reader.manifest(repo, &tag)?;
+            let ours = a.bytes(&sig.digest);
+            let merged = match &existing {
+                None => Merged::Ours,
+                Some(e) => merged_signatures(&e.bytes, ours).map_err(|reason| Error::Protocol {
+                    registry: registry.clone(),
+                    reason: format!(
+                        "the signature tag {repo}:{tag} holds {}: {reason}; it is not ocipack's \
+                         to replace (delete or move that tag if it was pushed there by \
+                         mistake); the image was pushed by digest, its tags not moved",
+                        e.media_type
+                    ),
+                })?,
+            };
+            let put = |bytes: &[u8], media_type: &str, digest: &str| {
+                put_manifest(&self.client, repo, &tag, media_type, bytes, digest, p).map_err(
+                    refused(
+                        &registry,
+                        repo,
+                        &image.digest,
+                        format!("the signature tag {tag}"),
+                    ),
+                )
+            };
+            match merged {
+                Merged::Ours => {
+                    put(ours, &sig.media_type, &sig.digest)?;
+                }
+                Merged::Listed => {}
+                Merged::New { manifest, config } => {
+                    let cd = ocipack::digest::sha256(&config);
+                    put_small_blob(&self.client, repo, &cd, &config, p).map_err(refused(
+                        &registry,
+                        repo,
+                        &image.digest,
+                        format!("the config of the merged signature manifest {tag}"),
+                    ))?;
+                    put(
+                        &manifest,
+                        ocipack::layout::MANIFEST_MEDIA_TYPE,
+                        &ocipack::digest::sha256(&manifest),
+                    )?;
+                }
+            }
             signature = Some(format!("{registry}/{repo}:{tag}"));
         }
         Ok(AttachReport {
@@ -554,6 +662,55 @@ mod tests {
             )]
         )
         .is_err());
+    }
+
+    fn sig_manifest(layers: &[(char, &str)]) -> Vec<u8> {
+        let layers: Vec<Value> = layers
+            .iter()
+            .map(|(c, sig)| {
+                json!({"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json",
+                       "digest": format!("sha256:{}", c.to_string().repeat(64)), "size": 9,
+                       "annotations": {SIGNATURE_ANNOTATION: sig}})
+            })
+            .collect();
+        serde_json::to_vec(&json!({"schemaVersion": 2, "config": {}, "layers": layers})).unwrap()
+    }
+
+    // Review of issue 15: the .sig tag was overwritten with ours, so a push
+    // --sign of an image another key (another signer, cosign in CI, the
+    // previous release key) had signed dropped that signature. cosign
+    // appends; so does ocipack now.
+    #[test]
+    fn signatures_already_under_the_sig_tag_are_kept() {
+        let theirs = sig_manifest(&[('a', "c2lnLWE=")]);
+        let ours = sig_manifest(&[('b', "c2lnLWI=")]);
+        let Merged::New { manifest, config } = merged_signatures(&theirs, &ours).unwrap() else {
+            panic!("a new manifest")
+        };
+        let m: Value = serde_json::from_slice(&manifest).unwrap();
+        let sigs: Vec<&str> = m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["annotations"][SIGNATURE_ANNOTATION].as_str().unwrap())
+            .collect();
+        assert_eq!(sigs, ["c2lnLWE=", "c2lnLWI="]);
+        assert_eq!(m["config"]["digest"], ocipack::digest::sha256(&config));
+        let c: Value = serde_json::from_slice(&config).unwrap();
+        assert_eq!(c["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+        // Ours already there: nothing to write; nothing there: ours as is.
+        assert_eq!(merged_signatures(&manifest, &ours).unwrap(), Merged::Listed);
+        let empty = sig_manifest(&[]);
+        assert_eq!(merged_signatures(&empty, &ours).unwrap(), Merged::Ours);
+        // The same payload signed again (ECDSA signatures differ) is another signature.
+        let again = sig_manifest(&[('b', "b3RoZXI=")]);
+        assert!(matches!(
+            merged_signatures(&ours, &again).unwrap(),
+            Merged::New { .. }
+        ));
+        // Something else under the tag is not replaced.
+        let index = br#"{"schemaVersion":2,"manifests":[]}"#;
+        assert!(merged_signatures(index, &ours).is_err());
     }
 
     #[test]

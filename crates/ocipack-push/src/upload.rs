@@ -452,3 +452,33 @@ pub(crate) fn put_manifest(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned))
 }
+
+/// Uploads a small blob held in memory (a config ocipack made for the
+/// registry, not read from a layout): one POST, one PUT with the digest.
+pub(crate) fn put_small_blob(
+    client: &Client,
+    repo: &str,
+    digest: &str,
+    bytes: &[u8],
+    p: &dyn Progress,
+) -> Result<()> {
+    let Some(loc) = start(client, repo, digest, None, p)? else {
+        return Ok(());
+    };
+    let url = with_digest(&loc, digest);
+    let resp = client.send(
+        &Req {
+            method: Method::PUT,
+            url: url.clone(),
+            headers: vec![("Content-Type", "application/octet-stream".into())],
+            body: Some(bytes),
+            scope: repo_scope(repo),
+            tries: client.retry.max_tries,
+        },
+        p,
+    )?;
+    if resp.status().as_u16() != 201 {
+        return Err(status_error("PUT", &url, resp));
+    }
+    Ok(())
+}
