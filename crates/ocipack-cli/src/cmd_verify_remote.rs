@@ -1,20 +1,24 @@
 //! `ocipack verify --remote REF --key PUB`: checks, in the registry, what
-//! `ocipack push` attached to an image (docs/supply-chain.md, "Verifying an
-//! image in a registry"):
+//! `ocipack push` attached to an image (docs/supply-chain.md, "Pushing,
+//! referrers and `verify --remote`"):
 //!
 //! 1. the cosign signature (tag `sha256-<hex>.sig`): some layer's
-//!    simple-signing payload names the manifest digest the registry served
-//!    for REF (`docker-manifest-digest`), and its signature verifies with the
-//!    key (and names `--identity`, when given);
-//! 2. every referrer (API or fallback tag) exists and has this manifest as
-//!    `subject`; the signature referrer verifies as in 1;
+//!    simple-signing payload is a cosign container image signature naming
+//!    the manifest digest the registry served for REF
+//!    (`docker-manifest-digest`), and its signature verifies with the key
+//!    (and names `--identity`, when given); other keys' layers are passed
+//!    over;
+//! 2. every referrer (API or fallback tag) exists, has this manifest as
+//!    `subject` and the artifactType its list entry names; a signature
+//!    referrer verifies as in 1 (one wholly of another key is listed, not
+//!    failed);
 //! 3. the provenance referrer: the DSSE envelope verifies with the key, its
 //!    payload type is in-toto, and the statement's subject is this digest;
-//! 4. the SPDX referrer: names this digest, and every file it lists has the
-//!    sha256 the image's layers hold, and no file of the image is missing
-//!    (the layers are downloaded into a temporary layout, digest-checked,
-//!    and read back with the SBOM's own reader); the CycloneDX referrer, when
-//!    present, names this digest.
+//! 4. the SPDX referrer: every file it lists has the sha256 the image's
+//!    layers hold, and no file of the image is missing (the layers are
+//!    downloaded into a temporary layout, digest-checked, and read back with
+//!    the SBOM's own reader); the CycloneDX referrer, when present, names
+//!    this digest.
 //!
 //! Exit 0: all checks passed; 3: a check failed (each printed as `FAIL ...`);
 //! 1: bad input or an unreachable registry or image; 4: credentials refused.
