@@ -111,14 +111,42 @@ pub fn run(a: ReferrersArgs, json: bool) -> Result<()> {
         println!(
             "{}\t{}\t{}\t{}",
             if m.artifact_type.is_empty() {
-                "-"
+                "-".to_owned()
             } else {
-                &m.artifact_type
+                printable(&m.artifact_type)
             },
             m.digest,
             m.size,
-            ann.join(",")
+            printable(&ann.join(","))
         );
     }
     Ok(())
+}
+
+/// `s` with control characters escaped (`\u{1b}`, `\n`, `\t`): what a
+/// registry or whoever wrote a fallback tag put in an artifactType or an
+/// annotation reaches the terminal as text, never as escape sequences or
+/// extra lines.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    // Review of issue 15: annotations and artifact types from the registry
+    // were printed raw (ANSI escapes, forged extra lines).
+    #[test]
+    fn registry_text_is_printed_without_control_characters() {
+        let s = super::printable("a\u{1b}[2Jb\nFAIL x\tc");
+        assert!(!s.chars().any(char::is_control), "{s:?}");
+        assert_eq!(s, "a\\u{1b}[2Jb\\nFAIL x\\tc");
+    }
 }

@@ -33,7 +33,7 @@ use ocipack_attest::sign::{self, VerifyingKey};
 use ocipack_push::{Fetched, Remote, RemoteRef};
 use serde_json::{json, Value};
 
-use crate::cmd_referrers::{connect, registry_error, resolve};
+use crate::cmd_referrers::{connect, printable, registry_error, resolve};
 
 /// The `--remote` part of `ocipack verify`.
 #[derive(Args)]
@@ -142,11 +142,13 @@ pub fn run(a: &RemoteArgs, json: bool) -> Result<()> {
             "via": refs.via, "verified": checked, "problems": problems}),
         )?;
     } else {
+        // Messages quote what the registry served (artifact types, payload
+        // fields): escaped, so it cannot forge lines or drive the terminal.
         for c in &checked {
-            eprintln!("ok   {c}");
+            eprintln!("ok   {}", printable(c));
         }
         for p in &problems {
-            eprintln!("FAIL {p}");
+            eprintln!("FAIL {}", printable(p));
         }
         if problems.is_empty() {
             eprintln!("verified {}@{}", r.name(), image.digest);
