@@ -282,6 +282,29 @@ fn check_payload(payload: &[u8], digest: &str, identity: Option<&str>) -> Result
     Ok(())
 }
 
+/// What a verified provenance statement must say: it is SLSA provenance
+/// (not another in-toto statement signed with the same key, such as a
+/// vulnerability scan) about `digest`.
+fn check_statement(st: &Value, digest: &str) -> Result<()> {
+    let pt = st["predicateType"].as_str();
+    if pt != Some(ocipack_attest::provenance::PREDICATE_TYPE) {
+        bail!(
+            "the statement's predicateType is {}, not {}",
+            pt.unwrap_or("missing"),
+            ocipack_attest::provenance::PREDICATE_TYPE
+        );
+    }
+    let hex = digest.trim_start_matches("sha256:");
+    let subjects = st["subject"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if !subjects.iter().any(|s| s["digest"]["sha256"] == hex) {
+        bail!("the provenance statement's subject is not {digest}");
+    }
+    Ok(())
+}
+
 fn cosign_tag(cx: &Ctx) -> Result<String> {
     let tag = format!("{}.sig", ocipack_push::fallback_tag(cx.digest));
     let (_, m) = fetch_manifest(cx, &tag)?.with_context(|| {
@@ -341,15 +364,11 @@ fn referrer(cx: &Ctx, image: &Fetched, m: &ocipack_push::Referrer) -> Result<Str
             }
             let st: Value =
                 serde_json::from_slice(&payload).context("the statement is not JSON")?;
-            let hex = cx.digest.trim_start_matches("sha256:");
-            let subjects = st["subject"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            if !subjects.iter().any(|s| s["digest"]["sha256"] == hex) {
-                bail!("the provenance statement's subject is not {}", cx.digest);
-            }
-            Ok(format!("provenance {} (DSSE signature, subject)", m.digest))
+            check_statement(&st, cx.digest)?;
+            Ok(format!(
+                "provenance {} (DSSE signature, SLSA predicate, subject)",
+                m.digest
+            ))
         }
         artifact::SPDX_MEDIA_TYPE => {
             let doc: Value =
@@ -552,6 +571,29 @@ mod tests {
         let other = serde_json::to_vec(&other).unwrap();
         let err = check_payload(&other, &d, None).unwrap_err();
         assert!(err.to_string().contains("of type"), "{err}");
+    }
+
+    // Review of issue 15: any in-toto statement signed with the key about
+    // the image (a scan result, a test report) passed as its provenance.
+    #[test]
+    fn only_slsa_provenance_about_the_image_is_provenance() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        let st = |pt: &str, hex: &str| {
+            json!({"_type": "https://in-toto.io/Statement/v1", "predicateType": pt,
+                   "subject": [{"name": "x", "digest": {"sha256": hex}}]})
+        };
+        let slsa = ocipack_attest::provenance::PREDICATE_TYPE;
+        check_statement(&st(slsa, &"a".repeat(64)), &d).unwrap();
+        assert!(check_statement(&st(slsa, &"b".repeat(64)), &d).is_err());
+        let err = check_statement(
+            &st(
+                "https://cosign.sigstore.dev/attestation/vuln/v1",
+                &"a".repeat(64),
+            ),
+            &d,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("predicateType"), "{err}");
     }
 
     #[test]
