@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -161,65 +163,85 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
     let cache = a.cache.open(true)?;
     let mut cache_counts = ocipack::cache::CacheCounts::default();
     let mut reports = Vec::new();
-    for (name, plan) in &plans {
-        let out = if a.all {
-            output.join(name)
-        } else {
-            output.clone()
-        };
-        let plan_path = match &a.plan_out {
-            Some(p) => p.clone(),
-            None => sibling(&out, ".plan.json")?,
-        };
-        if let Some(parent) = plan_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-        // Through a Value, so keys are sorted as they always were.
-        let text = serde_json::to_string_pretty(&serde_json::to_value(plan)?)?;
-        std::fs::write(&plan_path, format!("{text}\n"))
-            .with_context(|| format!("cannot write the plan to {}", plan_path.display()))?;
-        let origin = plan_path.display().to_string();
-        plan.validate(&origin)?;
-        let bar = Bar::new(json);
-        let opts = BuildOptions {
-            link_blobs: false,
-            threads,
-            progress: &bar,
-            cache: cache.as_ref(),
-        };
-        let report = ocipack::build(plan, &origin, &out, &opts);
-        bar.finish();
-        let report = report.with_context(|| {
-            format!(
-                "building {name} failed; nothing was written to {}",
-                out.display()
-            )
-        })?;
-        // Issue 15: both SBOMs of the image, in OUT.attest/ (cmd_sbom.rs).
-        // A cross build's files are owned by the sysroot's dpkg database.
-        let dpkg_root = ctx.target.sysroot.as_deref().unwrap_or(Path::new("/"));
-        crate::cmd_sbom::for_host(
-            &out,
-            &plan_path,
-            &repo,
-            cache.as_ref().map(|c| c.dir()),
-            dpkg_root,
-        )
-        .with_context(|| format!("writing the SBOM of {name}"))?;
-        if !json {
-            eprintln!(
-                "built {name} -> {} ({} layers, {} bytes, plan {})\n{}",
-                out.display(),
-                report.layers.len(),
-                report.compressed_size,
-                plan_path.display(),
-                report.manifest_digest
-            );
-        }
-        cache_counts += report.cache;
-        reports.push(json!({"plan": plan_path, "report": report}));
-    }
+    // Issue 15: both SBOMs of each image, in OUT.attest/ (cmd_sbom.rs),
+    // written by a second thread while the next image is built (the
+    // packer's rerun is mostly hashing on every core, the SBOM mostly one
+    // core's JSON and file work); a failed SBOM stops the builds after it.
+    // A cross build's files are owned by the sysroot's dpkg database.
+    let dpkg_root = ctx.target.sysroot.as_deref().unwrap_or(Path::new("/"));
+    let cache_dir = cache.as_ref().map(|c| c.dir());
+    let sbom_failed = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(String, PathBuf, PathBuf)>();
+    std::thread::scope(|s| -> Result<()> {
+        let (repo, failed) = (&repo, &sbom_failed);
+        let sboms = s.spawn(move || -> Result<()> {
+            for (name, out, plan_path) in rx {
+                crate::cmd_sbom::for_host(&out, &plan_path, repo, cache_dir, dpkg_root)
+                    .with_context(|| format!("writing the SBOM of {name}"))
+                    .inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
+            }
+            Ok(())
+        });
+        let built = (|| -> Result<()> {
+            for (name, plan) in &plans {
+                if sbom_failed.load(Ordering::Relaxed) {
+                    break;
+                }
+                let out = if a.all {
+                    output.join(name)
+                } else {
+                    output.clone()
+                };
+                let plan_path = match &a.plan_out {
+                    Some(p) => p.clone(),
+                    None => sibling(&out, ".plan.json")?,
+                };
+                if let Some(parent) = plan_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .with_context(|| format!("cannot create {}", parent.display()))?;
+                }
+                // Through a Value, so keys are sorted as they always were.
+                let text = serde_json::to_string_pretty(&serde_json::to_value(plan)?)?;
+                std::fs::write(&plan_path, format!("{text}\n"))
+                    .with_context(|| format!("cannot write the plan to {}", plan_path.display()))?;
+                let origin = plan_path.display().to_string();
+                plan.validate(&origin)?;
+                let bar = Bar::new(json);
+                let opts = BuildOptions {
+                    link_blobs: false,
+                    threads,
+                    progress: &bar,
+                    cache: cache.as_ref(),
+                };
+                let report = ocipack::build(plan, &origin, &out, &opts);
+                bar.finish();
+                let report = report.with_context(|| {
+                    format!(
+                        "building {name} failed; nothing was written to {}",
+                        out.display()
+                    )
+                })?;
+                tx.send((name.clone(), out.clone(), plan_path.clone()))
+                    .expect("the SBOM thread takes images until the sender is dropped");
+                if !json {
+                    eprintln!(
+                        "built {name} -> {} ({} layers, {} bytes, plan {})\n{}",
+                        out.display(),
+                        report.layers.len(),
+                        report.compressed_size,
+                        plan_path.display(),
+                        report.manifest_digest
+                    );
+                }
+                cache_counts += report.cache;
+                reports.push(json!({"plan": plan_path, "report": report}));
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let sbom = sboms.join().expect("the SBOM thread does not panic");
+        built.and(sbom)
+    })?;
     if json {
         crate::exit::print_json(
             &json!({"images": reports, "skipped": skipped, "cache": cache_counts}),
