@@ -273,18 +273,25 @@ pub(crate) fn merged_index(
     let list = doc["manifests"]
         .as_array_mut()
         .ok_or("an image index without a manifests list")?;
-    let mut listed: HashSet<String> = list
-        .iter()
-        .filter_map(|m| m["digest"].as_str().map(str::to_owned))
-        .collect();
-    let before = list.len();
+    let mut changed = existing.is_none();
     for v in ours {
-        let d = v["digest"].as_str().unwrap_or_default().to_owned();
-        if listed.insert(d) {
-            list.push(v.clone());
+        let d = &v["digest"];
+        // An entry for one of our digests is ours to state: one with another
+        // size, media type or artifactType (stale, or planted to hide the
+        // artifact from a reader filtering by type) is replaced in place.
+        match list.iter_mut().find(|m| &m["digest"] == d) {
+            Some(m) if m == v => {}
+            Some(m) => {
+                *m = v.clone();
+                changed = true;
+            }
+            None => {
+                list.push(v.clone());
+                changed = true;
+            }
         }
     }
-    if list.len() == before && existing.is_some() {
+    if !changed {
         return Ok(None);
     }
     Ok(Some(ocipack::json::canonical(&doc)))
@@ -639,6 +646,20 @@ mod tests {
         );
         assert_eq!(v["manifests"][0]["annotations"]["keep"], "me");
         assert_eq!(v["annotations"]["by"], "oras");
+        // Review of issue 15: an entry with one of our digests but another
+        // artifactType was kept as it was (ours not added), hiding our
+        // artifact from readers filtering by type. Ours replaces it.
+        let ours_a = entry(&format!("sha256:{}", "a".repeat(64)));
+        let mut planted = ours_a.clone();
+        planted["artifactType"] = json!("application/vnd.other");
+        let doc =
+            json!({"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": [planted]});
+        let fixed = merged_index(Some(&serde_json::to_vec(&doc).unwrap()), &[ours_a])
+            .unwrap()
+            .unwrap();
+        let l = crate::remote::parse_referrers_index(&fixed).unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].artifact_type, "application/spdx+json");
         // Everything listed already: nothing to write.
         assert_eq!(
             merged_index(
