@@ -435,7 +435,12 @@ impl Session<'_> {
                 mounted_from,
             });
         }
-        let mut indexed_by_registry = false;
+        // The distribution spec (1.1, "Pushing Manifests with Subject"): a
+        // registry with the referrers API answers each such PUT with
+        // `OCI-Subject: <subject>`; without it the client must write the
+        // fallback tag. Only that header counts: a registry answering
+        // `GET /referrers/` need not have indexed what was just pushed.
+        let mut indexed_by_registry = !f.referrers.is_empty();
         let mut referrers = Vec::new();
         for art in &f.referrers {
             let d = &art.descriptor;
@@ -457,7 +462,7 @@ impl Session<'_> {
                     d.digest, art.artifact_type, art.tag
                 ),
             ))?;
-            indexed_by_registry |= subject.as_deref() == Some(image.digest.as_str());
+            indexed_by_registry &= subject.as_deref() == Some(image.digest.as_str());
             referrers.push(ReferrerReport {
                 digest: d.digest.clone(),
                 artifact_type: art.artifact_type.clone(),
@@ -486,9 +491,7 @@ impl Session<'_> {
             client: &self.client,
         };
         let mut fallback = None;
-        let via = if indexed_by_registry
-            || (!f.referrers.is_empty() && reader.referrers_api(repo, &image.digest)?.is_some())
-        {
+        let via = if indexed_by_registry {
             Via::Api
         } else {
             if !f.referrers.is_empty() {
