@@ -315,12 +315,20 @@ fn cosign_tag(cx: &Ctx) -> Result<String> {
 }
 
 fn referrer(cx: &Ctx, image: &Fetched, m: &ocipack_push::Referrer) -> Result<String> {
-    let (_, v) = fetch_manifest(cx, &m.digest)?.with_context(|| {
+    let (f, v) = fetch_manifest(cx, &m.digest)?.with_context(|| {
         format!(
             "listed as a referrer but not in the registry ({})",
             m.digest
         )
     })?;
+    // A descriptor names size and digest; the digest was checked on fetch.
+    if f.bytes.len() as u64 != m.size {
+        bail!(
+            "the referrers list gives it {} bytes, the manifest has {}",
+            m.size,
+            f.bytes.len()
+        );
+    }
     let subject = v["subject"]["digest"].as_str();
     if subject != Some(cx.digest) {
         bail!(
