@@ -58,7 +58,7 @@ pub fn load_key(file: Option<&Path>, env: Option<&str>) -> Result<SigningKey> {
         }
         (None, Some(var)) => {
             let pem = std::env::var(var).with_context(|| {
-                format!("the environment variable {var} (--key-env) is not set or not UTF-8")
+                format!("the environment variable {var}, named to hold the signing key, is not set or not UTF-8")
             })?;
             Ok(sign::signing_key(
                 &pem,
