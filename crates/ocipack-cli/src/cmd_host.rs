@@ -119,16 +119,33 @@ pub fn run(a: HostArgs, json: bool) -> Result<()> {
     };
     let mut plans: Vec<(String, Plan)> = Vec::new();
     let mut skipped: Vec<Value> = Vec::new();
-    for path in &definitions {
-        let def = load_definition(path)?;
-        // With --all, an image whose host programs the foreign sysroot lacks
-        // is skipped like a Nix-only one (named, with what to do).
-        if let (true, Some(reason)) = (a.all, crate::cmd_index::missing_in_sysroot(&def, &ctx)) {
+    // Planned on every core (definitions, ELF headers, asset hashes), then
+    // reported in definition order, the first error first.
+    let planned = ocipack::par::map(
+        &ocipack::par::in_order(definitions.len()),
+        ocipack::compress::default_threads(),
+        || (),
+        |(), i| -> ocipack_host::Result<_> {
+            let def = load_definition(&definitions[i])?;
+            // With --all, an image whose host programs the foreign sysroot
+            // lacks is skipped like a Nix-only one (named, with what to do).
+            let missing = a
+                .all
+                .then(|| crate::cmd_index::missing_in_sysroot(&def, &ctx))
+                .flatten();
+            let plan = missing.is_none().then(|| plan_for(&def, &ctx));
+            Ok((def, missing, plan))
+        },
+    );
+    for (path, planned) in definitions.iter().zip(planned) {
+        let (def, missing, plan) = planned?;
+        let Some(plan) = plan else {
+            let reason = missing.unwrap_or_default();
             eprintln!("skipping {}: {reason}", def.name);
             skipped.push(json!({"name": def.name, "reason": reason}));
             continue;
-        }
-        match plan_for(&def, &ctx) {
+        };
+        match plan {
             Ok(plan) => plans.push((def.name.clone(), plan)),
             // With --all a Nix-only image is expected, not a failure.
             Err(Error::HostUnsupported { name, reason }) if a.all => {

@@ -32,7 +32,7 @@ pub mod json;
 pub mod layer;
 pub mod layout;
 pub mod output;
-mod par;
+pub mod par;
 pub mod plan;
 mod rules;
 pub mod scan;

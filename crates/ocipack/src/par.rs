@@ -1,4 +1,5 @@
-//! A scoped pool of threads over a list of jobs, results in job order.
+//! A scoped pool of threads over a list of jobs, results in job order
+//! (the layer cache's hashing and lookups, `ocipack host`'s planning).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -6,7 +7,7 @@ use std::sync::Mutex;
 /// Runs `f(&mut state, i)` for every `i` of `order` (a permutation of
 /// `0..order.len()`, the order jobs are taken in) on up to `threads`
 /// threads, each with its own `init()` state; returns the results by `i`.
-pub(crate) fn map<S, R: Send>(
+pub fn map<S, R: Send>(
     order: &[usize],
     threads: usize,
     init: impl Fn() -> S + Sync,
@@ -36,7 +37,7 @@ pub(crate) fn map<S, R: Send>(
 }
 
 /// `0..n`, the natural order of [`map`]'s jobs.
-pub(crate) fn in_order(n: usize) -> Vec<usize> {
+pub fn in_order(n: usize) -> Vec<usize> {
     (0..n).collect()
 }
 
