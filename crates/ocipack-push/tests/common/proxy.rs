@@ -221,23 +221,27 @@ fn serve(client: TcpStream, upstream: u16, s: &Shared) -> std::io::Result<()> {
     forwarded.push_str("Connection: close\r\n\r\n");
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
-    // A whole request has arrived: it counts as in flight until answered.
+    // A whole request has arrived: it counts as in flight until its answer
+    // is ready. The count drops before the answer is written, so a client
+    // that sends its next request as soon as it has the answer is never
+    // counted twice (that race showed one request more than --jobs).
     let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     s.peak.fetch_max(now, Ordering::SeqCst);
-    let r = answer(client, upstream, s, &method, &target, &forwarded, &body);
+    let r = answer(upstream, s, &method, &target, &forwarded, &body);
     s.in_flight.fetch_sub(1, Ordering::SeqCst);
-    r
+    let mut client = client;
+    client.write_all(&r?)
 }
 
+/// The whole answer to one request, written by `serve`.
 fn answer(
-    mut client: TcpStream,
     upstream: u16,
     s: &Shared,
     method: &str,
     target: &str,
     forwarded: &str,
     body: &[u8],
-) -> std::io::Result<()> {
+) -> std::io::Result<Vec<u8>> {
     let mut seen = Seen {
         method: method.to_string(),
         target: target.to_string(),
@@ -281,39 +285,35 @@ fn answer(
         seen.status = status;
         seen.injected = true;
         s.log.lock().unwrap().push(seen);
-        client.write_all(
-            format!(
-                "HTTP/1.1 {status} Canned\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        )?;
-        client.write_all(&body)?;
-        return Ok(());
+        let mut out = format!(
+            "HTTP/1.1 {status} Canned\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&body);
+        return Ok(out);
     }
     if let Some(status) = refusal {
         seen.status = status;
         seen.injected = true;
         s.log.lock().unwrap().push(seen);
         let body = br#"{"errors":[{"code":"DENIED","message":"artifacts with a subject are refused by policy"}]}"#;
-        client.write_all(
-            format!(
-                "HTTP/1.1 {status} Refused\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            )
-            .as_bytes(),
-        )?;
-        client.write_all(body)?;
-        return Ok(());
+        let mut out = format!(
+            "HTTP/1.1 {status} Refused\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(body);
+        return Ok(out);
     }
     if inject {
         seen.status = 500;
         seen.injected = true;
         s.log.lock().unwrap().push(seen);
-        client.write_all(
-            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        )?;
-        return Ok(());
+        return Ok(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_vec(),
+        );
     }
     if seen.committed_digest().is_some() {
         let d = *s.commit_delay.lock().unwrap();
@@ -330,6 +330,5 @@ fn answer(
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     s.log.lock().unwrap().push(seen);
-    client.write_all(&answer)?;
-    Ok(())
+    Ok(answer)
 }
