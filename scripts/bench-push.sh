@@ -119,7 +119,7 @@ fi
 
 # --- a registry behind a counting nginx, per tool -----------------------------
 start_registry() { # NAME -> sets PROXY_PORT, LOG
-    local name=$1 rport pport dir=$WORK/reg-$1
+    local rport pport dir=$WORK/reg-$1
     rport=$(free_port); pport=$(free_port)
     mkdir -p "$dir/nginx"
     cat >"$dir/config.yml" <<EOF

@@ -13,13 +13,15 @@ use crate::nix_attrs::Attrs;
 
 /// Arguments of `ocipack verify`.
 #[derive(Args)]
-#[command(after_help = "Exit status 3 when problems are found; each is printed on its own line.
+#[command(
+    after_help = "Exit status 3 when problems are found; each is printed on its own line.
 
 In a registry (what `ocipack push` attached; docs/supply-chain.md):
   ocipack verify --remote 127.0.0.1:5000/aurum-circle/redis:latest --key keys/release.pub --insecure
 checks the cosign signature, the provenance and the SBOM against the image's layers.
 Exit 0 verified; 3 a check failed (each printed as FAIL ...); 1 bad input or
-unreachable image; 4 credentials refused.")]
+unreachable image; 4 credentials refused."
+)]
 pub struct VerifyArgs {
     /// The OCI image layout.
     #[arg(required_unless_present_any = ["nix_attrs", "remote"], conflicts_with = "remote")]

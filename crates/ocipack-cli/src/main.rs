@@ -20,8 +20,8 @@ mod cmd_sign;
 mod cmd_verify_remote;
 mod exit;
 mod nix_attrs;
-mod sbom_nix;
 mod progress;
+mod sbom_nix;
 
 use std::process::ExitCode;
 
