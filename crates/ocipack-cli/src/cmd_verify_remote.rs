@@ -461,8 +461,8 @@ fn artifact_type_of(m: &Value) -> &str {
 
 /// Compares the files an SPDX document lists with the image's: each listed
 /// file has the image's sha256, and every file of the image is listed (a
-/// name listed twice counts once).
-fn spdx_matches(
+/// name listed twice counts once). Also `ocipack attest --verify`'s check.
+pub(crate) fn spdx_matches(
     doc: &Value,
     files: &std::collections::BTreeMap<String, ocipack_attest::inputs::ImageFile>,
 ) -> Result<usize> {
