@@ -420,14 +420,7 @@ step_docker() {
     local n=redis arm64 want_id rc=0 out id arch repodigest
     [ -n "$REG" ] || return 1
     export DOCKER_HOST=unix://$work/d.sock
-    dockerd --data-root "$work/docker" --exec-root "$work/x" --pidfile "$work/d.pid" -H "$DOCKER_HOST" \
-        --iptables=false --ip6tables=false --bridge=none --storage-driver vfs \
-        --insecure-registry "$REG" >"$work/dockerd.log" 2>&1 &
-    dockerd_pid=$!
-    wait_for 150 docker info || {
-        log "dockerd did not start: $(tail -5 "$work/dockerd.log")"
-        return 1
-    }
+    start_dockerd "$work" "$REG" || return 1
     docker pull -q --platform linux/arm64 "$REG/multiarch/$n:latest" >/dev/null || return 1
     # The engine's image ID is the config digest: the arm64 child's.
     arm64=$(ocipack --json inspect "$images/$n" | jq -c '.[] | select(.platform == "linux/arm64")')

