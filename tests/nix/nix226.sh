@@ -27,34 +27,22 @@ state=$base/nix
 stamp="trixie nix-bin extract v1"
 
 die() { echo "nix226: $*" >&2; exit 1; }
+# shellcheck source=tests/lib/trixie-tree.sh
+. "$repo/tests/lib/trixie-tree.sh"
 
-setup() {
-  if [ -f "$tree/.aurum-stamp" ] && [ "$(cat "$tree/.aurum-stamp")" = "$stamp" ]; then
-    return 0
-  fi
-  [ "$(id -u)" -eq 0 ] || die "setup needs root (mmdebstrap, chroot)"
-  command -v mmdebstrap >/dev/null || die "mmdebstrap is missing; run scripts/setup.sh (apt-get install mmdebstrap)"
-  local start=$SECONDS new=$base/root.new
-  rm -rf "$new" && mkdir -p "$base"
-  echo "nix226: installing trixie's nix-bin into $tree (mmdebstrap, Debian mirror only)" >&2
-  mmdebstrap --quiet --variant=extract --include=nix-bin trixie "$new" \
-    "${AURUM_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >&2 ||
-    die "mmdebstrap of trixie's nix-bin failed (needs deb.debian.org or AURUM_DEBIAN_MIRROR)"
-  # --variant=extract runs no maintainer scripts: add the merged-/usr links.
-  for d in bin sbin lib lib64; do [ -e "$new/$d" ] || ln -s "usr/$d" "$new/$d"; done
-  mkdir -p "$new/etc/nix" "$new/nix" "$new/proc" "$new/work" "$new/root"
-  # No build users in the tree: root builds, in the sandbox; never a substituter.
-  cat >"$new/etc/nix/nix.conf" <<'EOF'
+# No build users in the tree: root builds, in the sandbox; never a substituter.
+nix_config() {
+  mkdir -p "$1/etc/nix" "$1/nix" "$1/work"
+  cat >"$1/etc/nix/nix.conf" <<'EOF'
 experimental-features = nix-command flakes
 build-users-group =
 sandbox = true
 substituters =
 warn-dirty = false
 EOF
-  echo "$stamp" >"$new/.aurum-stamp"
-  echo "nix226: trixie nix-bin installed in $((SECONDS - start)) s ($(du -sh "$new" | cut -f1))" >&2
-  rm -rf "$tree" && mv "$new" "$tree"
 }
+
+setup() { trixie_install "$tree" "$stamp" nix226 nix-bin nix_config; }
 
 # Inside the namespace: the bind mounts, then wrappers on PATH.
 
@@ -77,14 +65,7 @@ enter() {
   mount --rbind /dev "$tree/dev"
   mount --bind /tmp "$tree/tmp"
   local bin=/tmp/aurum-nix226-bin.$$
-  mkdir -p "$bin"
-  for tool in nix nix-store nix-instantiate nix-build nix-hash; do
-    cat >"$bin/$tool" <<EOF
-#!/bin/sh
-exec chroot "$tree" /usr/bin/bash-static -c 'cd "\$0" 2>/dev/null || cd /; exec "\$@"' "\$PWD" /usr/bin/$tool "\$@"
-EOF
-    chmod +x "$bin/$tool"
-  done
+  trixie_wrappers "$bin" "$tree" /usr/bin/bash-static "" nix nix-store nix-instantiate nix-build nix-hash
   export PATH="$bin:$PATH" AURUM_NIX_VERSION=2.26
   local rc=0
   "$@" || rc=$?
@@ -92,22 +73,4 @@ EOF
   return "$rc"
 }
 
-case "${1:-}" in
-  setup)
-    setup
-    ;;
-  run)
-    shift
-    [ $# -gt 0 ] || die "usage: $0 run CMD..."
-    setup
-    [ "$(id -u)" -eq 0 ] || die "run needs root (mount namespace, chroot)"
-    exec unshare --mount --propagation private "$0" __enter "$@"
-    ;;
-  __enter)
-    shift
-    enter "$@"
-    ;;
-  *)
-    die "usage: $0 setup | run CMD..."
-    ;;
-esac
+trixie_main "$0" "$@"

@@ -29,25 +29,12 @@ stamp="trixie skopeo podman extract v1"
 
 die() { echo "trixie-tools: $*" >&2; exit 1; }
 
-setup() {
-  if [ -f "$tree/.aurum-stamp" ] && [ "$(cat "$tree/.aurum-stamp")" = "$stamp" ]; then
-    return 0
-  fi
-  [ "$(id -u)" -eq 0 ] || die "setup needs root (mmdebstrap, chroot)"
-  command -v mmdebstrap >/dev/null || die "mmdebstrap is missing; run scripts/setup.sh (apt-get install mmdebstrap)"
-  local start=$SECONDS new=$base/root.new
-  rm -rf "$new" && mkdir -p "$base"
-  echo "trixie-tools: installing trixie's skopeo and podman into $tree (mmdebstrap, Debian mirror only)" >&2
-  mmdebstrap --quiet --variant=extract --include=skopeo,podman,bash trixie "$new" \
-    "${AURUM_DEBIAN_MIRROR:-http://deb.debian.org/debian}" >&2 ||
-    die "mmdebstrap of trixie's skopeo and podman failed (needs deb.debian.org or AURUM_DEBIAN_MIRROR)"
-  # --variant=extract runs no maintainer scripts: add the merged-/usr links.
-  for d in bin sbin lib lib64; do [ -e "$new/$d" ] || ln -s "usr/$d" "$new/$d"; done
-  mkdir -p "$new/proc" "$new/dev" "$new/tmp" "$new/root" "$new/etc/containers/registries.d" "$new/var/tmp"
-  echo "$stamp" >"$new/.aurum-stamp"
-  echo "trixie-tools: installed in $((SECONDS - start)) s ($(du -sh "$new" | cut -f1))" >&2
-  rm -rf "$tree" && mv "$new" "$tree"
-}
+# shellcheck source=tests/lib/trixie-tree.sh
+. "$repo/tests/lib/trixie-tree.sh"
+
+containers_dirs() { mkdir -p "$1/etc/containers/registries.d" "$1/var/tmp"; }
+
+setup() { trixie_install "$tree" "$stamp" trixie-tools skopeo,podman,bash containers_dirs; }
 
 enter() {
   mount --make-rprivate /
@@ -64,13 +51,8 @@ enter() {
   fi
   local bin
   bin=$(mktemp -d /tmp/aurum-trixie-bin.XXXXXX)
-  for tool in skopeo podman; do
-    cat >"$bin/$tool" <<WRAP
-#!/bin/sh
-exec env -i PATH=/usr/sbin:/usr/bin HOME=/root TMPDIR=/var/tmp PODMAN_IGNORE_CGROUPSV1_WARNING=1 chroot "$tree" /usr/bin/bash -c 'cd "\$0" 2>/dev/null || cd /; exec "\$@"' "\$PWD" /usr/bin/$tool "\$@"
-WRAP
-    chmod +x "$bin/$tool"
-  done
+  trixie_wrappers "$bin" "$tree" /usr/bin/bash \
+    "-i PATH=/usr/sbin:/usr/bin HOME=/root TMPDIR=/var/tmp PODMAN_IGNORE_CGROUPSV1_WARNING=1" skopeo podman
   export PATH="$bin:$PATH" AURUM_CONTAINERS_TRIXIE=1
   local rc=0
   "$@" || rc=$?
@@ -78,22 +60,4 @@ WRAP
   return "$rc"
 }
 
-case "${1:-}" in
-  setup)
-    setup
-    ;;
-  run)
-    shift
-    [ $# -gt 0 ] || die "usage: $0 run CMD..."
-    setup
-    [ "$(id -u)" -eq 0 ] || die "run needs root (mount namespace, chroot)"
-    exec unshare --mount --propagation private "$0" __enter "$@"
-    ;;
-  __enter)
-    shift
-    enter "$@"
-    ;;
-  *)
-    die "usage: $0 setup | run CMD..."
-    ;;
-esac
+trixie_main "$0" "$@"
