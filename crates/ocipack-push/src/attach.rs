@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 use crate::images;
 use crate::remote::{fallback_tag, Reader, Via};
-use crate::report::{BlobReport, ImageReport};
+use crate::report::ImageReport;
 use crate::session::Session;
 use crate::upload::{put_manifest, put_small_blob};
 
@@ -422,19 +422,7 @@ impl Session<'_> {
         let f = &a.by_image[&image.digest];
         let registry = self.client.registry.clone();
         let p = self.progress;
-        let blobs = a.blobs(&image.digest);
-        for (b, (outcome, mounted_from)) in
-            blobs.iter().zip(self.place_blobs(repo, &blobs, &a.layout)?)
-        {
-            self.known.insert(b.digest.clone(), repo.to_string());
-            self.present.insert((repo.to_string(), b.digest.clone()));
-            report.record(BlobReport {
-                digest: b.digest.clone(),
-                size: b.size,
-                outcome,
-                mounted_from,
-            });
-        }
+        self.place_and_record(repo, &a.blobs(&image.digest), &a.layout, report)?;
         // The distribution spec (1.1, "Pushing Manifests with Subject"): a
         // registry with the referrers API answers each such PUT with
         // `OCI-Subject: <subject>`; without it the client must write the

@@ -270,19 +270,7 @@ impl<'p> Session<'p> {
             manifest_digest: root.to_string(),
             ..ImageReport::default()
         };
-        let blobs = graph.blobs(root);
-        for (b, (outcome, mounted_from)) in
-            blobs.iter().zip(self.place_blobs(repo, &blobs, layout)?)
-        {
-            self.known.insert(b.digest.clone(), repo.to_string());
-            self.present.insert((repo.to_string(), b.digest.clone()));
-            report.record(BlobReport {
-                digest: b.digest.clone(),
-                size: b.size,
-                outcome,
-                mounted_from,
-            });
-        }
+        self.place_and_record(repo, &graph.blobs(root), layout, &mut report)?;
         // Every blob is confirmed in the repository (HEAD 200, a 201 for its
         // upload or mount): only now may a manifest that names them go in.
         let p = self.progress;
@@ -347,6 +335,29 @@ impl<'p> Session<'p> {
     /// connection. The first failure stops the pool from taking new blobs;
     /// those in flight finish (within their retries and the deadline), so
     /// a rerun finds them committed. Results come back in `blobs` order.
+    /// Places `blobs` in `repo` (as [`Session::place_blobs`]), remembers
+    /// them as present there and records each in `report`.
+    pub(crate) fn place_and_record(
+        &mut self,
+        repo: &str,
+        blobs: &[Descriptor],
+        layout: &Layout,
+        report: &mut ImageReport,
+    ) -> Result<()> {
+        for (b, (outcome, mounted_from)) in blobs.iter().zip(self.place_blobs(repo, blobs, layout)?)
+        {
+            self.known.insert(b.digest.clone(), repo.to_string());
+            self.present.insert((repo.to_string(), b.digest.clone()));
+            report.record(BlobReport {
+                digest: b.digest.clone(),
+                size: b.size,
+                outcome,
+                mounted_from,
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn place_blobs(
         &self,
         repo: &str,
