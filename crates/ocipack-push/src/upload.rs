@@ -416,20 +416,7 @@ pub(crate) fn put_manifest(
     p: &dyn Progress,
 ) -> Result<Option<String>> {
     let url = format!("{}/v2/{repo}/manifests/{reference}", client.base);
-    let resp = client.send(
-        &Req {
-            method: Method::PUT,
-            url: url.clone(),
-            headers: vec![("Content-Type", media_type.to_string())],
-            body: Some(bytes),
-            scope: repo_scope(repo),
-            tries: client.retry.max_tries,
-        },
-        p,
-    )?;
-    if resp.status().as_u16() != 201 {
-        return Err(status_error("PUT", &url, resp));
-    }
+    let resp = put_created(client, repo, url, media_type, bytes, p)?;
     if let Some(got) = resp
         .headers()
         .get("docker-content-digest")
@@ -465,12 +452,31 @@ pub(crate) fn put_small_blob(
     let Some(loc) = start(client, repo, digest, None, p)? else {
         return Ok(());
     };
-    let url = with_digest(&loc, digest);
+    put_created(
+        client,
+        repo,
+        with_digest(&loc, digest),
+        "application/octet-stream",
+        bytes,
+        p,
+    )?;
+    Ok(())
+}
+
+/// One PUT of `bytes` to `url` that must answer 201 Created.
+fn put_created(
+    client: &Client,
+    repo: &str,
+    url: String,
+    content_type: &str,
+    bytes: &[u8],
+    p: &dyn Progress,
+) -> Result<ureq::http::Response<ureq::Body>> {
     let resp = client.send(
         &Req {
             method: Method::PUT,
             url: url.clone(),
-            headers: vec![("Content-Type", "application/octet-stream".into())],
+            headers: vec![("Content-Type", content_type.to_string())],
             body: Some(bytes),
             scope: repo_scope(repo),
             tries: client.retry.max_tries,
@@ -480,5 +486,5 @@ pub(crate) fn put_small_blob(
     if resp.status().as_u16() != 201 {
         return Err(status_error("PUT", &url, resp));
     }
-    Ok(())
+    Ok(resp)
 }
