@@ -53,6 +53,16 @@ WRAP
     done
 }
 
+# trixie_run BIN CMD...: CMD with the wrappers in BIN first on PATH; BIN is
+# removed afterwards; CMD's exit status.
+trixie_run() {
+    local bin=$1 rc=0
+    shift
+    PATH="$bin:$PATH" "$@" || rc=$?
+    rm -rf "$bin"
+    return "$rc"
+}
+
 # trixie_main SCRIPT ARGS...: the command line both scripts share:
 #   setup        install the tree (the script's `setup`)
 #   run CMD...   install, then run CMD in a private mount namespace in which

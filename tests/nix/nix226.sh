@@ -66,11 +66,8 @@ enter() {
   mount --bind /tmp "$tree/tmp"
   local bin=/tmp/aurum-nix226-bin.$$
   trixie_wrappers "$bin" "$tree" /usr/bin/bash-static "" nix nix-store nix-instantiate nix-build nix-hash
-  export PATH="$bin:$PATH" AURUM_NIX_VERSION=2.26
-  local rc=0
-  "$@" || rc=$?
-  rm -rf "$bin"
-  return "$rc"
+  export AURUM_NIX_VERSION=2.26
+  trixie_run "$bin" "$@"
 }
 
 trixie_main "$0" "$@"

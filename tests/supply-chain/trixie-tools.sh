@@ -53,11 +53,8 @@ enter() {
   bin=$(mktemp -d /tmp/aurum-trixie-bin.XXXXXX)
   trixie_wrappers "$bin" "$tree" /usr/bin/bash \
     "-i PATH=/usr/sbin:/usr/bin HOME=/root TMPDIR=/var/tmp PODMAN_IGNORE_CGROUPSV1_WARNING=1" skopeo podman
-  export PATH="$bin:$PATH" AURUM_CONTAINERS_TRIXIE=1
-  local rc=0
-  "$@" || rc=$?
-  rm -rf "$bin"
-  return "$rc"
+  export AURUM_CONTAINERS_TRIXIE=1
+  trixie_run "$bin" "$@"
 }
 
 trixie_main "$0" "$@"
