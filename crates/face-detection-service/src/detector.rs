@@ -45,7 +45,13 @@ pub type RawOutput = (Vec<i64>, Vec<f32>);
 pub struct Detector {
     model: Model,
     config: DetectorConfig,
+    /// Threads the letterbox is split over: the CPUs this process may use
+    /// (at most [`MAX_LETTERBOX_THREADS`]).
+    letterbox_threads: usize,
 }
+
+/// The most threads one letterbox is split over.
+pub const MAX_LETTERBOX_THREADS: usize = 4;
 
 /// One output tensor, copied out of the session.
 struct Raw {
@@ -68,7 +74,11 @@ impl Detector {
             )));
         }
         let model = Model::load(path, config.threads)?;
-        Ok(Self { model, config })
+        Ok(Self {
+            model,
+            config,
+            letterbox_threads: service_kit::cpu::cpus().clamp(1, MAX_LETTERBOX_THREADS),
+        })
     }
 
     /// The settings in use.
@@ -95,7 +105,7 @@ impl Detector {
     fn run(&self, lb: &Letterbox, image: &RgbImage) -> Result<(Vec<Raw>, Duration)> {
         let side = self.config.input_size as usize;
         let ((raw, took), _) = self.model.with_session(|slot| {
-            let started = Self::fill(slot, lb, image, side);
+            let started = self.fill(slot, lb, image, side);
             let outputs = slot.session.run(ort::inputs![TensorRef::from_array_view((
                 [1usize, 3, side, side],
                 &slot.input[..]
@@ -114,11 +124,22 @@ impl Detector {
         Ok((raw, took))
     }
 
-    /// Letterboxes `image` into the slot's reused input buffer; returns when
-    /// it finished.
-    fn fill(slot: &mut Slot, lb: &Letterbox, image: &RgbImage, side: usize) -> Instant {
+    /// Letterboxes `image` into the slot's reused input buffer, split over
+    /// the CPUs (bit-identical to one thread); returns when it finished.
+    /// The padding is written only when the slot's buffer last held another
+    /// geometry (its `input_tag`).
+    fn fill(&self, slot: &mut Slot, lb: &Letterbox, image: &RgbImage, side: usize) -> Instant {
+        let tag = u64::from(lb.resized.0) << 32 | u64::from(lb.resized.1);
+        let same = slot.input_tag == Some(tag) && slot.input.len() == 3 * side * side;
+        // unknown until this fill has finished (a panic leaves it unknown)
+        slot.input_tag = None;
         slot.input.resize(3 * side * side, 0.0);
-        lb.fill(image, &mut slot.input);
+        if same {
+            lb.fill_image_parts(image, &mut slot.input, self.letterbox_threads);
+        } else {
+            lb.fill_parts(image, &mut slot.input, self.letterbox_threads);
+        }
+        slot.input_tag = Some(tag);
         Instant::now()
     }
 
@@ -157,7 +178,7 @@ impl Detector {
         let asked = Instant::now();
         let ((decoded, mut stages), _) = self.model.with_session(|slot| {
             let entered = Instant::now();
-            let filled = Self::fill(slot, &lb, image, side);
+            let filled = self.fill(slot, &lb, image, side);
             let outputs = slot.session.run(ort::inputs![TensorRef::from_array_view((
                 [1usize, 3, side, side],
                 &slot.input[..]

@@ -65,6 +65,36 @@ impl Letterbox {
     ///
     /// When `out` is not `3 * input * input` long.
     pub fn fill(&self, image: &RgbImage, out: &mut [f32]) {
+        self.fill_parts(image, out, 1);
+    }
+
+    /// [`Letterbox::fill`] on up to `parts` threads (the calling one and
+    /// `parts - 1` scoped ones), each writing its own band of output rows.
+    /// Every value is computed exactly as by [`Letterbox::fill`] (a band
+    /// re-interpolates the source rows it starts with), so the output is
+    /// bit-identical whatever `parts` is; bands are at least
+    /// [`MIN_BAND_ROWS`] image rows, so small inputs stay on one thread.
+    ///
+    /// # Panics
+    ///
+    /// When `out` is not `3 * input * input` long.
+    pub fn fill_parts(&self, image: &RgbImage, out: &mut [f32], parts: usize) {
+        self.fill_bands(image, out, parts, true);
+    }
+
+    /// [`Letterbox::fill_parts`] writing only the image's values, not the
+    /// padding: for a buffer last filled by a letterbox of the same
+    /// geometry (`input` and `resized`), whose padding is already right.
+    /// The result is then the same as [`Letterbox::fill_parts`]'s.
+    ///
+    /// # Panics
+    ///
+    /// When `out` is not `3 * input * input` long.
+    pub fn fill_image_parts(&self, image: &RgbImage, out: &mut [f32], parts: usize) {
+        self.fill_bands(image, out, parts, false);
+    }
+
+    fn fill_bands(&self, image: &RgbImage, out: &mut [f32], parts: usize, padding: bool) {
         let (w, h) = (self.resized.0 as usize, self.resized.1 as usize);
         let side = self.input as usize;
         let plane = side * side;
@@ -85,9 +115,7 @@ impl Letterbox {
         let (xs, ys) = (taps(w, src_w), taps(h, src_h));
         let pixels = image.as_raw();
         // One source row interpolated along x, planar (w reds, w greens, w
-        // blues): the `top` and `bottom` of the bilinear formula. Output rows
-        // walk the source rows in order, so two cached rows suffice and each
-        // source row is interpolated once, not once per output row using it.
+        // blues): the `top` and `bottom` of the bilinear formula.
         let horizontal = |sy: usize, buf: &mut [f32]| {
             let row = &pixels[sy * src_w * 3..(sy + 1) * src_w * 3];
             let (r, rest) = buf.split_at_mut(w);
@@ -103,39 +131,97 @@ impl Letterbox {
                 b[x] = lerp(2);
             }
         };
-        let mut top = (usize::MAX, vec![0.0f32; 3 * w]);
-        let mut bottom = (usize::MAX, vec![0.0f32; 3 * w]);
-        for plane_out in out.chunks_exact_mut(plane) {
-            // padding right of the image, and the rows below it
-            for y in 0..h {
-                plane_out[y * side + w..(y + 1) * side].fill(pad);
-            }
-            plane_out[h * side..].fill(pad);
-        }
-        for (y, &(y0, y1, fy)) in ys.iter().enumerate() {
-            if top.0 != y0 {
-                if bottom.0 == y0 {
-                    std::mem::swap(&mut top, &mut bottom);
-                } else {
-                    horizontal(y0, &mut top.1);
-                    top.0 = y0;
+        // Output rows `first..first + rows` of the three planes. Output rows
+        // walk the source rows in order, so two cached rows suffice and each
+        // source row is interpolated once per band, not once per output row.
+        let band = |first: usize, planes: [&mut [f32]; 3]| {
+            let rows = planes[0].len() / side;
+            let mut top = (usize::MAX, vec![0.0f32; 3 * w]);
+            let mut bottom = (usize::MAX, vec![0.0f32; 3 * w]);
+            let [pr, pg, pb] = planes;
+            let mut planes = [pr, pg, pb];
+            for local in 0..rows {
+                let y = first + local;
+                let at = local * side;
+                if y >= h {
+                    // below the image: padding only
+                    if padding {
+                        for p in &mut planes {
+                            p[at..at + side].fill(pad);
+                        }
+                    }
+                    continue;
+                }
+                // padding right of the image
+                if padding {
+                    for p in &mut planes {
+                        p[at + w..at + side].fill(pad);
+                    }
+                }
+                let (y0, y1, fy) = ys[y];
+                if top.0 != y0 {
+                    if bottom.0 == y0 {
+                        std::mem::swap(&mut top, &mut bottom);
+                    } else {
+                        horizontal(y0, &mut top.1);
+                        top.0 = y0;
+                    }
+                }
+                if bottom.0 != y1 {
+                    horizontal(y1, &mut bottom.1);
+                    bottom.0 = y1;
+                }
+                for (c, p) in planes.iter_mut().enumerate() {
+                    let dst = &mut p[at..at + w];
+                    let t = &top.1[c * w..(c + 1) * w];
+                    let b = &bottom.1[c * w..(c + 1) * w];
+                    for ((o, &t), &b) in dst.iter_mut().zip(t).zip(b) {
+                        *o = (t + (b - t) * fy - 127.5) / 128.0;
+                    }
                 }
             }
-            if bottom.0 != y1 {
-                horizontal(y1, &mut bottom.1);
-                bottom.0 = y1;
-            }
-            for c in 0..3 {
-                let dst = &mut out[c * plane + y * side..c * plane + y * side + w];
-                let t = &top.1[c * w..(c + 1) * w];
-                let b = &bottom.1[c * w..(c + 1) * w];
-                for ((o, &t), &b) in dst.iter_mut().zip(t).zip(b) {
-                    *o = (t + (b - t) * fy - 127.5) / 128.0;
+        };
+        // Band k holds image rows h*k/parts.. (the last also the padding
+        // rows below the image).
+        let parts = parts.clamp(1, (h / MIN_BAND_ROWS).max(1));
+        let starts: Vec<usize> = (0..parts).map(|k| h * k / parts).collect();
+        let ends: Vec<usize> = (1..=parts)
+            .map(|k| if k == parts { side } else { h * k / parts })
+            .collect();
+        let mut per_plane: Vec<std::vec::IntoIter<&mut [f32]>> = out
+            .chunks_exact_mut(plane)
+            .map(|mut rest| {
+                let mut bands = Vec::with_capacity(parts);
+                for (&a, &b) in starts.iter().zip(&ends) {
+                    let (this, tail) = std::mem::take(&mut rest).split_at_mut((b - a) * side);
+                    bands.push(this);
+                    rest = tail;
                 }
-            }
+                bands.into_iter()
+            })
+            .collect();
+        let mut jobs = Vec::with_capacity(parts);
+        for &first in &starts {
+            let mut band_of = |c: usize| -> &mut [f32] {
+                per_plane[c].next().expect("one band per part and plane")
+            };
+            let planes = [band_of(0), band_of(1), band_of(2)];
+            jobs.push((first, planes));
         }
+        let band = &band;
+        std::thread::scope(|scope| {
+            let mut jobs = jobs.into_iter();
+            let own = jobs.next().expect("at least one part");
+            for (first, planes) in jobs {
+                scope.spawn(move || band(first, planes));
+            }
+            band(own.0, own.1);
+        });
     }
 }
+
+/// The fewest image rows a thread of [`Letterbox::fill_parts`] gets.
+pub const MIN_BAND_ROWS: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -206,6 +292,50 @@ mod tests {
                 .zip(&want)
                 .all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "{sw}x{sh}: values differ from the per-pixel formula");
+        }
+    }
+
+    #[test]
+    fn fill_on_several_threads_is_bit_identical_to_one() {
+        let noise = |x: u32, y: u32, c: u32| ((x * 7919 + y * 104_729 + c * 31) % 251) as u8;
+        for (sw, sh) in [(233, 287), (1000, 700), (700, 1000), (640, 640), (64, 9)] {
+            let img = RgbImage::from_fn(sw, sh, |x, y| {
+                image::Rgb([noise(x, y, 0), noise(x, y, 1), noise(x, y, 2)])
+            });
+            let lb = Letterbox::new(sw, sh, 640);
+            let want = lb.tensor(&img);
+            let want = want.as_slice().unwrap();
+            for parts in [2, 3, 4, 7] {
+                let mut got = vec![f32::NAN; 3 * 640 * 640];
+                lb.fill_parts(&img, &mut got, parts);
+                let same = got
+                    .iter()
+                    .zip(want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(
+                    same,
+                    "{sw}x{sh} on {parts} threads: values differ from one thread"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn image_only_fill_over_the_same_geometry_equals_a_whole_fill() {
+        for (sw, sh) in [(233, 287), (300, 200)] {
+            let first = RgbImage::from_fn(sw, sh, |x, y| image::Rgb([x as u8, y as u8, 7]));
+            let second = RgbImage::from_fn(sw, sh, |x, y| image::Rgb([y as u8, 200, x as u8]));
+            let lb = Letterbox::new(sw, sh, 128);
+            let mut buf = vec![f32::NAN; 3 * 128 * 128];
+            lb.fill_parts(&first, &mut buf, 2);
+            for parts in [1, 2] {
+                lb.fill_image_parts(&second, &mut buf, parts);
+                assert_eq!(
+                    lb.tensor(&second).as_slice().unwrap(),
+                    &buf[..],
+                    "{sw}x{sh}"
+                );
+            }
         }
     }
 

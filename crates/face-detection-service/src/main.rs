@@ -48,10 +48,24 @@ fn bench(args: &Args, state: &AppState) -> anyhow::Result<()> {
         return Ok(());
     }
     let n = args.bench_stages.unwrap_or(1).max(1);
-    let names = ["decode", "letterbox", "run", "post", "json", "total"];
+    // Raw runs on the ready tensor, interleaved with the detections (one
+    // each per round, same process and sessions): the run stage's baseline.
+    let ready = Letterbox::new(image.width(), image.height(), side).tensor(&image);
+    let ready_shape = ready.shape().to_vec();
+    let ready = ready.as_slice().context("tensor is contiguous")?;
+    let names = [
+        "decode",
+        "letterbox",
+        "run",
+        "post",
+        "json",
+        "total",
+        "raw_run",
+    ];
     let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(n); names.len()];
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     for _ in 0..n {
+        let raw_run = onnx::time_raw_run(detector.model(), &ready_shape, ready)?;
         let started = Instant::now();
         let image = service_kit::imaging::decode(&bytes, limits)?;
         let decoded = started.elapsed();
@@ -73,6 +87,7 @@ fn bench(args: &Args, state: &AppState) -> anyhow::Result<()> {
             stages.post,
             json,
             started.elapsed(),
+            raw_run,
         ]) {
             t.push(ms(d));
         }

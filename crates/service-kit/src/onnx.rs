@@ -68,6 +68,11 @@ pub struct Slot {
     /// Scratch space for the input tensor; its length is whatever the last
     /// user left (callers resize it).
     pub input: Vec<f32>,
+    /// What the last user left in `input` beyond one request's values (the
+    /// detector: the letterbox geometry whose padding is there), so the next
+    /// one may skip rewriting it; `None` when unknown. Callers set it to
+    /// `None` before writing `input` and to their tag once done.
+    pub input_tag: Option<u64>,
 }
 
 /// A pool of sessions of one model. ONNX Runtime sessions need `&mut` to
@@ -137,6 +142,7 @@ impl Model {
             free.push(Slot {
                 session,
                 input: Vec::new(),
+                input_tag: None,
             });
         }
         Ok(Self {
@@ -199,6 +205,18 @@ pub fn bench_raw(
     let sessions = model.threads.sessions;
     timed_runs(model, shape, input, 2 * sessions, sessions)?;
     timed_runs(model, shape, input, runs, clients)
+}
+
+/// One raw run on the ready input tensor, as [`bench_raw`] times them (from
+/// asking for a session to its end), without the warm-up: for interleaving
+/// raw runs with whole requests in one process (`--bench-stages`).
+///
+/// # Errors
+///
+/// When the run fails.
+pub fn time_raw_run(model: &Model, shape: &[usize], input: &[f32]) -> Result<Duration> {
+    let (times, _) = timed_runs(model, shape, input, 1, 1)?;
+    Ok(Duration::from_secs_f64(times[0] / 1e3))
 }
 
 fn timed_runs(
