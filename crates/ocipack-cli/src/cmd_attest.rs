@@ -80,16 +80,82 @@ pub fn run(a: AttestArgs, json: bool) -> Result<()> {
         return verify(&a, &repo, json);
     }
     let key = crate::cmd_sign::load_key(a.key.as_deref(), a.key_env.as_deref())?;
-    let src = SbomSources {
-        tag: a.tag.clone(),
+    let p = signed_provenance(
+        &a.layout,
+        &ProvenanceSources {
+            tag: a.tag.as_deref(),
+            definition: a.definition.as_deref(),
+            repo: &repo,
+        },
+        &key,
+    )?;
+    let dir = artifact::attest_dir(&a.layout);
+    artifact::prepare(&dir)?;
+    let file = dir.join("provenance.dsse.json");
+    std::fs::write(&file, &p.envelope)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    let mut l = AttestLayout::open(&dir)?;
+    let m = attach(&mut l, &p)?;
+    l.finish()?;
+    let hex = p.subject.digest.replace(':', "-");
+    if json {
+        crate::exit::print_json(&json!({"image": p.subject.digest, "provenance": file,
+                                  "attest": dir, "manifest": m.digest}))?;
+    } else {
+        eprintln!(
+            "provenance of {} -> {} and {} (tag {hex}.att)",
+            p.subject.digest,
+            file.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// What the provenance of an image is made from, besides its layout and
+/// the key: the same for `ocipack attest` and `ocipack push --sign`.
+pub struct ProvenanceSources<'a> {
+    /// The image's tag in the layout (`None`: the only image).
+    pub tag: Option<&'a str>,
+    /// The image definition recorded [default: `images/<plan name>.toml`].
+    pub definition: Option<&'a str>,
+    /// The repository root (git revision, Cargo.lock, flake.lock, models.toml).
+    pub repo: &'a Path,
+}
+
+/// A signed provenance: the image it is about and the DSSE envelope's
+/// canonical JSON bytes.
+pub struct Provenance {
+    /// The image manifest (the statement's subject).
+    pub subject: ocipack::layout::Descriptor,
+    /// The DSSE envelope (canonical JSON).
+    pub envelope: Vec<u8>,
+}
+
+/// The SLSA v1 provenance of the image in `layout`, signed with `key`. The
+/// SBOM model comes from the layout and its plan (`LAYOUT.plan.json`, the
+/// host's dpkg database); the build time from `SOURCE_DATE_EPOCH` or the
+/// image config's `created`, never the clock; ECDSA signatures are
+/// deterministic (RFC 6979): the same inputs and key give the same bytes.
+///
+/// # Errors
+/// Reading the layout, Cargo.lock, flake.lock or models.toml.
+pub fn signed_provenance(
+    layout: &Path,
+    src: &ProvenanceSources<'_>,
+    key: &sign::SigningKey,
+) -> Result<Provenance> {
+    let repo = src.repo;
+    let sources = SbomSources {
+        tag: src.tag.map(str::to_owned),
         plan: None,
-        repo: repo.clone(),
+        repo: repo.to_owned(),
         dpkg_root: PathBuf::from("/"),
         npm_lock: None,
     };
-    let s = cmd_sbom::make(&a.layout, &src)?;
-    let rev = git(&repo, &["rev-parse", "HEAD"]);
-    let dirty = git(&repo, &["status", "--porcelain", "--untracked-files=no"])
+    let s = cmd_sbom::make(layout, &sources)?;
+    let rev = git(repo, &["rev-parse", "HEAD"]);
+    let dirty = git(repo, &["status", "--porcelain", "--untracked-files=no"])
         .is_some_and(|s| !s.is_empty());
     let lock = sha256_file(&repo.join("Cargo.lock"))?;
     let flake = repo
@@ -98,10 +164,9 @@ pub fn run(a: AttestArgs, json: bool) -> Result<()> {
         .then(|| sha256_file(&repo.join("flake.lock")))
         .transpose()?;
     let models = Models::load(&repo.join("models.toml"))?;
-    let definition = a
+    let definition = src
         .definition
-        .clone()
-        .unwrap_or_else(|| format!("images/{}.toml", s.name));
+        .map_or_else(|| format!("images/{}.toml", s.name), str::to_owned);
     let command = vec!["ocipack".to_owned(), "host".to_owned(), definition.clone()];
     let st = provenance::statement(
         &s,
@@ -116,42 +181,32 @@ pub fn run(a: AttestArgs, json: bool) -> Result<()> {
         },
     );
     let payload = ocipack::json::canonical(&st);
-    let envelope = sign::dsse_sign(&key, sign::INTOTO_PAYLOAD_TYPE, &payload);
-    let env_bytes = ocipack::json::canonical(&envelope);
-    let dir = artifact::attest_dir(&a.layout);
-    artifact::prepare(&dir)?;
-    let file = dir.join("provenance.dsse.json");
-    std::fs::write(&file, &env_bytes)
-        .with_context(|| format!("cannot write {}", file.display()))?;
-    let mut l = AttestLayout::open(&dir)?;
-    let d = l.blob(artifact::DSSE_MEDIA_TYPE, &env_bytes)?;
-    let hex = s.image.manifest.digest.replace(':', "-");
+    let envelope = sign::dsse_sign(key, sign::INTOTO_PAYLOAD_TYPE, &payload);
+    Ok(Provenance {
+        subject: s.image.manifest.clone(),
+        envelope: ocipack::json::canonical(&envelope),
+    })
+}
+
+/// Adds `p` to an attestation layout as the OCI 1.1 artifact tagged
+/// `sha256-<hex>.att` (subject: the image). Returns the artifact manifest.
+///
+/// # Errors
+/// I/O.
+pub fn attach(l: &mut AttestLayout, p: &Provenance) -> Result<ocipack::layout::Descriptor> {
+    let d = l.blob(artifact::DSSE_MEDIA_TYPE, &p.envelope)?;
+    let hex = p.subject.digest.replace(':', "-");
     let ann = BTreeMap::from([(
         "in-toto.io/predicate-type".to_owned(),
         provenance::PREDICATE_TYPE.to_owned(),
     )]);
-    let m = l.artifact(
-        &s.image.manifest,
+    Ok(l.artifact(
+        &p.subject,
         artifact::PROVENANCE_ARTIFACT_TYPE,
         vec![d],
         ann,
         &format!("{hex}.att"),
-    )?;
-    l.finish()?;
-    if json {
-        crate::exit::print_json(
-            &json!({"image": s.image.manifest.digest, "provenance": file,
-                                  "attest": dir, "manifest": m.digest}),
-        )?;
-    } else {
-        eprintln!(
-            "provenance of {} -> {} and {} (tag {hex}.att)",
-            s.image.manifest.digest,
-            file.display(),
-            dir.display()
-        );
-    }
-    Ok(())
+    )?)
 }
 
 fn verify(a: &AttestArgs, repo: &Path, json: bool) -> Result<()> {

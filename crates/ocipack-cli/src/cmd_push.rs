@@ -34,7 +34,14 @@ Attestations: when LAYOUT.attest/oci exists (written by `ocipack host`, `sign`,
 artifacts by digest with the image as subject, listed through the registry's
 referrers API or else the fallback tag sha256-<hex>, and the cosign signature as
 the tag sha256-<hex>.sig. The image's tags move last, only once all of that is in.
---no-attest pushes the image alone.
+--no-attest pushes the image alone (with --sign: the image and its signature).
+
+--sign KEY (or --sign-env VAR) signs each pushed manifest for REGISTRY/REPOSITORY
+and, when LAYOUT.attest has no provenance of the image (e.g. after `ocipack host`,
+which writes only SBOMs), adds the SLSA provenance `ocipack attest` would write
+for the same layout, signed with the same key (repository root: --repo-root, else
+the nearest directory with models.toml above the current one, else above LAYOUT).
+Both go into a temporary copy of LAYOUT.attest; the layout's own is not changed.
 
 Exit codes: 0 pushed; 1 failure (layout, attestations made for another image,
 a registry refusing an artifact, network); 2 usage; 4 credentials refused.")]
@@ -108,12 +115,18 @@ pub struct PushArgs {
     /// Sign each pushed image manifest with this private key file (PEM, as
     /// `ocipack sign`; the identity signed is REGISTRY/REPOSITORY of the
     /// target) and push the signature as the tag sha256-<hex>.sig and as a
-    /// referrer. The layout's own LAYOUT.attest is not changed.
+    /// referrer; add the image's provenance (as `ocipack attest`, same key)
+    /// when LAYOUT.attest has none. The layout's own LAYOUT.attest is not changed.
     #[arg(long, value_name = "KEY", conflicts_with = "sign_env")]
     pub sign: Option<PathBuf>,
     /// As --sign, with the private key (PEM) read from this environment variable.
     #[arg(long, value_name = "VAR")]
     pub sign_env: Option<String>,
+    /// With --sign: the repository root the added provenance names (git
+    /// revision, Cargo.lock, flake.lock, models.toml) [default: nearest
+    /// ancestor of the current directory, else of LAYOUT, with models.toml].
+    #[arg(long, value_name = "DIR")]
+    pub repo_root: Option<PathBuf>,
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
@@ -150,8 +163,14 @@ pub fn run(a: PushArgs, json: bool) -> Result<()> {
     let staging = Staging::default();
     let mut with_attest = Vec::new();
     for (dir, target) in items {
-        let attest =
-            crate::cmd_push_sign::attest_for(&dir, &target, a.no_attest, key.as_ref(), &staging)?;
+        let attest = crate::cmd_push_sign::attest_for(
+            &dir,
+            &target,
+            a.no_attest,
+            key.as_ref(),
+            a.repo_root.as_deref(),
+            &staging,
+        )?;
         with_attest.push((dir, target, attest));
     }
     let bars = Bars::new(a.quiet || json);

@@ -1,8 +1,11 @@
 //! The attestations `ocipack push` sends with each layout: `LAYOUT.attest/oci`
 //! as `ocipack host`/`sign`/`attest` left it, or, with `--sign`, a staged copy
 //! of it (in a temporary directory, removed after the push) to which a
-//! fresh cosign signature of each pushed manifest is added. The layout's own
-//! `LAYOUT.attest` is never changed by a push.
+//! fresh cosign signature of each pushed manifest is added, and, for each
+//! image manifest the copy has no provenance (`sha256-<hex>.att`) of, the
+//! provenance `ocipack attest` would write (the same function,
+//! [`crate::cmd_attest::signed_provenance`]), signed with the same key. The
+//! layout's own `LAYOUT.attest` is never changed by a push.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,8 @@ use anyhow::{Context, Result};
 use ocipack_attest::artifact::{self, AttestLayout};
 use ocipack_attest::sign::{self, SigningKey};
 use ocipack_push::Target;
+
+use crate::cmd_attest;
 
 /// Temporary directories made for signing, removed when dropped.
 #[derive(Default)]
@@ -49,14 +54,20 @@ impl Drop for Staging {
 }
 
 /// The attestation layout to push with `dir` (`None`: nothing to attach).
+/// With `key` and without `no_attest`, a missing provenance is made with
+/// `repo_root` (or the nearest ancestor of the current directory, else of
+/// `dir`, holding models.toml) as the repository root.
 ///
 /// # Errors
-/// Reading the layout or the attestation layout; writing the staged copy.
+/// Reading the layout or the attestation layout; making the provenance (no
+/// repository root found, unreadable Cargo.lock or models.toml); writing
+/// the staged copy.
 pub fn attest_for(
     dir: &Path,
     target: &Target,
     no_attest: bool,
     key: Option<&SigningKey>,
+    repo_root: Option<&Path>,
     staging: &Staging,
 ) -> Result<Option<PathBuf>> {
     let existing = artifact::attest_dir(dir).join(artifact::LAYOUT_DIR);
@@ -72,6 +83,7 @@ pub fn attest_for(
     let mut l = AttestLayout::open(&root)?;
     let identity = format!("{}/{}", target.registry, target.repository);
     for m in ocipack_push::manifests_to_push(dir, target)? {
+        let tag = m.tag().map(str::to_owned);
         let subject = ocipack::layout::Descriptor {
             annotations: Default::default(),
             ..m
@@ -79,9 +91,64 @@ pub fn attest_for(
         let payload = sign::simple_signing_payload(&identity, &subject.digest);
         let sig = sign::sign(key, &payload);
         l.cosign_signature(&subject, &payload, &sig)?;
+        // `--no-attest --sign`: the signature only, as before.
+        let hex = subject.digest.replace(':', "-");
+        if no_attest || subject.is_index() || l.find(&format!("{hex}.att")).is_some() {
+            continue;
+        }
+        let repo = repo_for(dir, repo_root)?;
+        let p = cmd_attest::signed_provenance(
+            dir,
+            &cmd_attest::ProvenanceSources {
+                tag: tag.as_deref(),
+                definition: None,
+                repo: &repo,
+            },
+            key,
+        )
+        .with_context(|| {
+            format!(
+                "cannot make the provenance of {} ({}) for --sign",
+                dir.display(),
+                subject.digest
+            )
+        })?;
+        anyhow::ensure!(
+            p.subject.digest == subject.digest,
+            "{} tag {tag:?} is {}, not the pushed manifest {}",
+            dir.display(),
+            p.subject.digest,
+            subject.digest
+        );
+        cmd_attest::attach(&mut l, &p)?;
     }
     l.finish()?;
     Ok(Some(root.join(artifact::LAYOUT_DIR)))
+}
+
+/// The repository root the provenance names: `repo_root`, else the nearest
+/// ancestor of the current directory holding models.toml (as `ocipack
+/// attest`), else the nearest ancestor of the layout holding one.
+fn repo_for(dir: &Path, repo_root: Option<&Path>) -> Result<PathBuf> {
+    if let Some(r) = repo_root {
+        return Ok(r.to_owned());
+    }
+    if let Ok(r) = crate::cmd_sbom::find_repo() {
+        return Ok(r);
+    }
+    let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    abs.ancestors()
+        .find(|d| d.join("models.toml").is_file())
+        .map(Path::to_path_buf)
+        .with_context(|| {
+            format!(
+                "push --sign adds the provenance of {} and needs the repository it was built \
+                 from: no models.toml in the current directory, {} or any parent; pass \
+                 --repo-root, run `ocipack attest` first, or push with --no-attest",
+                dir.display(),
+                dir.display()
+            )
+        })
 }
 
 /// Copies an OCI layout's `oci-layout`, `index.json` and regular blob files

@@ -98,10 +98,10 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// An image built from a tiny plan (`name` makes it distinct), with its
-/// SBOMs (`ocipack sbom`) and provenance signed with `key` (`ocipack attest`)
-/// in `dir/name.attest`. Returns (layout, manifest digest).
-fn image(dir: &Path, name: &str, key: &Path) -> (PathBuf, String) {
+/// An image built from a tiny plan (`name` makes it distinct) with its
+/// SBOMs (`ocipack sbom`) in `dir/name.attest`, as `ocipack host` leaves
+/// it: no signature, no provenance. Returns (layout, manifest digest).
+fn sbom_image(dir: &Path, name: &str) -> (PathBuf, String) {
     let app = dir.join(format!("{name}-app"));
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(app.join("hello.txt"), format!("hello from {name}\n")).unwrap();
@@ -118,6 +118,14 @@ fn image(dir: &Path, name: &str, key: &Path) -> (PathBuf, String) {
         .arg(&plan)
         .arg("--repo-root")
         .arg(repo()));
+    let inspect = ok(ocipack().args(["--json", "inspect"]).arg(&out));
+    let v: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    (out, v[0]["manifestDigest"].as_str().unwrap().to_owned())
+}
+
+/// [`sbom_image`] with the provenance signed with `key` (`ocipack attest`).
+fn image(dir: &Path, name: &str, key: &Path) -> (PathBuf, String) {
+    let (out, digest) = sbom_image(dir, name);
     ok(ocipack()
         .arg("attest")
         .arg(&out)
@@ -125,9 +133,7 @@ fn image(dir: &Path, name: &str, key: &Path) -> (PathBuf, String) {
         .arg(key)
         .arg("--repo-root")
         .arg(repo()));
-    let inspect = ok(ocipack().args(["--json", "inspect"]).arg(&out));
-    let v: Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    (out, v[0]["manifestDigest"].as_str().unwrap().to_owned())
+    (out, digest)
 }
 
 fn keys(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
@@ -504,6 +510,116 @@ fn a_registry_refusing_referrers_leaves_the_image_untagged_and_no_partial_list()
     assert!(out.status.success(), "{}", stderr(&out));
     let v = verify(&format!("{}/aurum/refused3:v1", reg.host()), &public);
     assert!(v.status.success(), "{}", stderr(&v));
+}
+
+/// The digest of the referrer of `artifact_type` (exactly one).
+fn referrer_of(v: &Value, artifact_type: &str) -> String {
+    let found: Vec<&Value> = v["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["artifactType"] == artifact_type)
+        .collect();
+    assert_eq!(found.len(), 1, "{v}");
+    found[0]["digest"].as_str().unwrap().to_owned()
+}
+
+/// Issue 15: "`ocipack push --all --sign` puts image, signature, SBOM and
+/// provenance into the local registry". `ocipack host` writes only SBOMs;
+/// `push --sign` sent no provenance then, and `verify --remote` failed.
+/// Now it adds the provenance `ocipack attest` writes for the same layout
+/// (the same bytes), signed with the same key, with --sign and --sign-env.
+#[test]
+fn push_sign_of_sboms_only_adds_the_provenance_attest_writes() {
+    let t = tempfile::tempdir().unwrap();
+    let (key, public) = keys(t.path(), "release");
+    let (layout, digest) = sbom_image(t.path(), "gamma");
+    let reg = Registry::start();
+    // The repository root by default: the test runs in crates/ocipack-cli.
+    let r = format!("{}/aurum/gamma", reg.host());
+    let out = push(
+        &layout,
+        &format!("{r}:v1"),
+        &["--sign", key.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pem = std::fs::read_to_string(&key).unwrap();
+    let re = format!("{}/aurum/gamma-env", reg.host());
+    let out = run(ocipack()
+        .args(["push", "--quiet", "--insecure", "--tries", "2"])
+        .args(["--sign-env", "OCIPACK_TEST_RELEASE_KEY"])
+        .env("OCIPACK_TEST_RELEASE_KEY", &pem)
+        .arg(&layout)
+        .arg(format!("{re}:v1")));
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The layout's own attestations are not changed by a push.
+    let attest = layout.with_file_name("gamma.attest");
+    assert!(!attest.join("provenance.dsse.json").exists());
+
+    let v = referrers(&format!("{r}:v1"));
+    assert_eq!(types(&v), [SPDX, CDX, SIG, ATT]);
+    let ve = referrers(&format!("{re}:v1"));
+    assert_eq!(types(&ve), [SPDX, CDX, SIG, ATT]);
+    for reference in [&r, &re] {
+        let o = verify(&format!("{reference}:v1"), &public);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stderr(&o).contains("provenance"), "{}", stderr(&o));
+    }
+
+    // `ocipack attest` on the same layout: the same artifact manifest (so
+    // the same envelope bytes, its one layer) as each push made.
+    ok(ocipack()
+        .arg("attest")
+        .arg(&layout)
+        .arg("--key")
+        .arg(&key)
+        .arg("--repo-root")
+        .arg(repo()));
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(attest.join("oci/index.json")).unwrap()).unwrap();
+    let att_tag = format!("sha256-{}.att", hex(&digest));
+    let local = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["annotations"]["org.opencontainers.image.ref.name"] == att_tag.as_str())
+        .expect("attest wrote the .att entry")["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(referrer_of(&v, ATT), local);
+    assert_eq!(referrer_of(&ve, ATT), local);
+    let m = skopeo_inspect(&format!("{r}@{local}"));
+    assert!(m.status.success(), "{}", stderr(&m));
+    let m: Value = serde_json::from_slice(&m.stdout).unwrap();
+    let envelope = std::fs::read(attest.join("provenance.dsse.json")).unwrap();
+    assert_eq!(m["layers"][0]["digest"], ocipack::digest::sha256(&envelope));
+
+    // Pushing again, the provenance now in LAYOUT.attest: listed once.
+    let again = push(
+        &layout,
+        &format!("{r}:v1"),
+        &["--sign", key.to_str().unwrap()],
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(types(&referrers(&format!("{r}:v1"))), [SPDX, CDX, SIG, ATT]);
+
+    // No repository root (no models.toml above the current directory or the
+    // layout) and no provenance yet: exit 1, named, before any request.
+    let (lone, lone_digest) = sbom_image(t.path(), "delta");
+    let o = run(ocipack()
+        .current_dir(t.path())
+        .args(["push", "--quiet", "--insecure", "--tries", "2", "--sign"])
+        .arg(&key)
+        .arg(&lone)
+        .arg(format!("{}/aurum/delta:v1", reg.host())));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--repo-root"), "{}", stderr(&o));
+    assert!(
+        !skopeo_inspect(&format!("{}/aurum/delta@{lone_digest}", reg.host()))
+            .status
+            .success()
+    );
 }
 
 fn copy_dir(src: &Path, dst: &Path) {
