@@ -7,7 +7,9 @@
 # Run as root on Debian 12 (it runs scripts/setup.sh first). Steps: release binaries
 # (cargo), assets (scripts/fetch-assets.sh), every host image (`ocipack host
 # --all -o out/images`), `ocipack verify`, a docker-registry on 127.0.0.1:5000
-# (or a free port), `ocipack push --all`, `ocipack deploy` into
+# (or a free port), `ocipack push --all --sign` (a key made once in
+# .cache/demo/keys; signature, SBOMs and provenance attached; `ocipack verify
+# --remote` checks the scoring image from the registry), `ocipack deploy` into
 # .cache/demo/deploy (a copy of deploy/, so the checked-in files stay as they
 # are), secrets and a self-signed TLS pair (deploy/make-secrets.sh into
 # .cache/demo/secrets), then the stack: by default Debian's redis-server plus
@@ -88,8 +90,14 @@ reg=127.0.0.1:$reg_port
 start_registry "$demo/registry" "$reg_port"
 echo "$REGISTRY_PID" >"$demo/registry.pid"
 
-log "4/7 push"
-ocipack push --all --quiet --insecure "$images" "$reg/aurum-circle"
+log "4/7 push, signed (key $demo/keys/release.key, made on the first run)"
+[ -f "$demo/keys/release.key" ] || ocipack sign --generate-key "$demo/keys/release" >/dev/null ||
+    die "ocipack sign --generate-key failed"
+# Each image with its cosign signature, SBOMs and SLSA provenance as OCI 1.1
+# referrers (docs/supply-chain.md); then one is checked from the registry.
+ocipack push --all --quiet --insecure --sign "$demo/keys/release.key" "$images" "$reg/aurum-circle"
+ocipack verify --remote "$reg/aurum-circle/scoring:latest" --key "$demo/keys/release.pub" --insecure >/dev/null ||
+    die "ocipack verify --remote of the pushed scoring image failed"
 
 log "5/7 deploy (pins into $demo/deploy)"
 rm -rf -- "$demo/deploy"
@@ -111,11 +119,8 @@ log "6/7 stack ($engine)"
 edge=https://127.0.0.1:18443
 if [ "$engine" = docker ]; then
     require_tools dockerd docker
-    dockerd --data-root "$demo/docker" --exec-root "$demo/x" --pidfile "$demo/d.pid" -H "$DOCKER_HOST" \
-        --iptables=false --ip6tables=false --bridge=none --storage-driver vfs \
-        --insecure-registry "$reg" >"$demo/dockerd.log" 2>&1 &
-    echo "$!" >"$demo/dockerd.pid"
-    wait_for 150 docker info || die "dockerd did not start: $(tail -5 "$demo/dockerd.log")"
+    start_dockerd "$demo" "$reg" || die "dockerd did not start"
+    echo "$dockerd_pid" >"$demo/dockerd.pid"
     dc up -d --wait --wait-timeout 240 || die "compose up failed; see: DOCKER_HOST=$DOCKER_HOST docker ps -a"
 else
     stack_start "$state" "$demo" "$images" 16381 18001 18002 13002 16333 || die "the stack did not come up"
@@ -152,5 +157,7 @@ The stack is running ($engine) behind nginx with TLS (self-signed: $demo/secrets
   curl --cacert $demo/secrets/tls.crt $edge/api/similar/yaoming
 Open the web page: $edge/   (self-signed certificate; directly: http://127.0.0.1:13000/ under runc)
 Registry: $reg/aurum-circle; pins: $demo/deploy/images.env
+Signed with $demo/keys/release.key; check any image:
+  ocipack verify --remote $reg/aurum-circle/redis:latest --key $demo/keys/release.pub --insecure
 Stop it:  scripts/demo.sh stop
 EOF
