@@ -292,6 +292,7 @@ assert any(p.endswith("-fixture-app-1") for p in a["layers"][-1]["paths"]), a["l
 PY
 
 step "nix/sbom.nix: app-v1's SBOMs from its closure graph, validated (tests/nix/sbom.sh)" && "$here/sbom.sh" "$work"
+step "nix/imageIndex.nix: app-v1 for x86_64-linux and aarch64-linux (qemu) in one index (tests/nix/index.sh)" && "$here/index.sh" "$work"
 
 step "fetchAssets refuses a photo without a sha256, naming it"
 bad_list='{ photos = { members = [ "pkg/lost.jpg" ]; wheel_url = "file:///nonexistent.whl"; wheel_sha256 = "00"; sha256 = { }; }; }'
