@@ -10,8 +10,8 @@
 # `extra-platforms = aarch64-linux`: their fixture closure by Debian's arm64
 # busybox-static, run by qemu-user through binfmt_misc. The handler needs the
 # F flag (qemu opened at registration), since qemu is not in the sandbox;
-# scripts/setup-cross.sh registers it. Without it this part is skipped, saying
-# so. Checks: the aarch64 image's config says arm64; `ocipack verify` of the
+# scripts/setup-cross.sh registers it (run here, as root, when the handler is
+# missing). Without it this part is skipped, saying so. Checks: the aarch64 image's config says arm64; `ocipack verify` of the
 # index (each child's platform against its config); skopeo lists amd64 and
 # arm64; the layers both images share (base, model) stored once; the index
 # rebuilt by Nix (`--check`) and from a second derivation (children given in
@@ -37,12 +37,19 @@ if ! binfmt_ok; then
   exit 0
 fi
 
-# Debian's arm64 busybox-static, downloaded once (dpkg --add-architecture
-# arm64, as scripts/setup.sh sets up) into .cache/busybox-arm64.
+# Debian's arm64 busybox-static (apt verifies it against the signed
+# archive), downloaded once into .cache/busybox-arm64.
 cache=$repo/.cache/busybox-arm64
 armbb=$cache/bin/busybox
 if [ ! -x "$armbb" ]; then
+  if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    [ "$(id -u)" -eq 0 ] || fail "arm64 is not a dpkg architecture: run scripts/setup-cross.sh as root"
+    dpkg --add-architecture arm64 # as scripts/setup-cross.sh does
+    flock /tmp/apt.lock apt-get update -qq
+  fi
+  mkdir -p "$repo/.cache"
   tmp=$(mktemp -d "$repo/.cache/busybox-arm64.XXXXXX")
+  chmod 755 "$tmp"
   get() { (cd "$tmp" && apt-get download -qq busybox-static:arm64 2>/dev/null); }
   get || { flock /tmp/apt.lock apt-get update -qq && get; } ||
     fail "apt-get download busybox-static:arm64 failed (is arm64 a dpkg architecture? scripts/setup.sh adds it)"
