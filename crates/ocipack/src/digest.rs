@@ -154,7 +154,7 @@ static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
 /// time, and nothing can set it back, so a file changed after it was hashed
 /// no longer matches. A digest is remembered only when (a) `fstat` gave the
 /// same answer before and after the hashing, so the file did not change
-/// while it was read, and (b) its ctime was at least [`SETTLED`] older than
+/// while it was read, and (b) its ctime was at least `SETTLED` (2 s) older than
 /// the moment the hashing started, so a later write cannot land in the same
 /// timestamp tick (the file system's clock is coarser than a nanosecond)
 /// and leave the ctime unchanged.
