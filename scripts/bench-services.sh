@@ -26,9 +26,9 @@ trap cleanup EXIT INT TERM
 command -v wrk >/dev/null || { echo "bench: wrk not found; apt-get install wrk" >&2; exit 1; }
 [ -f "$assets/models/scrfd_500m_bnkps/scrfd_500m_bnkps.onnx" ] ||
   { echo "bench: assets missing under $assets; run scripts/fetch-assets.sh" >&2; exit 1; }
-export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$assets/runtimes/onnxruntime/libonnxruntime.so.1}
-export DETECTION_MODEL_PATH=$assets/models/scrfd_500m_bnkps/scrfd_500m_bnkps.onnx
-export EMBEDDING_MODEL_PATH=$assets/models/w600k_mbf/w600k_mbf.onnx
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$assets/runtimes/onnxruntime/libonnxruntime.so.1}"
+export DETECTION_MODEL_PATH="$assets/models/scrfd_500m_bnkps/scrfd_500m_bnkps.onnx"
+export EMBEDDING_MODEL_PATH="$assets/models/w600k_mbf/w600k_mbf.onnx"
 export HOSTNAME=127.0.0.1 RUST_LOG=warn
 
 (cd "$repo" && cargo build --release -q -p face-detection-service -p face-embedding-service)
@@ -93,7 +93,7 @@ bench() { # name binary path content-type body runs-per-second-guess raw-args...
     while [ $r -le "$reps" ]; do
       raw=$("$bin" "$@" --bench-inference $((secs * rate)) --bench-clients "$c" | tail -n1)
       t=$(( c < 2 ? c : 2 ))
-      line=$(BENCH_TYPE=$ctype BENCH_BODY=$body wrk -t$t -c$c -d${secs}s --timeout 30s -s "$work/post.lua" \
+      line=$(BENCH_TYPE=$ctype BENCH_BODY=$body wrk -t"$t" -c"$c" -d"${secs}s" --timeout 30s -s "$work/post.lua" \
         "http://127.0.0.1:$port$path" | grep '^RESULT')
       col() { echo "$line" | cut -d' ' -f"$1"; }
       rp50=$(field "$raw" p50_ms) rp99=$(field "$raw" p99_ms) rrate=$(field "$raw" runs_per_s)

@@ -10,7 +10,7 @@
 # 3. gixy-ng on the nginx config the image ships (with generated secrets) and
 #    on its Kubernetes ConfigMap variant;
 # 4. yamllint (tests/deploy/yamllint.yaml) on deploy/;
-# 5. shellcheck on the deployment scripts;
+# 5. shellcheck on every shell script (scripts/, deploy/, tests/);
 # 6. the real compose binary (`config -q`, never the PyPI wrapper, which
 #    always exits 0) on each compose combination.
 # Needs (scripts/setup.sh): kubectl, kubernetes-validate, checkov (in
@@ -93,7 +93,8 @@ yamllint -c tests/deploy/yamllint.yaml --strict deploy/ || fail "yamllint"
 echo "ok: yamllint --strict deploy/"
 
 # 5
-shellcheck -x scripts/redis-*.sh scripts/qdrant-*.sh scripts/demo.sh deploy/make-secrets.sh tests/deploy/*.sh || fail "shellcheck"
+shellcheck -x scripts/*.sh deploy/make-secrets.sh tests/deploy/*.sh tests/lib/*.sh tests/nix/*.sh \
+  tests/nix-flake/*.sh tests/supply-chain/*.sh || fail "shellcheck"
 shellcheck -x tests/e2e/*.sh || fail "shellcheck tests/e2e"
 echo "ok: shellcheck"
 

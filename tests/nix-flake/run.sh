@@ -178,7 +178,8 @@ scratch base
 scratch service
 printf '\n// a comment: nothing else changes\n' >>"$work/service/crates/scoring-service/src/main.rs"
 scratch tests
-t=$(ls "$work/tests/crates/scoring-service/tests/"*.rs | head -1)
+tests_rs=("$work/tests/crates/scoring-service/tests/"*.rs)
+t=${tests_rs[0]}
 printf '\n// a comment in a test\n' >>"$t"
 scratch image
 sed -i 's/RUST_LOG = "info"/RUST_LOG = "debug"/' "$work/image/images/scoring.toml"
