@@ -193,7 +193,7 @@ pub fn run(a: PushArgs, json: bool) -> Result<()> {
 
 /// `--insecure` alone (or `true`): plain HTTP to the registry; a list of
 /// hosts: that, and credentials over plain HTTP to those hosts too.
-fn insecure_hosts(value: Option<&str>) -> (bool, Vec<String>) {
+pub(crate) fn insecure_hosts(value: Option<&str>) -> (bool, Vec<String>) {
     match value.map(str::trim) {
         None | Some("false" | "0") => (false, vec![]),
         Some("" | "true" | "1") => (true, vec![]),

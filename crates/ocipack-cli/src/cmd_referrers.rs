@@ -33,11 +33,7 @@ pub fn connect(reference: &str, insecure: Option<&str>) -> Result<(RemoteRef, Re
     let r = RemoteRef::parse(reference)?;
     let credentials =
         Credentials::lookup(&r.registry).context("cannot load registry credentials")?;
-    let (insecure, insecure_hosts) = match insecure.map(str::trim) {
-        None | Some("false" | "0") => (false, vec![]),
-        Some("" | "true" | "1") => (true, vec![]),
-        Some(list) => (true, list.split(',').map(|h| h.trim().to_owned()).collect()),
-    };
+    let (insecure, insecure_hosts) = crate::cmd_push::insecure_hosts(insecure);
     let opts = PushOptions {
         insecure,
         insecure_hosts,
