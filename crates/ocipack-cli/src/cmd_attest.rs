@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use ocipack::layout::Layout;
 use ocipack_attest::artifact::{self, AttestLayout};
+use ocipack_attest::cache::SbomCache;
 use ocipack_attest::inputs::Models;
 use ocipack_attest::{provenance, sign};
 use serde_json::{json, Value};
@@ -51,6 +52,8 @@ pub struct AttestArgs {
     /// With --verify: the identity the signature must name.
     #[arg(long)]
     identity: Option<String>,
+    #[command(flatten)]
+    cache: crate::cmd_cache::SbomCacheFlags,
 }
 
 fn sha256_file(p: &Path) -> Result<String> {
@@ -80,6 +83,7 @@ pub fn run(a: AttestArgs, json: bool) -> Result<()> {
         return verify(&a, &repo, json);
     }
     let key = crate::cmd_sign::load_key(a.key.as_deref(), a.key_env.as_deref())?;
+    let cache = a.cache.open()?;
     let p = signed_provenance(
         &a.layout,
         &ProvenanceSources {
@@ -88,6 +92,7 @@ pub fn run(a: AttestArgs, json: bool) -> Result<()> {
             repo: &repo,
         },
         &key,
+        cache.as_ref(),
     )?;
     let dir = artifact::attest_dir(&a.layout);
     artifact::prepare(&dir)?;
@@ -137,6 +142,10 @@ pub struct Provenance {
 /// host's dpkg database); the build time from `SOURCE_DATE_EPOCH` or the
 /// image config's `created`, never the clock; ECDSA signatures are
 /// deterministic (RFC 6979): the same inputs and key give the same bytes.
+/// `cache` is the SBOM cache `ocipack host` fills (`None`: `--no-cache`):
+/// the layers' file lists and `cargo tree` crate lists come from it when
+/// there, as for the SBOMs `ocipack host` writes; the bytes are the same
+/// either way.
 ///
 /// # Errors
 /// Reading the layout, Cargo.lock, flake.lock or models.toml.
@@ -144,6 +153,7 @@ pub fn signed_provenance(
     layout: &Path,
     src: &ProvenanceSources<'_>,
     key: &sign::SigningKey,
+    cache: Option<&SbomCache>,
 ) -> Result<Provenance> {
     let repo = src.repo;
     let sources = SbomSources {
@@ -153,7 +163,12 @@ pub fn signed_provenance(
         dpkg_root: PathBuf::from("/"),
         npm_lock: None,
     };
-    let s = cmd_sbom::make(layout, &sources)?;
+    let s = cmd_sbom::make_with(layout, &sources, cache);
+    // A cache that could not be written only costs the next run time.
+    for w in cache.into_iter().flat_map(SbomCache::take_warnings) {
+        eprintln!("ocipack: warning: {w}");
+    }
+    let s = s?;
     let rev = git(repo, &["rev-parse", "HEAD"]);
     let dirty = git(repo, &["status", "--porcelain", "--untracked-files=no"])
         .is_some_and(|s| !s.is_empty());

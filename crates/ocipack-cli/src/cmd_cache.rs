@@ -1,4 +1,5 @@
-//! `ocipack cache` and the `--cache DIR` / `--no-cache` flags of `build` and `host`.
+//! `ocipack cache` and the `--cache DIR` / `--no-cache` flags of `build` and
+//! `host` (the layer cache) and of `attest` and `push --sign` (its SBOM cache).
 
 use std::path::PathBuf;
 
@@ -25,25 +26,17 @@ impl CacheFlags {
     /// explicit directory that cannot be created is an error; an unusable
     /// default only a warning, and the build packs every layer.
     pub fn open(&self, default_on: bool) -> Result<Option<Cache>> {
-        if self.no_cache {
-            return Ok(None);
-        }
-        if let Some(dir) = &self.cache {
-            return Cache::open(dir).map(Some).with_context(|| {
-                format!(
-                    "--cache {}: cannot use it as the layer cache; give a writable directory or --no-cache",
-                    dir.display()
-                )
-            });
-        }
-        // Inside a Nix build (`NIX_BUILD_TOP` is set) there is no user cache
-        // to use, and writing outside the build directory would be impure.
-        if !default_on || std::env::var_os("NIX_BUILD_TOP").is_some() {
-            return Ok(None);
-        }
-        let Some(dir) = Cache::default_dir() else {
-            eprintln!("ocipack: warning: no layer cache (set OCIPACK_CACHE_DIR, XDG_CACHE_HOME or HOME, or pass --cache DIR)");
-            return Ok(None);
+        let dir = match chosen(self.cache.as_ref(), self.no_cache, default_on, "layer cache") {
+            Chosen::None => return Ok(None),
+            Chosen::Explicit(dir) => {
+                return Cache::open(dir).map(Some).with_context(|| {
+                    format!(
+                        "--cache {}: cannot use it as the layer cache; give a writable directory or --no-cache",
+                        dir.display()
+                    )
+                })
+            }
+            Chosen::Default(dir) => dir,
         };
         match Cache::open(&dir) {
             Ok(c) => Ok(Some(c)),
@@ -54,6 +47,86 @@ impl CacheFlags {
                 );
                 Ok(None)
             }
+        }
+    }
+}
+
+/// The `--cache DIR` / `--no-cache` flags of `ocipack attest` and `ocipack
+/// push --sign`: the SBOM cache (`DIR/sbom/`) that `ocipack host` fills,
+/// read and written by the SBOM model the provenance is made from. The same
+/// directory and the same rules as [`CacheFlags`].
+#[derive(Args, Debug, Clone)]
+pub struct SbomCacheFlags {
+    /// Cache directory whose SBOM entries (DIR/sbom/, as `ocipack host` leaves them) the provenance's SBOM model reuses [default: as for `ocipack host`].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache: Option<PathBuf>,
+    /// Read every layer and run `cargo tree` again, neither reading nor writing the SBOM cache. The provenance is the same.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl SbomCacheFlags {
+    /// The SBOM cache to use, as [`CacheFlags::open`] chooses the layer
+    /// cache (on by default, off inside a Nix build unless `--cache DIR` is
+    /// given): an explicit directory that cannot be created is an error, an
+    /// unusable default only a warning, and the SBOM is then made without it.
+    pub fn open(&self) -> Result<Option<SbomCache>> {
+        match chosen(self.cache.as_ref(), self.no_cache, true, "SBOM cache") {
+            Chosen::None => Ok(None),
+            Chosen::Explicit(dir) => SbomCache::open(dir).map(Some).with_context(|| {
+                format!(
+                    "--cache {}: cannot use it as the SBOM cache; give a writable directory or --no-cache",
+                    dir.display()
+                )
+            }),
+            Chosen::Default(dir) => match SbomCache::open(&dir) {
+                Ok(c) => Ok(Some(c)),
+                Err(e) => {
+                    eprintln!(
+                        "ocipack: warning: SBOM cache {} is unusable ({e}); reading every layer and running cargo tree",
+                        dir.display()
+                    );
+                    Ok(None)
+                }
+            },
+        }
+    }
+}
+
+/// Which cache directory the flags choose.
+enum Chosen<'a> {
+    /// None: `--no-cache`, no default there, or no default directory.
+    None,
+    /// `--cache DIR`.
+    Explicit(&'a PathBuf),
+    /// The default directory (`Cache::default_dir`).
+    Default(PathBuf),
+}
+
+/// The one rule of both flag sets: `--no-cache` wins, then `--cache DIR`;
+/// the default directory only where `default_on` and outside a Nix build.
+fn chosen<'a>(
+    cache: Option<&'a PathBuf>,
+    no_cache: bool,
+    default_on: bool,
+    what: &str,
+) -> Chosen<'a> {
+    if no_cache {
+        return Chosen::None;
+    }
+    if let Some(dir) = cache {
+        return Chosen::Explicit(dir);
+    }
+    // Inside a Nix build (`NIX_BUILD_TOP` is set) there is no user cache
+    // to use, and writing outside the build directory would be impure.
+    if !default_on || std::env::var_os("NIX_BUILD_TOP").is_some() {
+        return Chosen::None;
+    }
+    match Cache::default_dir() {
+        Some(dir) => Chosen::Default(dir),
+        None => {
+            eprintln!("ocipack: warning: no {what} (set OCIPACK_CACHE_DIR, XDG_CACHE_HOME or HOME, or pass --cache DIR)");
+            Chosen::None
         }
     }
 }

@@ -41,6 +41,8 @@ and, when LAYOUT.attest has no provenance of the image (e.g. after `ocipack host
 which writes only SBOMs), adds the SLSA provenance `ocipack attest` would write
 for the same layout, signed with the same key (repository root: --repo-root, else
 the nearest directory with models.toml above the current one, else above LAYOUT).
+Its SBOM model reuses what `ocipack host` left in the SBOM cache (--cache DIR,
+--no-cache: as for `ocipack host`); the bytes are the same either way.
 Both go into a temporary copy of LAYOUT.attest; the layout's own is not changed.
 
 Exit codes: 0 pushed; 1 failure (layout, attestations made for another image,
@@ -127,6 +129,9 @@ pub struct PushArgs {
     /// ancestor of the current directory, else of LAYOUT, with models.toml].
     #[arg(long, value_name = "DIR")]
     pub repo_root: Option<PathBuf>,
+    /// With --sign: the SBOM cache the added provenance's SBOM model uses.
+    #[command(flatten)]
+    pub cache: crate::cmd_cache::SbomCacheFlags,
     /// No progress bars.
     #[arg(long, short)]
     pub quiet: bool,
@@ -160,6 +165,11 @@ pub fn run(a: PushArgs, json: bool) -> Result<()> {
         (None, None) => None,
         (file, env) => Some(crate::cmd_sign::load_key(file.as_deref(), env.as_deref())?),
     };
+    // Only a provenance made for --sign reads the SBOM cache.
+    let cache = match &key {
+        Some(_) if !a.no_attest => a.cache.open()?,
+        _ => None,
+    };
     let staging = Staging::default();
     let mut with_attest = Vec::new();
     for (dir, target) in items {
@@ -169,6 +179,7 @@ pub fn run(a: PushArgs, json: bool) -> Result<()> {
             a.no_attest,
             key.as_ref(),
             a.repo_root.as_deref(),
+            cache.as_ref(),
             &staging,
         )?;
         with_attest.push((dir, target, attest));

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use ocipack_attest::artifact::{self, AttestLayout};
+use ocipack_attest::cache::SbomCache;
 use ocipack_attest::sign::{self, SigningKey};
 use ocipack_push::Target;
 
@@ -56,7 +57,8 @@ impl Drop for Staging {
 /// The attestation layout to push with `dir` (`None`: nothing to attach).
 /// With `key` and without `no_attest`, a missing provenance is made with
 /// `repo_root` (or the nearest ancestor of the current directory, else of
-/// `dir`, holding models.toml) as the repository root.
+/// `dir`, holding models.toml) as the repository root, its SBOM model from
+/// `cache` where it has it.
 ///
 /// # Errors
 /// Reading the layout or the attestation layout; making the provenance (no
@@ -68,6 +70,7 @@ pub fn attest_for(
     no_attest: bool,
     key: Option<&SigningKey>,
     repo_root: Option<&Path>,
+    cache: Option<&SbomCache>,
     staging: &Staging,
 ) -> Result<Option<PathBuf>> {
     let existing = artifact::attest_dir(dir).join(artifact::LAYOUT_DIR);
@@ -105,6 +108,7 @@ pub fn attest_for(
                 repo: &repo,
             },
             key,
+            cache,
         )
         .with_context(|| {
             format!(
