@@ -1,21 +1,29 @@
 #!/bin/sh
-# Benchmark the two ML services over loopback with wrk against raw model
-# inference of the same inputs, interleaved in the same run: for every
-# client count, the binary's --bench-inference (session runs only, on the
-# ready input tensor, the same sessions and threads as the service, C client
-# threads sharing the runs) and then wrk with C connections, REPS times.
+# Benchmark the two ML services over loopback against raw model inference
+# of the same inputs (session runs only, on the ready input tensor, the same
+# sessions and threads as the service), in the same run:
+#
+# - one client: the binary's --bench-paired, which alternates one raw run
+#   and one HTTP request to the running service, pair by pair, in one
+#   process (so both see the same machine; the request's own model time
+#   splits it into model and everything else), PAIRS pairs, REPS times;
+# - C > 1 clients: --bench-inference with C threads sharing the runs, then
+#   wrk with C connections, REPS times.
+#
 # Detection also prints its per-stage profile (--bench-stages).
 #
 # Usage: scripts/bench-services.sh [seconds-per-level]   (default 10)
 # Needs: wrk (apt-get install wrk), python3, assets from scripts/fetch-assets.sh.
 # Env: ASSETS_DIR (default .cache/assets), CARGO_TARGET_DIR, LEVELS ("1 2 4"),
-#      REPS (3), ORT_SESSIONS / ORT_INTRA_THREADS (passed to both sides).
+#      REPS (3), PAIRS (one-client pairs per repetition; default 25 x the
+#      seconds), ORT_SESSIONS / ORT_INTRA_THREADS (passed to both sides).
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 assets=${ASSETS_DIR:-$repo/.cache/assets}
 secs=${1:-10}
 levels=${LEVELS:-"1 2 4"}
 reps=${REPS:-3}
+pairs=${PAIRS:-$((secs * 25))}
 summary=""
 target=${CARGO_TARGET_DIR:-$repo/target}
 work=$(mktemp -d)
@@ -91,6 +99,17 @@ bench() { # name binary path content-type body runs-per-second-guess raw-args...
   for c in $levels; do
     r=1 raws="" https=""
     while [ $r -le "$reps" ]; do
+      if [ "$c" = 1 ]; then
+        # one client: raw runs and requests alternated pair by pair
+        j=$("$bin" "$@" --bench-paired "$pairs" --bench-url "http://127.0.0.1:$port$path" | tail -n1)
+        rp50=$(field "$j" raw_p50_ms) rp99=$(field "$j" raw_p99_ms) hp50=$(field "$j" http_p50_ms)
+        printf '| %s | 1 (paired) | %s | %.1f | %.1f | | %.2f | %.2f | | 0 | %+.0f %% (outside the model %.2f ms; pair median %+.0f %%) |\n' \
+          "$name" "$r" "$rp50" "$rp99" "$hp50" "$(field "$j" http_p99_ms)" "$(field "$j" p50_overhead_pct)" \
+          "$(field "$j" outside_model_p50_ms)" "$(field "$j" pair_overhead_median_pct)"
+        raws="$raws $rp50" https="$https $hp50"
+        r=$((r + 1))
+        continue
+      fi
       raw=$("$bin" "$@" --bench-inference $((secs * rate)) --bench-clients "$c" | tail -n1)
       t=$(( c < 2 ? c : 2 ))
       line=$(BENCH_TYPE=$ctype BENCH_BODY=$body wrk -t"$t" -c"$c" -d"${secs}s" --timeout 30s -s "$work/post.lua" \
@@ -105,7 +124,7 @@ bench() { # name binary path content-type body runs-per-second-guess raw-args...
     done
     summary="$summary$(python3 -c 'import statistics as s, sys
 raw = s.median(map(float, sys.argv[3].split())); http = s.median(map(float, sys.argv[4].split()))
-print(f"| {sys.argv[1]} | {sys.argv[2]} | {raw:.1f} | {http:.1f} | {(http / raw - 1) * 100:+.0f} % |")' "$name" "$c" "$raws" "$https")
+print(f"| {sys.argv[1]} | {sys.argv[2]} | {raw:.2f} | {http:.2f} | {(http / raw - 1) * 100:+.1f} % |")' "$name" "$c" "$raws" "$https")
 "
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
@@ -116,7 +135,8 @@ bench face-detection face-detection-service /api/v1/detect image/jpeg "$assets/p
 echo
 echo "face-detection stages (median of 100 whole detections, one at a time):"
 "$target/release/face-detection-service" --bench-stages 100 --bench-image "$assets/photos/yaoming.jpg" | tail -n1
-bench face-embedding face-embedding-service /api/v1/embed image/png "$work/face112.png" 40
+bench face-embedding face-embedding-service /api/v1/embed image/png "$work/face112.png" 40 \
+  --bench-image "$work/face112.png"
 echo
 echo "Medians over the $reps repetitions (p50 of each, raw vs HTTP):"
 echo "| service | clients | raw p50 ms | HTTP p50 ms | overhead |"

@@ -90,10 +90,19 @@ pub struct Args {
     /// (decode, letterbox, run, post-processing, JSON) and print JSON
     #[arg(long, value_name = "N", conflicts_with = "bench_inference")]
     pub bench_stages: Option<usize>,
+    /// Do not serve: N pairs of one raw model run (as --bench-inference) and
+    /// one POST of --bench-image to the service at --bench-url, alternated
+    /// one by one, and print JSON (one client; `scripts/bench-services.sh`)
+    #[arg(long, value_name = "N", conflicts_with_all = ["bench_inference", "bench_stages"], requires = "bench_url")]
+    pub bench_paired: Option<usize>,
+    /// The running service's detect URL for --bench-paired, e.g.
+    /// http://127.0.0.1:8001/api/v1/detect
+    #[arg(long, value_name = "URL")]
+    pub bench_url: Option<String>,
     /// Concurrent clients for --bench-inference
     #[arg(long, default_value_t = 1)]
     pub bench_clients: usize,
-    /// Image for --bench-inference and --bench-stages
+    /// Image for --bench-inference, --bench-stages and --bench-paired
     #[arg(long)]
     pub bench_image: Option<PathBuf>,
     #[command(flatten)]

@@ -16,7 +16,8 @@ fn main() -> std::process::ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let state = AppState::load(&args).context("cannot start face detection")?;
-    if args.bench_inference.is_some() || args.bench_stages.is_some() {
+    if args.bench_inference.is_some() || args.bench_stages.is_some() || args.bench_paired.is_some()
+    {
         return bench(&args, &state);
     }
     let serve = state.kit.serve.clone();
@@ -25,7 +26,8 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// `--bench-inference`: raw model runs at `--bench-clients`;
-/// `--bench-stages`: whole detections, timed stage by stage.
+/// `--bench-stages`: whole detections, timed stage by stage;
+/// `--bench-paired`: raw runs alternated with requests to a running service.
 fn bench(args: &Args, state: &AppState) -> anyhow::Result<()> {
     let path = args
         .bench_image
@@ -45,6 +47,25 @@ fn bench(args: &Args, state: &AppState) -> anyhow::Result<()> {
             onnx::bench_raw(detector.model(), &shape, input, n, args.bench_clients)?;
         let summary = service_kit::metrics::summary_json("face-detection", &mut times);
         println!("{}", with_rate(&summary, times.len(), wall, args));
+        return Ok(());
+    }
+    if let (Some(n), Some(url)) = (args.bench_paired, &args.bench_url) {
+        let input = Letterbox::new(image.width(), image.height(), side).tensor(&image);
+        let shape = input.shape().to_vec();
+        let input = input.as_slice().context("tensor is contiguous")?;
+        let content_type = service_kit::bench::content_type(&bytes);
+        let mut client = service_kit::bench::Client::connect(url, Duration::from_secs(30))
+            .with_context(|| format!("cannot connect to {url}"))?;
+        let pairs = service_kit::bench::paired(
+            n,
+            (2 * detector.model().threads.sessions).max(5),
+            || onnx::time_raw_run(detector.model(), &shape, input).map_err(anyhow::Error::from),
+            || {
+                service_kit::bench::timed_post(&mut client, content_type, &bytes, "inference_ms")
+                    .with_context(|| format!("POST {url}"))
+            },
+        )?;
+        println!("{}", pairs.summary_json("face-detection"));
         return Ok(());
     }
     let n = args.bench_stages.unwrap_or(1).max(1);

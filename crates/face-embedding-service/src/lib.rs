@@ -79,6 +79,19 @@ pub struct Args {
     /// Concurrent clients for --bench-inference
     #[arg(long, default_value_t = 1)]
     pub bench_clients: usize,
+    /// Do not serve: N pairs of one raw model run on --bench-image's tensor
+    /// and one POST of --bench-image to the service at --bench-url,
+    /// alternated one by one, and print JSON (one client;
+    /// `scripts/bench-services.sh`)
+    #[arg(long, value_name = "N", conflicts_with = "bench_inference", requires_all = ["bench_url", "bench_image"])]
+    pub bench_paired: Option<usize>,
+    /// The running service's embed URL for --bench-paired, e.g.
+    /// http://127.0.0.1:8002/api/v1/embed
+    #[arg(long, value_name = "URL")]
+    pub bench_url: Option<String>,
+    /// An aligned 112x112 crop (PNG or JPEG) for --bench-paired
+    #[arg(long)]
+    pub bench_image: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
 }

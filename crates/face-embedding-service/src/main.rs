@@ -37,7 +37,44 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("{v}");
         return Ok(());
     }
+    if let (Some(n), Some(url), Some(path)) =
+        (args.bench_paired, &args.bench_url, &args.bench_image)
+    {
+        return paired(&state, &args, n, url, path);
+    }
     let serve = state.kit.serve.clone();
     service_kit::entry::serve_blocking(&args.hostname, args.port, app(state), serve)?;
+    Ok(())
+}
+
+/// `--bench-paired`: raw runs on the crop's tensor alternated with POSTs of
+/// the crop to a running service (`service_kit::bench`).
+fn paired(
+    state: &AppState,
+    args: &Args,
+    n: usize,
+    url: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let face = service_kit::imaging::decode(&bytes, args.server.image_limits())
+        .with_context(|| format!("cannot decode {}", path.display()))?;
+    let input = face_embedding_service::tensor(&face);
+    let shape = input.shape().to_vec();
+    let input = input.as_slice().context("tensor is contiguous")?;
+    let content_type = service_kit::bench::content_type(&bytes);
+    let mut client = service_kit::bench::Client::connect(url, std::time::Duration::from_secs(30))
+        .with_context(|| format!("cannot connect to {url}"))?;
+    let model = state.embedder.model();
+    let pairs = service_kit::bench::paired(
+        n,
+        (2 * model.threads.sessions).max(5),
+        || service_kit::onnx::time_raw_run(model, &shape, input).map_err(anyhow::Error::from),
+        || {
+            service_kit::bench::timed_post(&mut client, content_type, &bytes, "inference_ms")
+                .with_context(|| format!("POST {url}"))
+        },
+    )?;
+    println!("{}", pairs.summary_json("face-embedding"));
     Ok(())
 }

@@ -22,6 +22,8 @@
 //!   before any pixel is decoded;
 //! - [`upload::read_upload`]: an image as a raw body or multipart field;
 //! - [`healthcheck::probe`]: the `--healthcheck` client (images have no curl);
+//! - [`bench::paired`]: raw runs and HTTP requests alternated one by one,
+//!   the ML services' `--bench-paired` benchmark;
 //! - `onnx` (feature): ONNX Runtime session loading, a pool of sessions
 //!   sized for the CPU limit;
 //! - `testing` (feature, enabled by the services' dev-dependencies only):
@@ -41,6 +43,7 @@
 #[cfg(any(test, feature = "testing"))]
 pub mod assets;
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod cpu;
 pub mod entry;
