@@ -1,6 +1,7 @@
-//! The real binary: healthcheck flag, and graceful shutdown on SIGTERM
-//! (a request in flight completes, new connections are refused after; with
-//! a shutdown delay, not ready at once but still serving during it).
+//! The real binary: healthcheck flag, graceful shutdown on SIGTERM (a
+//! request in flight completes, new connections are refused after; with a
+//! shutdown delay, not ready at once but still serving during it), and the
+//! paired benchmark against a running service.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -29,22 +30,21 @@ fn healthcheck(port: u16) -> i32 {
         .unwrap()
 }
 
-#[test]
-fn sigterm_drains_in_flight_request_then_refuses() {
-    let model = assets::detection_model();
-    let photo = std::fs::read(assets::require("photos/yaoming.jpg")).unwrap();
-    let port = free_port();
-    assert_eq!(healthcheck(port), 1, "nothing listens yet");
-
-    let mut child = Command::new(BIN)
+/// Starts the service on `port` (with `extra` environment) and waits until
+/// its healthcheck passes.
+fn start_service(port: u16, extra: &[(&str, &str)]) -> std::process::Child {
+    let mut command = Command::new(BIN);
+    command
         .env("HOSTNAME", "127.0.0.1")
         .env("PORT", port.to_string())
-        .env("DETECTION_MODEL_PATH", &model)
+        .env("DETECTION_MODEL_PATH", assets::detection_model())
         .env("ORT_DYLIB_PATH", assets::runtime_library())
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::null());
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let child = command.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while healthcheck(port) != 0 {
         assert!(
@@ -53,6 +53,16 @@ fn sigterm_drains_in_flight_request_then_refuses() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    child
+}
+
+#[test]
+fn sigterm_drains_in_flight_request_then_refuses() {
+    let photo = std::fs::read(assets::require("photos/yaoming.jpg")).unwrap();
+    let port = free_port();
+    assert_eq!(healthcheck(port), 1, "nothing listens yet");
+
+    let mut child = start_service(port, &[]);
 
     // Start a request and send only half of its body: it is in flight.
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -122,27 +132,9 @@ fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
 
 #[test]
 fn sigterm_with_delay_answers_not_ready_but_keeps_serving() {
-    let model = assets::detection_model();
     let photo = std::fs::read(assets::require("photos/yaoming.jpg")).unwrap();
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .env("HOSTNAME", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .env("DETECTION_MODEL_PATH", &model)
-        .env("ORT_DYLIB_PATH", assets::runtime_library())
-        .env("SHUTDOWN_DELAY_SECS", "3")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while healthcheck(port) != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "service did not become healthy in 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut child = start_service(port, &[("SHUTDOWN_DELAY_SECS", "3")]);
     assert_eq!(request(port, "GET", "/api/ready", b"").0, 200);
 
     let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
@@ -180,4 +172,69 @@ fn sigterm_with_delay_answers_not_ready_but_keeps_serving() {
     );
     assert!(status.success(), "exit status {status}");
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+#[test]
+fn bench_paired_times_raw_runs_against_requests_to_the_running_service() {
+    let photo = assets::require("photos/yaoming.jpg");
+    let port = free_port();
+    let mut child = start_service(port, &[]);
+    let url = format!("http://127.0.0.1:{port}/api/v1/detect");
+    let bench = |url: &str| {
+        Command::new(BIN)
+            .args(["--bench-paired", "3", "--bench-url", url, "--bench-image"])
+            .arg(&photo)
+            .env("DETECTION_MODEL_PATH", assets::detection_model())
+            .env("ORT_DYLIB_PATH", assets::runtime_library())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = bench(&url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["pairs"], 3, "{summary}");
+    for field in ["raw_p50_ms", "http_p50_ms", "served_run_p50_ms"] {
+        assert!(summary[field].as_f64().unwrap() > 0.0, "{field}: {summary}");
+    }
+    // the request includes the service's own model run
+    assert!(
+        summary["http_p50_ms"].as_f64().unwrap() > summary["served_run_p50_ms"].as_f64().unwrap(),
+        "{summary}"
+    );
+
+    // A service that answers an error fails the benchmark, naming it.
+    let out = bench(&format!("http://127.0.0.1:{port}/api/v1/nowhere"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Not plain http: refused before any request.
+    let out = bench("https://127.0.0.1:1/api/v1/detect");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("give an http:// URL"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // No URL: a usage error.
+    let out = Command::new(BIN)
+        .args(["--bench-paired", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
