@@ -93,7 +93,7 @@ pub struct Args {
     /// Do not serve: N pairs of one raw model run (as --bench-inference) and
     /// one POST of --bench-image to the service at --bench-url, alternated
     /// one by one, and print JSON (one client; `scripts/bench-services.sh`)
-    #[arg(long, value_name = "N", conflicts_with_all = ["bench_inference", "bench_stages"], requires = "bench_url")]
+    #[arg(long, value_name = "N", conflicts_with_all = ["bench_inference", "bench_stages"], requires_all = ["bench_url", "bench_image"])]
     pub bench_paired: Option<usize>,
     /// The running service's detect URL for --bench-paired, e.g.
     /// http://127.0.0.1:8001/api/v1/detect

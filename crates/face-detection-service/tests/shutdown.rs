@@ -235,6 +235,22 @@ fn bench_paired_times_raw_runs_against_requests_to_the_running_service() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // No image: a usage error too, naming it, before any model is loaded.
+    let out = Command::new(BIN)
+        .args(["--bench-paired", "3", "--bench-url", &url])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--bench-image"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }
