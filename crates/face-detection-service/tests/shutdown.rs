@@ -224,33 +224,17 @@ fn bench_paired_times_raw_runs_against_requests_to_the_running_service() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // No URL: a usage error.
-    let out = Command::new(BIN)
-        .args(["--bench-paired", "3"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // No image: a usage error too, naming it, before any model is loaded.
-    let out = Command::new(BIN)
-        .args(["--bench-paired", "3", "--bench-url", &url])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--bench-image"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // A usage error (exit 2), before any model is loaded: its message.
+    let usage_error = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        stderr
+    };
+    // No URL, no image.
+    usage_error(&["--bench-paired", "3"]);
+    let stderr = usage_error(&["--bench-paired", "3", "--bench-url", &url]);
+    assert!(stderr.contains("--bench-image"), "{stderr}");
     child.kill().unwrap();
     child.wait().unwrap();
 }
