@@ -122,9 +122,12 @@ bench() { # name binary path content-type body runs-per-second-guess raw-args...
       raws="$raws $rp50" https="$https $(col 5)"
       r=$((r + 1))
     done
+    # the median of the repetitions' own overheads (a ratio of medians
+    # taken from different repetitions would mix their conditions)
     summary="$summary$(python3 -c 'import statistics as s, sys
-raw = s.median(map(float, sys.argv[3].split())); http = s.median(map(float, sys.argv[4].split()))
-print(f"| {sys.argv[1]} | {sys.argv[2]} | {raw:.2f} | {http:.2f} | {(http / raw - 1) * 100:+.1f} % |")' "$name" "$c" "$raws" "$https")
+raws = list(map(float, sys.argv[3].split())); https = list(map(float, sys.argv[4].split()))
+over = [(h / r - 1) * 100 for r, h in zip(raws, https)]
+print(f"| {sys.argv[1]} | {sys.argv[2]} | {s.median(raws):.2f} | {s.median(https):.2f} | {s.median(over):+.1f} % ({min(over):+.0f} to {max(over):+.0f} %) |")' "$name" "$c" "$raws" "$https")
 "
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
@@ -138,7 +141,7 @@ echo "face-detection stages (median of 100 whole detections, one at a time):"
 bench face-embedding face-embedding-service /api/v1/embed image/png "$work/face112.png" 40 \
   --bench-image "$work/face112.png"
 echo
-echo "Medians over the $reps repetitions (p50 of each, raw vs HTTP):"
+echo "Medians over the $reps repetitions (p50 of each, raw vs HTTP; overhead: the median of the repetitions' own, and their range):"
 echo "| service | clients | raw p50 ms | HTTP p50 ms | overhead |"
 echo "| --- | --- | --- | --- | --- |"
 printf '%s' "$summary"
