@@ -163,12 +163,7 @@ pub fn signed_provenance(
         dpkg_root: PathBuf::from("/"),
         npm_lock: None,
     };
-    let s = cmd_sbom::make_with(layout, &sources, cache);
-    // A cache that could not be written only costs the next run time.
-    for w in cache.into_iter().flat_map(SbomCache::take_warnings) {
-        eprintln!("ocipack: warning: {w}");
-    }
-    let s = s?;
+    let s = cmd_sbom::make_with(layout, &sources, cache)?;
     let rev = git(repo, &["rev-parse", "HEAD"]);
     let dirty = git(repo, &["status", "--porcelain", "--untracked-files=no"])
         .is_some_and(|s| !s.is_empty());

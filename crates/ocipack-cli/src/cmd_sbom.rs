@@ -115,11 +115,7 @@ pub fn for_host(
             None
         }
     });
-    let s = make_with(layout_dir, &src, cache.as_ref());
-    for w in cache.iter().flat_map(SbomCache::take_warnings) {
-        eprintln!("ocipack: warning: {w}");
-    }
-    let s = s?;
+    let s = make_with(layout_dir, &src, cache.as_ref())?;
     let root = artifact::attest_dir(layout_dir);
     // Refuses a foreign OUT.attest before anything is written.
     check_attest_replaceable(&root)?;
@@ -300,8 +296,17 @@ fn binaries_of(repo: &Path) -> std::result::Result<BTreeMap<String, String>, Str
 }
 
 /// [`make`], with the crate lists from `cache` when it is given. The SBOM
-/// is the same either way.
+/// is the same either way; what could not be written to the cache (which
+/// only costs the next run time) is printed as warnings.
 pub fn make_with(layout_dir: &Path, src: &SbomSources, cache: Option<&SbomCache>) -> Result<Sbom> {
+    let s = build(layout_dir, src, cache);
+    for w in cache.into_iter().flat_map(SbomCache::take_warnings) {
+        eprintln!("ocipack: warning: {w}");
+    }
+    s
+}
+
+fn build(layout_dir: &Path, src: &SbomSources, cache: Option<&SbomCache>) -> Result<Sbom> {
     let layout = Layout::open(layout_dir)?;
     let image = match cache {
         Some(c) => ocipack_attest::inputs::read_image_with(&layout, src.tag.as_deref(), |d| {
