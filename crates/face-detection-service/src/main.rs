@@ -29,51 +29,43 @@ fn run(args: Args) -> anyhow::Result<()> {
 /// `--bench-stages`: whole detections, timed stage by stage;
 /// `--bench-paired`: raw runs alternated with requests to a running service.
 fn bench(args: &Args, state: &AppState) -> anyhow::Result<()> {
-    let path = args
-        .bench_image
-        .as_ref()
-        .context("--bench-inference and --bench-stages need --bench-image <file>")?;
+    let path = args.bench_image.as_ref().context(
+        "--bench-inference, --bench-stages and --bench-paired need --bench-image <file>",
+    )?;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let limits = args.server.image_limits();
     let image = service_kit::imaging::decode(&bytes, limits)
         .with_context(|| format!("cannot decode {}", path.display()))?;
     let detector = &state.detector;
     let side = detector.config().input_size;
+    // The letterboxed tensor, the raw runs' input in all three benchmarks.
+    let ready = Letterbox::new(image.width(), image.height(), side).tensor(&image);
+    let ready_shape = ready.shape().to_vec();
+    let ready = ready.as_slice().context("tensor is contiguous")?;
     if let Some(n) = args.bench_inference {
-        let input = Letterbox::new(image.width(), image.height(), side).tensor(&image);
-        let shape = input.shape().to_vec();
-        let input = input.as_slice().context("tensor is contiguous")?;
         let (mut times, wall) =
-            onnx::bench_raw(detector.model(), &shape, input, n, args.bench_clients)?;
+            onnx::bench_raw(detector.model(), &ready_shape, ready, n, args.bench_clients)?;
         let summary = service_kit::metrics::summary_json("face-detection", &mut times);
         println!("{}", with_rate(&summary, times.len(), wall, args));
         return Ok(());
     }
     if let (Some(n), Some(url)) = (args.bench_paired, &args.bench_url) {
-        let input = Letterbox::new(image.width(), image.height(), side).tensor(&image);
-        let shape = input.shape().to_vec();
-        let input = input.as_slice().context("tensor is contiguous")?;
-        let content_type = service_kit::bench::content_type(&bytes);
-        let mut client = service_kit::bench::Client::connect(url, Duration::from_secs(30))
-            .with_context(|| format!("cannot connect to {url}"))?;
-        let pairs = service_kit::bench::paired(
+        let model = detector.model();
+        let summary = service_kit::bench::run_paired(
+            "face-detection",
+            model,
+            &ready_shape,
+            ready,
+            url,
+            &bytes,
             n,
-            (2 * detector.model().threads.sessions).max(5),
-            || onnx::time_raw_run(detector.model(), &shape, input).map_err(anyhow::Error::from),
-            || {
-                service_kit::bench::timed_post(&mut client, content_type, &bytes, "inference_ms")
-                    .with_context(|| format!("POST {url}"))
-            },
         )?;
-        println!("{}", pairs.summary_json("face-detection"));
+        println!("{summary}");
         return Ok(());
     }
     let n = args.bench_stages.unwrap_or(1).max(1);
     // Raw runs on the ready tensor, interleaved with the detections (one
     // each per round, same process and sessions): the run stage's baseline.
-    let ready = Letterbox::new(image.width(), image.height(), side).tensor(&image);
-    let ready_shape = ready.shape().to_vec();
-    let ready = ready.as_slice().context("tensor is contiguous")?;
     let names = [
         "decode",
         "letterbox",

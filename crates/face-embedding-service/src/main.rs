@@ -62,19 +62,15 @@ fn paired(
     let input = face_embedding_service::tensor(&face);
     let shape = input.shape().to_vec();
     let input = input.as_slice().context("tensor is contiguous")?;
-    let content_type = service_kit::bench::content_type(&bytes);
-    let mut client = service_kit::bench::Client::connect(url, std::time::Duration::from_secs(30))
-        .with_context(|| format!("cannot connect to {url}"))?;
-    let model = state.embedder.model();
-    let pairs = service_kit::bench::paired(
+    let summary = service_kit::bench::run_paired(
+        "face-embedding",
+        state.embedder.model(),
+        &shape,
+        input,
+        url,
+        &bytes,
         n,
-        (2 * model.threads.sessions).max(5),
-        || service_kit::onnx::time_raw_run(model, &shape, input).map_err(anyhow::Error::from),
-        || {
-            service_kit::bench::timed_post(&mut client, content_type, &bytes, "inference_ms")
-                .with_context(|| format!("POST {url}"))
-        },
     )?;
-    println!("{}", pairs.summary_json("face-embedding"));
+    println!("{summary}");
     Ok(())
 }

@@ -191,6 +191,40 @@ pub fn timed_post(
     Ok((took, served))
 }
 
+/// The whole `--bench-paired` of an ML service: connects to `url`, runs
+/// `pairs` pairs of one raw run of `model` on the ready `input` (of
+/// `shape`) and one POST of `body` (its Content-Type from its magic number)
+/// after a warm-up of two pairs per session (at least 5), and returns the
+/// summary line named `what`.
+///
+/// # Errors
+///
+/// The connection, a failed run or request, naming `url`.
+#[cfg(feature = "onnx")]
+pub fn run_paired(
+    what: &str,
+    model: &crate::onnx::Model,
+    shape: &[usize],
+    input: &[f32],
+    url: &str,
+    body: &[u8],
+    pairs: usize,
+) -> std::io::Result<String> {
+    let content_type = content_type(body);
+    let mut client = Client::connect(url, Duration::from_secs(30))
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot connect to {url}: {e}")))?;
+    let result = paired(
+        pairs,
+        (2 * model.threads.sessions).max(5),
+        || crate::onnx::time_raw_run(model, shape, input).map_err(std::io::Error::other),
+        || {
+            timed_post(&mut client, content_type, body, "inference_ms")
+                .map_err(|e| std::io::Error::new(e.kind(), format!("POST {url}: {e}")))
+        },
+    )?;
+    Ok(result.summary_json(what))
+}
+
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
