@@ -8,6 +8,7 @@ use service_kit::onnx::ort::value::TensorRef;
 use service_kit::onnx::{ort, Model, Slot, Threads};
 
 use crate::decode::{decode_stride, nms, Face, StrideOutput};
+use crate::helpers::Helpers;
 use crate::letterbox::Letterbox;
 use crate::{Error, Result};
 
@@ -45,12 +46,12 @@ pub type RawOutput = (Vec<i64>, Vec<f32>);
 pub struct Detector {
     model: Model,
     config: DetectorConfig,
-    /// Threads the letterbox is split over: the CPUs this process may use
-    /// (at most [`MAX_LETTERBOX_THREADS`]).
-    letterbox_threads: usize,
+    /// Threads that share the letterbox with the calling one: one fewer than
+    /// the CPUs this process may use (all at most [`MAX_LETTERBOX_THREADS`]).
+    helpers: Helpers,
 }
 
-/// The most threads one letterbox is split over.
+/// The most threads one letterbox is shared by (the calling one included).
 pub const MAX_LETTERBOX_THREADS: usize = 4;
 
 /// One output tensor, copied out of the session.
@@ -77,7 +78,7 @@ impl Detector {
         Ok(Self {
             model,
             config,
-            letterbox_threads: service_kit::cpu::cpus().clamp(1, MAX_LETTERBOX_THREADS),
+            helpers: Helpers::new(service_kit::cpu::cpus().clamp(1, MAX_LETTERBOX_THREADS) - 1),
         })
     }
 
@@ -124,8 +125,9 @@ impl Detector {
         Ok((raw, took))
     }
 
-    /// Letterboxes `image` into the slot's reused input buffer, split over
-    /// the CPUs (bit-identical to one thread); returns when it finished.
+    /// Letterboxes `image` into the slot's reused input buffer, shared with
+    /// the helper threads (bit-identical to one thread); returns when it
+    /// finished.
     /// The padding is written only when the slot's buffer last held another
     /// geometry (its `input_tag`).
     fn fill(&self, slot: &mut Slot, lb: &Letterbox, image: &RgbImage, side: usize) -> Instant {
@@ -135,9 +137,9 @@ impl Detector {
         slot.input_tag = None;
         slot.input.resize(3 * side * side, 0.0);
         if same {
-            lb.fill_image_parts(image, &mut slot.input, self.letterbox_threads);
+            lb.fill_image_shared(image, &mut slot.input, &self.helpers);
         } else {
-            lb.fill_parts(image, &mut slot.input, self.letterbox_threads);
+            lb.fill_shared(image, &mut slot.input, &self.helpers);
         }
         slot.input_tag = Some(tag);
         Instant::now()

@@ -7,6 +7,8 @@
 use image::RgbImage;
 use ndarray::Array4;
 
+use crate::helpers::Helpers;
+
 /// How an image was fitted into the input square.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Letterbox {
@@ -65,36 +67,44 @@ impl Letterbox {
     ///
     /// When `out` is not `3 * input * input` long.
     pub fn fill(&self, image: &RgbImage, out: &mut [f32]) {
-        self.fill_parts(image, out, 1);
+        self.fill_rows(image, out, None, true);
     }
 
-    /// [`Letterbox::fill`] on up to `parts` threads (the calling one and
-    /// `parts - 1` scoped ones), each writing its own band of output rows.
-    /// Every value is computed exactly as by [`Letterbox::fill`] (a band
-    /// re-interpolates the source rows it starts with), so the output is
-    /// bit-identical whatever `parts` is; bands are at least
-    /// [`MIN_BAND_ROWS`] image rows, so small inputs stay on one thread.
+    /// [`Letterbox::fill`] shared with `helpers`: the calling thread and the
+    /// helpers take chunks of [`CHUNK_ROWS`] output rows from one queue
+    /// until it is empty, so a helper that starts late only takes fewer.
+    /// Every value is computed exactly as by [`Letterbox::fill`] (a chunk
+    /// taken out of turn re-interpolates the source rows it starts with), so
+    /// the output is bit-identical whoever wrote which rows. Images with
+    /// fewer than `2 * MIN_SHARED_ROWS` resized rows stay on the calling
+    /// thread.
     ///
     /// # Panics
     ///
     /// When `out` is not `3 * input * input` long.
-    pub fn fill_parts(&self, image: &RgbImage, out: &mut [f32], parts: usize) {
-        self.fill_bands(image, out, parts, true);
+    pub fn fill_shared(&self, image: &RgbImage, out: &mut [f32], helpers: &Helpers) {
+        self.fill_rows(image, out, Some(helpers), true);
     }
 
-    /// [`Letterbox::fill_parts`] writing only the image's values, not the
+    /// [`Letterbox::fill_shared`] writing only the image's values, not the
     /// padding: for a buffer last filled by a letterbox of the same
     /// geometry (`input` and `resized`), whose padding is already right.
-    /// The result is then the same as [`Letterbox::fill_parts`]'s.
+    /// The result is then the same as [`Letterbox::fill_shared`]'s.
     ///
     /// # Panics
     ///
     /// When `out` is not `3 * input * input` long.
-    pub fn fill_image_parts(&self, image: &RgbImage, out: &mut [f32], parts: usize) {
-        self.fill_bands(image, out, parts, false);
+    pub fn fill_image_shared(&self, image: &RgbImage, out: &mut [f32], helpers: &Helpers) {
+        self.fill_rows(image, out, Some(helpers), false);
     }
 
-    fn fill_bands(&self, image: &RgbImage, out: &mut [f32], parts: usize, padding: bool) {
+    fn fill_rows(
+        &self,
+        image: &RgbImage,
+        out: &mut [f32],
+        helpers: Option<&Helpers>,
+        padding: bool,
+    ) {
         let (w, h) = (self.resized.0 as usize, self.resized.1 as usize);
         let side = self.input as usize;
         let plane = side * side;
@@ -177,14 +187,17 @@ impl Letterbox {
                 *b = p[4] + p[5] * fx;
             }
         };
-        // Output rows `first..first + rows` of the three planes. Output rows
-        // walk the source rows in order, so two cached rows suffice and each
-        // source row is interpolated once per band, not once per output row.
-        let band = |first: usize, planes: [&mut [f32]; 3]| {
+        // Output rows `first..first + rows` of the three planes, with a
+        // thread's scratch rows. Output rows walk the source rows in order,
+        // so two cached rows suffice and each source row is interpolated
+        // once per run of consecutive chunks, not once per output row.
+        let band = |first: usize, planes: [&mut [f32]; 3], scratch: &mut Scratch| {
             let rows = planes[0].len() / side;
-            let mut top = (usize::MAX, vec![0.0f32; 3 * w]);
-            let mut bottom = (usize::MAX, vec![0.0f32; 3 * w]);
-            let mut spread = vec![[0.0f32; 6]; src_w];
+            let Scratch {
+                top,
+                bottom,
+                spread,
+            } = scratch;
             let [pr, pg, pb] = planes;
             let mut planes = [pr, pg, pb];
             for local in 0..rows {
@@ -208,14 +221,14 @@ impl Letterbox {
                 let (y0, y1, fy) = ys[y];
                 if top.0 != y0 {
                     if bottom.0 == y0 {
-                        std::mem::swap(&mut top, &mut bottom);
+                        std::mem::swap(top, bottom);
                     } else {
-                        horizontal(y0, &mut top.1, &mut spread);
+                        horizontal(y0, &mut top.1, spread);
                         top.0 = y0;
                     }
                 }
                 if bottom.0 != y1 {
-                    horizontal(y1, &mut bottom.1, &mut spread);
+                    horizontal(y1, &mut bottom.1, spread);
                     bottom.0 = y1;
                 }
                 for (c, p) in planes.iter_mut().enumerate() {
@@ -228,47 +241,69 @@ impl Letterbox {
                 }
             }
         };
-        // Band k holds image rows h*k/parts.. (the last also the padding
-        // rows below the image).
-        let parts = parts.clamp(1, (h / MIN_BAND_ROWS).max(1));
-        let starts: Vec<usize> = (0..parts).map(|k| h * k / parts).collect();
-        let ends: Vec<usize> = (1..=parts)
-            .map(|k| if k == parts { side } else { h * k / parts })
+        // Chunks of CHUNK_ROWS output rows (the last image chunk also takes
+        // the padding rows below the image), handed out in order to whichever
+        // thread asks next.
+        let chunks = h.div_ceil(CHUNK_ROWS);
+        let ends: Vec<usize> = (1..=chunks)
+            .map(|k| if k == chunks { side } else { k * CHUNK_ROWS })
             .collect();
         let mut per_plane: Vec<std::vec::IntoIter<&mut [f32]>> = out
             .chunks_exact_mut(plane)
             .map(|mut rest| {
-                let mut bands = Vec::with_capacity(parts);
-                for (&a, &b) in starts.iter().zip(&ends) {
-                    let (this, tail) = std::mem::take(&mut rest).split_at_mut((b - a) * side);
-                    bands.push(this);
+                let mut parts = Vec::with_capacity(chunks);
+                let mut start = 0;
+                for &end in &ends {
+                    let (this, tail) = std::mem::take(&mut rest).split_at_mut((end - start) * side);
+                    parts.push(this);
                     rest = tail;
+                    start = end;
                 }
-                bands.into_iter()
+                parts.into_iter()
             })
             .collect();
-        let mut jobs = Vec::with_capacity(parts);
-        for &first in &starts {
-            let mut band_of = |c: usize| -> &mut [f32] {
-                per_plane[c].next().expect("one band per part and plane")
-            };
-            let planes = [band_of(0), band_of(1), band_of(2)];
-            jobs.push((first, planes));
+        let mut jobs = Vec::with_capacity(chunks);
+        for k in 0..chunks {
+            let mut chunk_of =
+                |c: usize| -> &mut [f32] { per_plane[c].next().expect("one chunk per plane") };
+            let planes = [chunk_of(0), chunk_of(1), chunk_of(2)];
+            jobs.push((k * CHUNK_ROWS, planes));
         }
-        let band = &band;
-        std::thread::scope(|scope| {
-            let mut jobs = jobs.into_iter();
-            let own = jobs.next().expect("at least one part");
-            for (first, planes) in jobs {
-                scope.spawn(move || band(first, planes));
+        let jobs = std::sync::Mutex::new(jobs.into_iter());
+        let work = || {
+            let mut scratch = Scratch {
+                top: (usize::MAX, vec![0.0f32; 3 * w]),
+                bottom: (usize::MAX, vec![0.0f32; 3 * w]),
+                spread: vec![[0.0f32; 6]; src_w],
+            };
+            loop {
+                let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some((first, planes)) = next else { break };
+                band(first, planes, &mut scratch);
             }
-            band(own.0, own.1);
-        });
+        };
+        match helpers {
+            Some(helpers) if h >= 2 * MIN_SHARED_ROWS => helpers.run(work),
+            _ => work(),
+        }
     }
 }
 
-/// The fewest image rows a thread of [`Letterbox::fill_parts`] gets.
-pub const MIN_BAND_ROWS: usize = 64;
+/// A fill thread's scratch: the two cached source rows interpolated along x
+/// (with the source row each holds) and the spread of the row being
+/// interpolated.
+struct Scratch {
+    top: (usize, Vec<f32>),
+    bottom: (usize, Vec<f32>),
+    spread: Vec<[f32; 6]>,
+}
+
+/// Output rows a thread of [`Letterbox::fill_shared`] takes at a time.
+pub const CHUNK_ROWS: usize = 32;
+
+/// Resized images shorter than twice this many rows are letterboxed on the
+/// calling thread alone: helpers would cost more than they save.
+pub const MIN_SHARED_ROWS: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -361,16 +396,16 @@ mod tests {
             let lb = Letterbox::new(sw, sh, 640);
             let want = lb.tensor(&img);
             let want = want.as_slice().unwrap();
-            for parts in [2, 3, 4, 7] {
+            for helpers in [1, 2, 3, 6] {
                 let mut got = vec![f32::NAN; 3 * 640 * 640];
-                lb.fill_parts(&img, &mut got, parts);
+                lb.fill_shared(&img, &mut got, &Helpers::new(helpers));
                 let same = got
                     .iter()
                     .zip(want)
                     .all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(
                     same,
-                    "{sw}x{sh} on {parts} threads: values differ from one thread"
+                    "{sw}x{sh} with {helpers} helpers: values differ from one thread"
                 );
             }
         }
@@ -383,9 +418,9 @@ mod tests {
             let second = RgbImage::from_fn(sw, sh, |x, y| image::Rgb([y as u8, 200, x as u8]));
             let lb = Letterbox::new(sw, sh, 128);
             let mut buf = vec![f32::NAN; 3 * 128 * 128];
-            lb.fill_parts(&first, &mut buf, 2);
-            for parts in [1, 2] {
-                lb.fill_image_parts(&second, &mut buf, parts);
+            lb.fill_shared(&first, &mut buf, &Helpers::new(1));
+            for helpers in [0, 1] {
+                lb.fill_image_shared(&second, &mut buf, &Helpers::new(helpers));
                 assert_eq!(
                     lb.tensor(&second).as_slice().unwrap(),
                     &buf[..],

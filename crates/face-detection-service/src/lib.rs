@@ -15,6 +15,7 @@
 
 pub mod decode;
 pub mod detector;
+pub mod helpers;
 pub mod letterbox;
 
 use std::path::PathBuf;
@@ -199,16 +200,16 @@ async fn detect(
     let upload = upload::read_upload(request).await?;
     let detector = state.detector.clone();
     let limits = state.kit.image;
-    let pass = state.kit.gate.enter().await?;
-    let (image, faces, took) = tokio::task::spawn_blocking(move || {
-        let _pass = pass;
-        let image = imaging::decode(&upload.image, limits)?;
-        let (faces, took) = detector.detect(&image, query.score_threshold)?;
-        Ok::<_, Error>((image, faces, took))
-    })
-    .await
-    .map_err(AppError::internal)?
-    .map_err(into_app_error)?;
+    let (image, faces, took) = state
+        .kit
+        .gate
+        .run(move || {
+            let image = imaging::decode(&upload.image, limits)?;
+            let (faces, took) = detector.detect(&image, query.score_threshold)?;
+            Ok::<_, Error>((image, faces, took))
+        })
+        .await?
+        .map_err(into_app_error)?;
     state.metrics.record_inference(took);
     Ok(Json(DetectResponse {
         face_count: faces.len(),

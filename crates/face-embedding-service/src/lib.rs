@@ -184,29 +184,31 @@ async fn embed(
         .transpose()?;
     let embedder = state.embedder.clone();
     let limits = state.kit.image;
-    let pass = state.kit.gate.enter().await?;
-    let (embedding, took) = tokio::task::spawn_blocking(move || {
-        let _pass = pass;
-        let image = imaging::decode(&upload.image, limits)?;
-        let face = match &landmarks {
-            Some(points) => align::align(&image, points).ok_or(Error::DegenerateLandmarks)?,
-            None => image,
-        };
-        embedder.embed(&face)
-    })
-    .await
-    .map_err(AppError::internal)?
-    .map_err(|e| match e {
-        Error::Kit(k) => AppError::from(k),
-        e @ Error::NotAligned(..) => AppError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "landmarks_required",
-            e.to_string(),
-        ),
-        // Bad landmarks are a malformed request like any other: 400, as
-        // the malformed-JSON case and docs/services.md say.
-        e @ Error::DegenerateLandmarks => AppError::bad_request("invalid_landmarks", e.to_string()),
-    })?;
+    let (embedding, took) = state
+        .kit
+        .gate
+        .run(move || {
+            let image = imaging::decode(&upload.image, limits)?;
+            let face = match &landmarks {
+                Some(points) => align::align(&image, points).ok_or(Error::DegenerateLandmarks)?,
+                None => image,
+            };
+            embedder.embed(&face)
+        })
+        .await?
+        .map_err(|e| match e {
+            Error::Kit(k) => AppError::from(k),
+            e @ Error::NotAligned(..) => AppError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "landmarks_required",
+                e.to_string(),
+            ),
+            // Bad landmarks are a malformed request like any other: 400, as
+            // the malformed-JSON case and docs/services.md say.
+            e @ Error::DegenerateLandmarks => {
+                AppError::bad_request("invalid_landmarks", e.to_string())
+            }
+        })?;
     state.metrics.record_inference(took);
     Ok(Json(EmbedResponse {
         dim: embedding.len(),

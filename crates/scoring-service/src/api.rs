@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use service_kit::gate::run_blocking;
 use service_kit::{imaging, upload, AppError};
 use sha2::{Digest, Sha256};
 
@@ -184,13 +185,11 @@ async fn compute(s: &AppState, bytes: axum::body::Bytes) -> Result<Scored, AppEr
     // not cost two network calls; the pixels are needed for sharpness anyway.
     let limits = s.kit.image;
     let local = bytes.clone();
-    let pass = s.kit.gate.enter().await?;
-    let image = tokio::task::spawn_blocking(move || {
-        let _pass = pass;
-        imaging::decode(&local, limits)
-    })
-    .await
-    .map_err(AppError::internal)??;
+    let image = s
+        .kit
+        .gate
+        .run(move || imaging::decode(&local, limits))
+        .await??;
     let started = Instant::now();
     let faces = s.upstream.detect(bytes.to_vec()).await.map_err(app_error)?;
     let Some(face) = faces
@@ -212,9 +211,7 @@ async fn compute(s: &AppState, bytes: axum::body::Bytes) -> Result<Scored, AppEr
     s.metrics.record_inference(started.elapsed());
     let f = face.clone();
     let components =
-        tokio::task::spawn_blocking(move || quality::assess(&image, f.bbox, f.score, &f.landmarks))
-            .await
-            .map_err(AppError::internal)?;
+        run_blocking(move || quality::assess(&image, f.bbox, f.score, &f.landmarks)).await?;
     Ok(Scored {
         score: components.score(),
         components,

@@ -1,9 +1,12 @@
-//! A bound on concurrent decodes and inferences.
+//! A bound on concurrent decodes and inferences, and where they run.
 //!
 //! At most `MAX_CONCURRENT_DECODES` requests decode and run a model at once;
 //! up to `MAX_QUEUED_DECODES` more wait their turn; any further request is
 //! refused at once with 503 `overloaded` and `Retry-After: 1`, so a burst of
 //! large uploads cannot multiply the decode memory or queue without end.
+//!
+//! [`Gate::run`] runs the work itself on tokio's blocking pool
+//! ([`run_blocking`]) while it holds the turn.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -76,9 +79,48 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Waits for a turn as [`Gate::enter`] does, then runs the CPU-bound
+    /// `work` holding it, through [`run_blocking`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Gate::enter`] and [`run_blocking`].
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let pass = self.enter().await?;
+        run_blocking(move || {
+            let _pass = pass;
+            work()
+        })
+        .await
+    }
+}
+
+/// Runs CPU-bound `work` (decoding, inference) on tokio's blocking pool,
+/// so it does not stall the runtime's async tasks.
+///
+/// (`block_in_place`, which runs it on the worker thread and saves the two
+/// thread hand-offs, was measured slower: a detection's model run took 1 to
+/// 1.6 ms longer, more than the hand-offs cost; see "Helper threads off the
+/// caller's CPU" in docs/benchmarks.md.)
+///
+/// # Errors
+///
+/// 500 `internal` when `work` panics.
+pub async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(AppError::internal)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Gate;
+    use super::{run_blocking, Gate};
 
     #[tokio::test]
     async fn queue_is_bounded_then_refuses_with_retry_after() {
@@ -96,5 +138,17 @@ mod tests {
         assert_eq!(third.headers, vec![("retry-after", "1".to_owned())]);
         drop(first);
         second.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn run_holds_a_turn_and_turns_a_panic_into_a_500() {
+        let gate = Gate::new(1, 0);
+        assert_eq!(gate.run(|| 7).await.unwrap(), 7);
+        let err = run_blocking(|| -> u8 { panic!("boom") }).await.unwrap_err();
+        assert_eq!(err.status.as_u16(), 500);
+        // the turn was given back after the panic
+        let err = gate.run(|| -> u8 { panic!("boom") }).await.unwrap_err();
+        assert_eq!(err.status.as_u16(), 500);
+        assert_eq!(gate.run(|| 8).await.unwrap(), 8);
     }
 }
