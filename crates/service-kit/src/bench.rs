@@ -85,9 +85,12 @@ impl Client {
             self.host,
             body.len()
         );
-        let stream = self.reader.get_mut();
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
+        // one write, as wrk sends a request: a head written apart from its
+        // body can make the server wait for the body's own segment
+        let mut request = Vec::with_capacity(head.len() + body.len());
+        request.extend_from_slice(head.as_bytes());
+        request.extend_from_slice(body);
+        self.reader.get_mut().write_all(&request)?;
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
         let status = line
