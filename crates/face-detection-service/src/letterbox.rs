@@ -76,7 +76,7 @@ impl Letterbox {
     /// Every value is computed exactly as by [`Letterbox::fill`] (a chunk
     /// taken out of turn re-interpolates the source rows it starts with), so
     /// the output is bit-identical whoever wrote which rows. Images with
-    /// fewer than `2 * MIN_SHARED_ROWS` resized rows stay on the calling
+    /// fewer than [`MIN_SHARED_ROWS`] resized rows stay on the calling
     /// thread.
     ///
     /// # Panics
@@ -241,10 +241,11 @@ impl Letterbox {
                 }
             }
         };
-        // Chunks of CHUNK_ROWS output rows (the last image chunk also takes
-        // the padding rows below the image), handed out in order to whichever
-        // thread asks next.
-        let chunks = h.div_ceil(CHUNK_ROWS);
+        // Chunks of CHUNK_ROWS output rows, handed out in order to whichever
+        // thread asks next: over the whole plane when the padding below the
+        // image is written, else over the image rows (the last chunk still
+        // spans the rest of the plane, which it leaves alone).
+        let chunks = if padding { side } else { h }.div_ceil(CHUNK_ROWS).max(1);
         let ends: Vec<usize> = (1..=chunks)
             .map(|k| if k == chunks { side } else { k * CHUNK_ROWS })
             .collect();
@@ -271,19 +272,22 @@ impl Letterbox {
         }
         let jobs = std::sync::Mutex::new(jobs.into_iter());
         let work = || {
-            let mut scratch = Scratch {
-                top: (usize::MAX, vec![0.0f32; 3 * w]),
-                bottom: (usize::MAX, vec![0.0f32; 3 * w]),
-                spread: vec![[0.0f32; 6]; src_w],
-            };
+            // allocated at the first chunk: a helper that finds the queue
+            // empty costs nothing
+            let mut scratch: Option<Scratch> = None;
             loop {
                 let next = jobs.lock().unwrap_or_else(|e| e.into_inner()).next();
                 let Some((first, planes)) = next else { break };
-                band(first, planes, &mut scratch);
+                let scratch = scratch.get_or_insert_with(|| Scratch {
+                    top: (usize::MAX, vec![0.0f32; 3 * w]),
+                    bottom: (usize::MAX, vec![0.0f32; 3 * w]),
+                    spread: vec![[0.0f32; 6]; src_w],
+                });
+                band(first, planes, scratch);
             }
         };
         match helpers {
-            Some(helpers) if h >= 2 * MIN_SHARED_ROWS => helpers.run(work),
+            Some(helpers) if h >= MIN_SHARED_ROWS => helpers.run(work),
             _ => work(),
         }
     }
@@ -301,9 +305,9 @@ struct Scratch {
 /// Output rows a thread of [`Letterbox::fill_shared`] takes at a time.
 pub const CHUNK_ROWS: usize = 32;
 
-/// Resized images shorter than twice this many rows are letterboxed on the
+/// Resized images shorter than this many rows are letterboxed on the
 /// calling thread alone: helpers would cost more than they save.
-pub const MIN_SHARED_ROWS: usize = 64;
+pub const MIN_SHARED_ROWS: usize = 128;
 
 #[cfg(test)]
 mod tests {
@@ -389,7 +393,17 @@ mod tests {
     #[test]
     fn fill_on_several_threads_is_bit_identical_to_one() {
         let noise = |x: u32, y: u32, c: u32| ((x * 7919 + y * 104_729 + c * 31) % 251) as u8;
-        for (sw, sh) in [(233, 287), (1000, 700), (700, 1000), (640, 640), (64, 9)] {
+        // fitted heights 640 and 448 (whole chunks), 213 and 134 (a partial
+        // last image chunk, then padding), 90 (under MIN_SHARED_ROWS)
+        for (sw, sh) in [
+            (233, 287),
+            (1000, 700),
+            (700, 1000),
+            (640, 640),
+            (1000, 333),
+            (2000, 420),
+            (64, 9),
+        ] {
             let img = RgbImage::from_fn(sw, sh, |x, y| {
                 image::Rgb([noise(x, y, 0), noise(x, y, 1), noise(x, y, 2)])
             });

@@ -77,9 +77,7 @@ impl Gate {
             .map_err(AppError::internal)?;
         Ok(Pass(p))
     }
-}
 
-impl Gate {
     /// Waits for a turn as [`Gate::enter`] does, then runs the CPU-bound
     /// `work` holding it, through [`run_blocking`].
     ///
@@ -103,8 +101,8 @@ impl Gate {
 /// so it does not stall the runtime's async tasks.
 ///
 /// (`block_in_place`, which runs it on the worker thread and saves the two
-/// thread hand-offs, was measured slower: a detection's model run took 1 to
-/// 1.6 ms longer, more than the hand-offs cost; see "Helper threads off the
+/// thread hand-offs, was measured slower: a detection's model run took 1.1 to
+/// 2.5 ms longer, more than the hand-offs cost; see "Helper threads off the
 /// caller's CPU" in docs/benchmarks.md.)
 ///
 /// # Errors
