@@ -25,7 +25,6 @@ pub struct Helpers {
     pool: Option<rayon::ThreadPool>,
     /// Each helper's thread id, recorded when it starts.
     threads: std::sync::Arc<Mutex<Vec<Pid>>>,
-    count: usize,
     /// Held while a run uses the helpers: a concurrent run goes without
     /// them rather than wait for them to finish another request's work.
     busy: Mutex<()>,
@@ -34,7 +33,7 @@ pub struct Helpers {
 impl std::fmt::Debug for Helpers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Helpers")
-            .field("count", &self.count)
+            .field("count", &self.count())
             .finish_non_exhaustive()
     }
 }
@@ -63,18 +62,18 @@ impl Helpers {
                     .map_err(|e| tracing::warn!("no letterbox helper threads: {e}"))
                     .ok()
             });
-        let count = if pool.is_some() { count } else { 0 };
         Self {
             pool,
             threads,
-            count,
             busy: Mutex::new(()),
         }
     }
 
     /// How many helpers there are.
     pub fn count(&self) -> usize {
-        self.count
+        self.pool
+            .as_ref()
+            .map_or(0, rayon::ThreadPool::current_num_threads)
     }
 
     /// Runs `work` on the calling thread and on every helper at once and
@@ -107,7 +106,7 @@ impl Helpers {
             Some(allowed)
         });
         pool.in_place_scope(|scope| {
-            for _ in 0..self.count {
+            for _ in 0..pool.current_num_threads() {
                 scope.spawn(|_| work());
             }
             work();
