@@ -1,6 +1,8 @@
 //! The SCRFD detector: letterbox, run, decode, NMS.
 
+use std::borrow::Cow;
 use std::path::Path;
+use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
@@ -9,7 +11,7 @@ use service_kit::onnx::{ort, Model, Slot, Threads};
 
 use crate::decode::{decode_stride, nms, Face, StrideOutput};
 use crate::helpers::Helpers;
-use crate::letterbox::Letterbox;
+use crate::letterbox::{self, Letterbox};
 use crate::{Error, Result};
 
 /// Detector settings.
@@ -30,6 +32,8 @@ pub struct DetectorConfig {
 pub struct Stages {
     /// Waiting for a free session.
     pub wait: Duration,
+    /// Decoding the image ([`Detector::detect_encoded`]; zero otherwise).
+    pub decode: Duration,
     /// Letterbox and normalisation into the input tensor.
     pub letterbox: Duration,
     /// The model run.
@@ -173,14 +177,71 @@ impl Detector {
         image: &RgbImage,
         threshold: Option<f32>,
     ) -> Result<(Vec<Face>, Stages)> {
+        let (_, faces, stages) = self.detect_from(|_| Ok(Cow::Borrowed(image)), threshold)?;
+        Ok((faces, stages))
+    }
+
+    /// Decodes an image with `decode` and detects its faces, as a request
+    /// does: returns the image, the faces as [`Detector::detect`] and the
+    /// time of each stage, decoding included.
+    ///
+    /// The decode runs on the calling thread once it has a session, while
+    /// the helpers read that session's input buffer back into the cache
+    /// ([`letterbox::warm`]): the model run of the request before evicted
+    /// it, and the letterbox would otherwise wait on memory for every line
+    /// it writes. The rows read are those the session's last letterbox
+    /// wrote, the likeliest to be written again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Kit`] when `decode` fails, else as [`Detector::detect`].
+    pub fn detect_encoded(
+        &self,
+        decode: impl FnOnce() -> service_kit::Result<RgbImage>,
+        threshold: Option<f32>,
+    ) -> Result<(RgbImage, Vec<Face>, Stages)> {
+        let side = self.config.input_size as usize;
+        let (image, faces, stages) = self.detect_from(
+            |slot| {
+                // the last geometry written (`fill`'s tag), if any
+                let last = slot
+                    .input_tag
+                    .map(|tag| ((tag >> 32) as usize, (tag & 0xffff_ffff) as usize));
+                let input = &slot.input[..];
+                let next = AtomicUsize::new(0);
+                self.helpers
+                    .run_beside(decode, |finished| {
+                        if let Some(resized) = last {
+                            letterbox::warm(input, side, resized, &next, finished);
+                        }
+                    })
+                    .map(Cow::Owned)
+            },
+            threshold,
+        )?;
+        Ok((image.into_owned(), faces, stages))
+    }
+
+    /// The detection steps inside one session lease, the image coming from
+    /// `image_of` (a decode, or an image at hand).
+    fn detect_from<'i>(
+        &self,
+        image_of: impl FnOnce(&Slot) -> service_kit::Result<Cow<'i, RgbImage>>,
+        threshold: Option<f32>,
+    ) -> Result<(Cow<'i, RgbImage>, Vec<Face>, Stages)> {
         let input = self.config.input_size;
         let side = input as usize;
         let threshold = threshold.unwrap_or(self.config.score_threshold);
-        let lb = Letterbox::new(image.width(), image.height(), input);
         let asked = Instant::now();
         let ((decoded, mut stages), _) = self.model.with_session(|slot| {
             let entered = Instant::now();
-            let filled = self.fill(slot, &lb, image, side);
+            let image = match image_of(slot) {
+                Ok(image) => image,
+                Err(e) => return Ok((Err(Error::Kit(e)), Stages::default())),
+            };
+            let lb = Letterbox::new(image.width(), image.height(), input);
+            let ready = Instant::now();
+            let filled = self.fill(slot, &lb, &image, side);
             let outputs = slot.session.run(ort::inputs![TensorRef::from_array_view((
                 [1usize, 3, side, side],
                 &slot.input[..]
@@ -191,17 +252,18 @@ impl Detector {
                 let (shape, data) = outputs[i].try_extract_tensor::<f32>()?;
                 raw.push((&shape[..], data));
             }
-            let decoded = decode_outputs(&raw, input, threshold);
+            let decoded = decode_outputs(&raw, input, threshold).map(|faces| (image, lb, faces));
             let stages = Stages {
                 wait: entered - asked,
-                letterbox: filled - entered,
+                decode: ready - entered,
+                letterbox: filled - ready,
                 run: ran - filled,
                 post: ran.elapsed(),
             };
             Ok((decoded, stages))
         })?;
         let post = Instant::now();
-        let mut faces = decoded?;
+        let (image, lb, mut faces) = decoded?;
         for f in &mut faces {
             let (x1, y1) = lb.to_image(f.bbox[0], f.bbox[1]);
             let (x2, y2) = lb.to_image(f.bbox[2], f.bbox[3]);
@@ -213,7 +275,7 @@ impl Detector {
         }
         let faces = nms(faces, self.config.nms_threshold);
         stages.post += post.elapsed();
-        Ok((faces, stages))
+        Ok((image, faces, stages))
     }
 }
 

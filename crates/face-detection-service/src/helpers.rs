@@ -15,6 +15,7 @@
 //! seccomp profile that refuses it, a single allowed CPU), the helpers run
 //! where the scheduler puts them, which is still correct.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use rustix::process::Pid;
@@ -90,14 +91,28 @@ impl Helpers {
     /// and may as well do that on the CPU the caller leaves idle than wait
     /// for a turn on another one, busy with another request's model run.
     pub fn run(&self, work: impl Fn() + Sync) {
+        self.run_beside(&work, |_| work());
+    }
+
+    /// Runs `mine` on the calling thread while every helper runs `theirs`,
+    /// steered and allowed back as in [`Helpers::run`], and returns `mine`'s
+    /// result once all have returned. `theirs` is told through its flag
+    /// when `mine` has returned: it is side work (warming a cache), and
+    /// should then stop rather than keep the caller waiting. While another
+    /// thread's run has the helpers, only `mine` runs.
+    pub fn run_beside<R>(
+        &self,
+        mine: impl FnOnce() -> R,
+        theirs: impl Fn(&AtomicBool) + Sync,
+    ) -> R {
         let Some(pool) = &self.pool else {
-            return work();
+            return mine();
         };
         let _busy = match self.busy.try_lock() {
             Ok(held) => held,
             // a run that panicked leaves the helpers usable
             Err(std::sync::TryLockError::Poisoned(held)) => held.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return work(),
+            Err(std::sync::TryLockError::WouldBlock) => return mine(),
         };
         let allowed = rustix::thread::sched_getaffinity(None).ok();
         let steered = allowed.and_then(|allowed| {
@@ -105,15 +120,18 @@ impl Helpers {
             self.set_affinity(&elsewhere);
             Some(allowed)
         });
+        let finished = AtomicBool::new(false);
         pool.in_place_scope(|scope| {
             for _ in 0..pool.current_num_threads() {
-                scope.spawn(|_| work());
+                scope.spawn(|_| theirs(&finished));
             }
-            work();
+            let out = mine();
+            finished.store(true, Ordering::Release);
             if let Some(allowed) = &steered {
                 self.set_affinity(allowed);
             }
-        });
+            out
+        })
     }
 
     /// Sets every helper's CPU affinity to `cpus`, best effort: on failure
@@ -141,7 +159,7 @@ fn elsewhere(allowed: &CpuSet, here: usize) -> Option<CpuSet> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn run_calls_work_on_the_caller_and_each_helper() {
@@ -153,6 +171,27 @@ mod tests {
                 calls.fetch_add(1, Ordering::Relaxed);
             });
             assert_eq!(calls.load(Ordering::Relaxed), count + 1);
+        }
+    }
+
+    #[test]
+    fn run_beside_runs_theirs_on_each_helper_until_mine_has_returned() {
+        for count in [0, 1, 3] {
+            let helpers = Helpers::new(count);
+            let started = AtomicUsize::new(0);
+            let out = helpers.run_beside(
+                || 42,
+                |finished| {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    // side work that only ends when told: a run that did
+                    // not tell would hang here
+                    while !finished.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                },
+            );
+            assert_eq!(out, 42);
+            assert_eq!(started.load(Ordering::SeqCst), count);
         }
     }
 

@@ -4,6 +4,8 @@
 //! its aspect ratio and placed at the top-left corner, the rest is black;
 //! so mapping back is a single division by the scale, no offset.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
 use image::RgbImage;
 use ndarray::Array4;
 
@@ -293,6 +295,44 @@ impl Letterbox {
     }
 }
 
+/// Reads the values of `buffer` (a `3 * side * side` input tensor) that a
+/// letterbox of `resized` width and height writes, one per cache line, so
+/// that its writes find them cached: between two requests a model run
+/// evicts the 4 MB or so of a 640 input, and the letterbox's writes then
+/// wait on memory for each line. Helpers call it while the caller decodes
+/// ([`crate::helpers::Helpers::run_beside`]); rows are taken from the
+/// shared counter `next`, so several helpers split them, and it stops once
+/// `finished` is set. Only reads: any buffer, whatever its contents.
+pub fn warm(
+    buffer: &[f32],
+    side: usize,
+    resized: (usize, usize),
+    next: &AtomicUsize,
+    finished: &AtomicBool,
+) {
+    /// Values in a 64-byte cache line.
+    const LINE: usize = 16;
+    let (w, h) = (resized.0.min(side), resized.1.min(side));
+    if buffer.len() != 3 * side * side || w == 0 || h == 0 {
+        return;
+    }
+    let mut sum = 0.0f32;
+    loop {
+        let first = next.fetch_add(WARM_ROWS, Ordering::Relaxed);
+        if first >= 3 * h || finished.load(Ordering::Acquire) {
+            break;
+        }
+        for row in first..(first + WARM_ROWS).min(3 * h) {
+            let start = (row / h) * side * side + (row % h) * side;
+            sum += buffer[start..start + w].iter().step_by(LINE).sum::<f32>();
+        }
+    }
+    std::hint::black_box(sum);
+}
+
+/// Rows [`warm`] takes at a time.
+const WARM_ROWS: usize = 16;
+
 /// A fill thread's scratch: the two cached source rows interpolated along x
 /// (with the source row each holds) and the spread of the row being
 /// interpolated.
@@ -312,6 +352,32 @@ pub const MIN_SHARED_ROWS: usize = 128;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warm_takes_every_row_unless_finished_and_refuses_odd_buffers() {
+        let side = 64;
+        let buffer = vec![0.5f32; 3 * side * side];
+        let (rows, finished) = (AtomicUsize::new(0), AtomicBool::new(false));
+        warm(&buffer, side, (40, 50), &rows, &finished);
+        // every one of the 3 x 50 rows taken, in WARM_ROWS steps
+        assert!(rows.load(Ordering::Relaxed) >= 3 * 50);
+        // a geometry larger than the square is clipped to it, not a panic
+        let rows = AtomicUsize::new(0);
+        warm(&buffer, side, (1000, 1000), &rows, &finished);
+        assert!(rows.load(Ordering::Relaxed) >= 3 * side);
+        // once the caller has finished, one look and no more
+        let rows = AtomicUsize::new(0);
+        finished.store(true, Ordering::Relaxed);
+        warm(&buffer, side, (40, 50), &rows, &finished);
+        assert_eq!(rows.load(Ordering::Relaxed), WARM_ROWS);
+        // a buffer of another length, or an empty geometry: nothing read
+        let finished = AtomicBool::new(false);
+        for (len, resized) in [(3 * side * side - 1, (40, 50)), (3 * side * side, (0, 50))] {
+            let rows = AtomicUsize::new(0);
+            warm(&buffer[..len], side, resized, &rows, &finished);
+            assert_eq!(rows.load(Ordering::Relaxed), 0);
+        }
+    }
 
     #[test]
     fn landscape_fills_width_and_maps_back() {

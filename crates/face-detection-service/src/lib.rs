@@ -204,9 +204,11 @@ async fn detect(
         .kit
         .gate
         .run(move || {
-            let image = imaging::decode(&upload.image, limits)?;
-            let (faces, took) = detector.detect(&image, query.score_threshold)?;
-            Ok::<_, Error>((image, faces, took))
+            let (image, faces, stages) = detector.detect_encoded(
+                || imaging::decode(&upload.image, limits),
+                query.score_threshold,
+            )?;
+            Ok::<_, Error>((image, faces, stages.run))
         })
         .await?
         .map_err(into_app_error)?;

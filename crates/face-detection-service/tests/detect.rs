@@ -92,3 +92,64 @@ async fn multipart_field_image_is_accepted() {
     let parsed: DetectResponse = serde_json::from_slice(&body).unwrap();
     assert_eq!(parsed.face_count, 1);
 }
+
+#[test]
+fn detect_encoded_finds_what_detect_finds_on_the_decoded_image() {
+    let state = state();
+    let detector = &state.detector;
+    let limits = state.kit.image;
+    // the same session again and again (one at a time, so the pool hands
+    // back the last slot): the same geometry twice in a row, so the
+    // helpers warm the rows about to be written, then other geometries
+    for photo in [
+        "yaoming.jpg",
+        "yaoming.jpg",
+        "gdp.jpg",
+        "yaoming.jpg",
+        "players.jpg",
+    ] {
+        let bytes = std::fs::read(assets::require(&format!("photos/{photo}"))).unwrap();
+        let decoded = service_kit::imaging::decode(&bytes, limits).unwrap();
+        let (expected, _) = detector.detect(&decoded, Some(0.5)).unwrap();
+        let (image, faces, stages) = detector
+            .detect_encoded(|| service_kit::imaging::decode(&bytes, limits), Some(0.5))
+            .unwrap();
+        assert_eq!(image, decoded, "{photo}");
+        assert_eq!(faces, expected, "{photo}");
+        assert!(
+            !faces.is_empty() && stages.decode > std::time::Duration::ZERO,
+            "{photo}"
+        );
+    }
+}
+
+#[test]
+fn detect_encoded_returns_the_decode_error_and_its_session() {
+    let state = state();
+    let detector = &state.detector;
+    let sessions = detector.model().threads.sessions;
+    // more failures than sessions: each failure gives its session back
+    for _ in 0..sessions + 1 {
+        let err = detector
+            .detect_encoded(
+                || service_kit::imaging::decode(b"not an image", state.kit.image),
+                None,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                face_detection_service::Error::Kit(service_kit::Error::ImageDecode(_))
+            ),
+            "{err}"
+        );
+    }
+    let bytes = std::fs::read(assets::require("photos/yaoming.jpg")).unwrap();
+    let (_, faces, _) = detector
+        .detect_encoded(
+            || service_kit::imaging::decode(&bytes, state.kit.image),
+            None,
+        )
+        .unwrap();
+    assert_eq!(faces.len(), 1);
+}
