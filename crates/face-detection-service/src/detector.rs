@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
@@ -53,6 +53,10 @@ pub struct Detector {
     /// Threads that share the letterbox with the calling one: one fewer than
     /// the CPUs this process may use (all at most [`MAX_LETTERBOX_THREADS`]).
     helpers: Helpers,
+    /// Detections in [`Detector::detect_encoded`] now: the helpers warm the
+    /// cache only for one alone, when the other CPUs have nothing better to
+    /// do.
+    in_flight: AtomicUsize,
 }
 
 /// The most threads one letterbox is shared by (the calling one included).
@@ -83,6 +87,7 @@ impl Detector {
             model,
             config,
             helpers: Helpers::new(service_kit::cpu::cpus().clamp(1, MAX_LETTERBOX_THREADS) - 1),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -190,7 +195,9 @@ impl Detector {
     /// ([`letterbox::warm`]): the model run of the request before evicted
     /// it, and the letterbox would otherwise wait on memory for every line
     /// it writes. The rows read are those the session's last letterbox
-    /// wrote, the likeliest to be written again.
+    /// wrote, the likeliest to be written again. Only a detection alone
+    /// does this: beside another request's work, reading memory would take
+    /// CPU time from it and save the caller little.
     ///
     /// # Errors
     ///
@@ -201,8 +208,13 @@ impl Detector {
         threshold: Option<f32>,
     ) -> Result<(RgbImage, Vec<Face>, Stages)> {
         let side = self.config.input_size as usize;
+        let alone = self.in_flight.fetch_add(1, Ordering::SeqCst) == 0;
+        let _counted = InFlight(&self.in_flight);
         let (image, faces, stages) = self.detect_from(
             |slot| {
+                if !alone {
+                    return decode().map(Cow::Owned);
+                }
                 // the last geometry written (`fill`'s tag), if any
                 let last = slot
                     .input_tag
@@ -276,6 +288,15 @@ impl Detector {
         let faces = nms(faces, self.config.nms_threshold);
         stages.post += post.elapsed();
         Ok((image, faces, stages))
+    }
+}
+
+/// One detection counted in [`Detector`]'s `in_flight` while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
