@@ -32,7 +32,9 @@ pub struct DetectorConfig {
 pub struct Stages {
     /// Waiting for a free session.
     pub wait: Duration,
-    /// Decoding the image ([`Detector::detect_encoded`]; zero otherwise).
+    /// Decoding the image, in [`Detector::detect_encoded`] (with the
+    /// helpers' steering and the wait for them when they warm the input
+    /// buffer); otherwise only getting at the image at hand.
     pub decode: Duration,
     /// Letterbox and normalisation into the input tensor.
     pub letterbox: Duration,
@@ -54,8 +56,8 @@ pub struct Detector {
     /// the CPUs this process may use (all at most [`MAX_LETTERBOX_THREADS`]).
     helpers: Helpers,
     /// Detections in [`Detector::detect_encoded`] now: the helpers warm the
-    /// cache only for one alone, when the other CPUs have nothing better to
-    /// do.
+    /// input buffer only for one alone (other work, such as reading
+    /// uploads, is not counted).
     in_flight: AtomicUsize,
 }
 
@@ -190,14 +192,17 @@ impl Detector {
     /// does: returns the image, the faces as [`Detector::detect`] and the
     /// time of each stage, decoding included.
     ///
-    /// The decode runs on the calling thread once it has a session, while
-    /// the helpers read that session's input buffer back into the cache
+    /// A detection alone (no other in [`Detector::detect_encoded`]) decodes
+    /// on the calling thread once it has a session, while the helpers read
+    /// that session's input buffer back into the cache
     /// ([`letterbox::warm`]): the model run of the request before evicted
     /// it, and the letterbox would otherwise wait on memory for every line
     /// it writes. The rows read are those the session's last letterbox
-    /// wrote, the likeliest to be written again. Only a detection alone
-    /// does this: beside another request's work, reading memory would take
-    /// CPU time from it and save the caller little.
+    /// wrote, the likeliest to be written again. The reads stop when the
+    /// decode is done or another detection comes in: beside another
+    /// request's work they would take CPU time from it. A detection that is
+    /// not alone decodes before it asks for a session, so that no session
+    /// idles through a decode while another request waits for one.
     ///
     /// # Errors
     ///
@@ -210,11 +215,17 @@ impl Detector {
         let side = self.config.input_size as usize;
         let alone = self.in_flight.fetch_add(1, Ordering::SeqCst) == 0;
         let _counted = InFlight(&self.in_flight);
+        if !alone {
+            let started = Instant::now();
+            let image = decode()?;
+            let decoded = started.elapsed();
+            let (_, faces, mut stages) =
+                self.detect_from(|_| Ok(Cow::Borrowed(&image)), threshold)?;
+            stages.decode = decoded;
+            return Ok((image, faces, stages));
+        }
         let (image, faces, stages) = self.detect_from(
             |slot| {
-                if !alone {
-                    return decode().map(Cow::Owned);
-                }
                 // the last geometry written (`fill`'s tag), if any
                 let last = slot
                     .input_tag
@@ -224,7 +235,10 @@ impl Detector {
                 self.helpers
                     .run_beside(decode, |finished| {
                         if let Some(resized) = last {
-                            letterbox::warm(input, side, resized, &next, finished);
+                            letterbox::warm(input, side, resized, &next, || {
+                                finished.load(Ordering::Acquire)
+                                    || self.in_flight.load(Ordering::Relaxed) > 1
+                            });
                         }
                     })
                     .map(Cow::Owned)
@@ -232,6 +246,11 @@ impl Detector {
             threshold,
         )?;
         Ok((image.into_owned(), faces, stages))
+    }
+
+    /// Detections in [`Detector::detect_encoded`] at this moment.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     /// The detection steps inside one session lease, the image coming from

@@ -97,9 +97,11 @@ impl Helpers {
     /// Runs `mine` on the calling thread while every helper runs `theirs`,
     /// steered and allowed back as in [`Helpers::run`], and returns `mine`'s
     /// result once all have returned. `theirs` is told through its flag
-    /// when `mine` has returned: it is side work (warming a cache), and
-    /// should then stop rather than keep the caller waiting. While another
-    /// thread's run has the helpers, only `mine` runs.
+    /// when `mine` has returned or panicked: it is side work (warming a
+    /// cache), and should then stop rather than keep the caller waiting.
+    /// The helpers stay taken until `mine` returns, even when `theirs` is
+    /// done sooner. While another thread's run has the helpers, only `mine`
+    /// runs.
     pub fn run_beside<R>(
         &self,
         mine: impl FnOnce() -> R,
@@ -125,12 +127,14 @@ impl Helpers {
             for _ in 0..pool.current_num_threads() {
                 scope.spawn(|_| theirs(&finished));
             }
-            let out = mine();
-            finished.store(true, Ordering::Release);
-            if let Some(allowed) = &steered {
-                self.set_affinity(allowed);
-            }
-            out
+            // also when `mine` panics: the scope waits for every helper
+            // before it lets the panic go on
+            let _told = Told {
+                helpers: self,
+                finished: &finished,
+                steered,
+            };
+            mine()
         })
     }
 
@@ -140,6 +144,23 @@ impl Helpers {
         let threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         for tid in threads.iter() {
             let _ = rustix::thread::sched_setaffinity(Some(*tid), cpus);
+        }
+    }
+}
+
+/// Tells the helpers that the caller's work has ended, and gives them back
+/// every CPU they were steered off, when dropped.
+struct Told<'a> {
+    helpers: &'a Helpers,
+    finished: &'a AtomicBool,
+    steered: Option<CpuSet>,
+}
+
+impl Drop for Told<'_> {
+    fn drop(&mut self) {
+        self.finished.store(true, Ordering::Release);
+        if let Some(allowed) = &self.steered {
+            self.helpers.set_affinity(allowed);
         }
     }
 }
@@ -193,6 +214,28 @@ mod tests {
             assert_eq!(out, 42);
             assert_eq!(started.load(Ordering::SeqCst), count);
         }
+    }
+
+    #[test]
+    fn a_panic_in_mine_still_tells_the_helpers_and_leaves_them_usable() {
+        let helpers = Helpers::new(1);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            helpers.run_beside(
+                || -> usize { panic!("mine fails") },
+                |finished| {
+                    // would hang the caller if a panic left it untold
+                    while !finished.load(Ordering::Acquire) {
+                        std::hint::spin_loop();
+                    }
+                },
+            )
+        }));
+        assert!(outcome.is_err());
+        let calls = AtomicUsize::new(0);
+        helpers.run(|| {
+            calls.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "caller and helper again");
     }
 
     #[test]

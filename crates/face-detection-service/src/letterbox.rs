@@ -4,7 +4,7 @@
 //! its aspect ratio and placed at the top-left corner, the rest is black;
 //! so mapping back is a single division by the scale, no offset.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::RgbImage;
 use ndarray::Array4;
@@ -297,18 +297,19 @@ impl Letterbox {
 
 /// Reads the values of `buffer` (a `3 * side * side` input tensor) that a
 /// letterbox of `resized` width and height writes, one per cache line, so
-/// that its writes find them cached: between two requests a model run
-/// evicts the 4 MB or so of a 640 input, and the letterbox's writes then
-/// wait on memory for each line. Helpers call it while the caller decodes
-/// ([`crate::helpers::Helpers::run_beside`]); rows are taken from the
-/// shared counter `next`, so several helpers split them, and it stops once
-/// `finished` is set. Only reads: any buffer, whatever its contents.
+/// that a letterbox of that geometry finds them cached: between two
+/// requests a model run evicts the 4 MB or so of a 640 input, and the
+/// letterbox's writes then wait on memory for each line. Helpers call it
+/// while the caller decodes ([`crate::helpers::Helpers::run_beside`]); rows
+/// are taken from the shared counter `next`, so several helpers split them,
+/// and it stops as soon as `stop` says so (checked before each few rows).
+/// Only reads: any buffer, whatever its contents.
 pub fn warm(
     buffer: &[f32],
     side: usize,
     resized: (usize, usize),
     next: &AtomicUsize,
-    finished: &AtomicBool,
+    stop: impl Fn() -> bool,
 ) {
     /// Values in a 64-byte cache line.
     const LINE: usize = 16;
@@ -319,12 +320,15 @@ pub fn warm(
     let mut sum = 0.0f32;
     loop {
         let first = next.fetch_add(WARM_ROWS, Ordering::Relaxed);
-        if first >= 3 * h || finished.load(Ordering::Acquire) {
+        if first >= 3 * h || stop() {
             break;
         }
         for row in first..(first + WARM_ROWS).min(3 * h) {
             let start = (row / h) * side * side + (row % h) * side;
-            sum += buffer[start..start + w].iter().step_by(LINE).sum::<f32>();
+            let values = &buffer[start..start + w];
+            // the row need not start on a line: its last value may sit on
+            // a line the stride steps over
+            sum += values.iter().step_by(LINE).sum::<f32>() + values[w - 1];
         }
     }
     std::hint::black_box(sum);
@@ -357,24 +361,22 @@ mod tests {
     fn warm_takes_every_row_unless_finished_and_refuses_odd_buffers() {
         let side = 64;
         let buffer = vec![0.5f32; 3 * side * side];
-        let (rows, finished) = (AtomicUsize::new(0), AtomicBool::new(false));
-        warm(&buffer, side, (40, 50), &rows, &finished);
+        let rows = AtomicUsize::new(0);
+        warm(&buffer, side, (40, 50), &rows, || false);
         // every one of the 3 x 50 rows taken, in WARM_ROWS steps
         assert!(rows.load(Ordering::Relaxed) >= 3 * 50);
         // a geometry larger than the square is clipped to it, not a panic
         let rows = AtomicUsize::new(0);
-        warm(&buffer, side, (1000, 1000), &rows, &finished);
+        warm(&buffer, side, (1000, 1000), &rows, || false);
         assert!(rows.load(Ordering::Relaxed) >= 3 * side);
-        // once the caller has finished, one look and no more
+        // once told to stop, one look and no more
         let rows = AtomicUsize::new(0);
-        finished.store(true, Ordering::Relaxed);
-        warm(&buffer, side, (40, 50), &rows, &finished);
+        warm(&buffer, side, (40, 50), &rows, || true);
         assert_eq!(rows.load(Ordering::Relaxed), WARM_ROWS);
         // a buffer of another length, or an empty geometry: nothing read
-        let finished = AtomicBool::new(false);
         for (len, resized) in [(3 * side * side - 1, (40, 50)), (3 * side * side, (0, 50))] {
             let rows = AtomicUsize::new(0);
-            warm(&buffer[..len], side, resized, &rows, &finished);
+            warm(&buffer[..len], side, resized, &rows, || false);
             assert_eq!(rows.load(Ordering::Relaxed), 0);
         }
     }

@@ -98,29 +98,74 @@ fn detect_encoded_finds_what_detect_finds_on_the_decoded_image() {
     let state = state();
     let detector = &state.detector;
     let limits = state.kit.image;
-    // the same session again and again (one at a time, so the pool hands
-    // back the last slot): the same geometry twice in a row, so the
-    // helpers warm the rows about to be written, then other geometries
-    for photo in [
+    let photos = [
         "yaoming.jpg",
         "yaoming.jpg",
         "gdp.jpg",
         "yaoming.jpg",
         "players.jpg",
-    ] {
+    ];
+    let mut expected = Vec::new();
+    for photo in photos {
         let bytes = std::fs::read(assets::require(&format!("photos/{photo}"))).unwrap();
         let decoded = service_kit::imaging::decode(&bytes, limits).unwrap();
-        let (expected, _) = detector.detect(&decoded, Some(0.5)).unwrap();
-        let (image, faces, stages) = detector
-            .detect_encoded(|| service_kit::imaging::decode(&bytes, limits), Some(0.5))
+        let (faces, _) = detector.detect(&decoded, Some(0.5)).unwrap();
+        expected.push((bytes, decoded, faces));
+    }
+    // then one after another on the same session (the pool hands back the
+    // last slot): the helpers warm the last geometry's rows, the same as
+    // the coming one's (yaoming after yaoming) or another's (the rest,
+    // whose fill then writes the padding too)
+    for (photo, (bytes, decoded, faces)) in photos.iter().zip(&expected) {
+        let (image, found, stages) = detector
+            .detect_encoded(|| service_kit::imaging::decode(bytes, limits), Some(0.5))
             .unwrap();
-        assert_eq!(image, decoded, "{photo}");
-        assert_eq!(faces, expected, "{photo}");
+        assert_eq!(&image, decoded, "{photo}");
+        assert_eq!(&found, faces, "{photo}");
         assert!(
-            !faces.is_empty() && stages.decode > std::time::Duration::ZERO,
+            !found.is_empty() && stages.decode > std::time::Duration::ZERO,
             "{photo}"
         );
     }
+    assert_eq!(detector.in_flight(), 0);
+}
+
+#[test]
+fn concurrent_detect_encoded_calls_decode_outside_and_inside_the_lease() {
+    let state = state();
+    let detector = &state.detector;
+    let limits = state.kit.image;
+    let bytes = std::fs::read(assets::require("photos/gdp.jpg")).unwrap();
+    let decoded = service_kit::imaging::decode(&bytes, limits).unwrap();
+    let (expected, _) = detector.detect(&decoded, None).unwrap();
+    // both decodes wait until both detections are in flight: the first is
+    // alone (decodes inside its lease, helpers warming), the second not
+    // (decodes before asking for a session); with one session the first
+    // holds it through the wait and the second still gets through
+    let both = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    detector
+                        .detect_encoded(
+                            || {
+                                both.wait();
+                                service_kit::imaging::decode(&bytes, limits)
+                            },
+                            None,
+                        )
+                        .unwrap()
+                })
+            })
+            .collect();
+        for run in runs {
+            let (image, faces, _) = run.join().unwrap();
+            assert_eq!(image, decoded);
+            assert_eq!(faces, expected);
+        }
+    });
+    assert_eq!(detector.in_flight(), 0);
 }
 
 #[test]
@@ -144,6 +189,7 @@ fn detect_encoded_returns_the_decode_error_and_its_session() {
             "{err}"
         );
     }
+    assert_eq!(detector.in_flight(), 0, "each failure left the count");
     let bytes = std::fs::read(assets::require("photos/yaoming.jpg")).unwrap();
     let (_, faces, _) = detector
         .detect_encoded(
