@@ -142,7 +142,7 @@ impl Detector {
     /// The padding is written only when the slot's buffer last held another
     /// geometry (its `input_tag`).
     fn fill(&self, slot: &mut Slot, lb: &Letterbox, image: &RgbImage, side: usize) -> Instant {
-        let tag = u64::from(lb.resized.0) << 32 | u64::from(lb.resized.1);
+        let tag = geometry_tag(lb.resized);
         let same = slot.input_tag == Some(tag) && slot.input.len() == 3 * side * side;
         // unknown until this fill has finished (a panic leaves it unknown)
         slot.input_tag = None;
@@ -227,9 +227,7 @@ impl Detector {
         let (image, faces, stages) = self.detect_from(
             |slot| {
                 // the last geometry written (`fill`'s tag), if any
-                let last = slot
-                    .input_tag
-                    .map(|tag| ((tag >> 32) as usize, (tag & 0xffff_ffff) as usize));
+                let last = slot.input_tag.map(tag_geometry);
                 let input = &slot.input[..];
                 let next = AtomicUsize::new(0);
                 self.helpers
@@ -308,6 +306,16 @@ impl Detector {
         stages.post += post.elapsed();
         Ok((image, faces, stages))
     }
+}
+
+/// The slot's `input_tag` for a letterbox of `resized` width and height.
+fn geometry_tag(resized: (u32, u32)) -> u64 {
+    u64::from(resized.0) << 32 | u64::from(resized.1)
+}
+
+/// The width and height [`geometry_tag`] made `tag` of.
+fn tag_geometry(tag: u64) -> (usize, usize) {
+    ((tag >> 32) as usize, (tag & 0xffff_ffff) as usize)
 }
 
 /// One detection counted in [`Detector`]'s `in_flight` while it lives.
